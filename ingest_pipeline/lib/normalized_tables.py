@@ -1,0 +1,193 @@
+"""The normalized layer's tables, created by `ingest-pipeline init` on DuckDB or PostgreSQL.
+
+dlt creates no keys on PostgreSQL, so these tables are ours: each has its natural key as a
+primary key, which makes upserts idempotent and duplicates impossible at the database level.
+Every table exists from day one (empty) so later layers can be built before a source delivers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ingest_pipeline.lib.warehouse import Warehouse
+
+NORMALIZED_SCHEMA = "normalized"
+METRICS_SCHEMA = "metrics"
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[tuple[str, str], ...]  # (name, portable type)
+    key: tuple[str, ...]
+
+    @property
+    def qualified(self) -> str:
+        return f"{NORMALIZED_SCHEMA}.{self.name}"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+    def ddl(self, dialect: str) -> str:
+        cols = ", ".join(f"{name} {_sql_type(kind, dialect)}" for name, kind in self.columns)
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.qualified} "
+            f"({cols}, PRIMARY KEY ({', '.join(self.key)}))"
+        )
+
+
+def _sql_type(kind: str, dialect: str) -> str:
+    if kind == "json":
+        return "JSONB" if dialect == "postgres" else "JSON"
+    if kind == "double":
+        return "DOUBLE PRECISION"
+    return kind.upper()
+
+
+SOURCE_COLUMNS = (("tenant_id", "text"), ("source_type", "text"), ("source_instance", "text"))
+LINEAGE_COLUMNS = (("raw_load_id", "text"), ("ingested_at", "timestamptz"))
+SOURCE_KEY = ("tenant_id", "source_type", "source_instance", "external_id")
+
+ITEMS = Table(
+    "items",
+    (
+        *SOURCE_COLUMNS,
+        ("external_id", "text"),
+        ("title", "text"),
+        ("summary", "text"),
+        ("url", "text"),
+        ("author", "text"),
+        ("published_at", "timestamptz"),
+        ("updated_at", "timestamptz"),
+        *LINEAGE_COLUMNS,
+    ),
+    SOURCE_KEY,
+)
+
+FEEDBACK = Table(
+    "feedback",
+    (
+        *SOURCE_COLUMNS,
+        ("external_id", "text"),
+        ("thread_id", "text"),
+        ("author_id", "text"),
+        ("author_name", "text"),
+        ("text", "text"),
+        ("rating", "integer"),
+        ("language", "text"),
+        ("url", "text"),
+        ("created_at", "timestamptz"),
+        ("updated_at", "timestamptz"),
+        *LINEAGE_COLUMNS,
+    ),
+    SOURCE_KEY,
+)
+
+EVENTS = Table(
+    "events",
+    (
+        *SOURCE_COLUMNS,
+        ("event_id", "text"),
+        ("event_type", "text"),
+        ("occurred_at", "timestamptz"),
+        ("item_id", "text"),
+        ("author_id", "text"),
+        ("actor_id", "text"),
+        ("ip", "text"),
+        ("session_id", "text"),
+        ("properties", "json"),
+        *LINEAGE_COLUMNS,
+    ),
+    ("tenant_id", "event_id"),
+)
+
+LOG_RECORDS = Table(
+    "log_records",
+    (
+        ("tenant_id", "text"),
+        ("upload_id", "text"),
+        ("object_key", "text"),
+        ("line_no", "bigint"),
+        ("ts", "timestamptz"),
+        ("level", "text"),
+        ("service", "text"),
+        ("message", "text"),
+        ("attributes", "json"),
+        ("ingested_at", "timestamptz"),
+    ),
+    ("object_key", "line_no"),
+)
+
+UPLOADS = Table(
+    "uploads",
+    (
+        ("upload_id", "text"),
+        ("tenant_id", "text"),
+        ("kind", "text"),
+        ("object_key", "text"),
+        ("size_bytes", "bigint"),
+        ("status", "text"),
+        ("reason", "text"),
+        ("rows_loaded", "bigint"),
+        ("rows_rejected", "bigint"),
+        ("created_at", "timestamptz"),
+        ("queued_at", "timestamptz"),
+        ("started_at", "timestamptz"),
+        ("finished_at", "timestamptz"),
+    ),
+    ("upload_id",),
+)
+
+PAYMENTS = Table(
+    "payments",
+    (
+        ("tenant_id", "text"),
+        ("payment_id", "text"),
+        ("author_id", "text"),
+        ("item_id", "text"),
+        ("amount", "bigint"),
+        ("currency", "text"),
+        ("status", "text"),
+        ("created_at", "timestamptz"),
+        ("updated_at", "timestamptz"),
+    ),
+    ("tenant_id", "payment_id"),
+)
+
+REJECTED_RECORDS = Table(
+    "rejected_records",
+    (
+        *SOURCE_COLUMNS,
+        # Where the rejected row came from (raw table + dlt row id, or object key + line):
+        # re-processing the same raw row rewrites its reject instead of adding another.
+        ("record_ref", "text"),
+        ("reason", "text"),
+        ("payload", "text"),
+        ("raw_load_id", "text"),
+        ("rejected_at", "timestamptz"),
+    ),
+    ("tenant_id", "source_type", "source_instance", "record_ref"),
+)
+
+# Which raw loads have been normalized: the normalized layer consumes each dlt load once,
+# and a replay simply forgets these rows.
+NORMALIZED_LOADS = Table(
+    "normalized_loads",
+    (("raw_table", "text"), ("load_id", "text"), ("normalized_at", "timestamptz")),
+    ("raw_table", "load_id"),
+)
+
+ALL_TABLES = (ITEMS, FEEDBACK, EVENTS, LOG_RECORDS, UPLOADS, PAYMENTS, REJECTED_RECORDS,
+              NORMALIZED_LOADS)
+
+
+def init_warehouse(warehouse: Warehouse) -> list[str]:
+    """Create the schemas and every normalized table if missing. Idempotent."""
+    with warehouse.connect() as con:
+        cursor = con if warehouse.dialect == "duckdb" else con.cursor()
+        for schema in (NORMALIZED_SCHEMA, METRICS_SCHEMA):
+            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        for table in ALL_TABLES:
+            cursor.execute(table.ddl(warehouse.dialect))
+    return [table.qualified for table in ALL_TABLES]

@@ -1,0 +1,118 @@
+"""The tenants file: tenants and, per tenant, the source instances to ingest.
+
+Read at run time (never cached across runs), so a tenant is onboarded by editing the file.
+Secrets are referenced by environment-variable name (`*_env` keys) and resolved only when a
+source is built, so a secret value never sits in a config object that could be logged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+SOURCE_TYPES = ("rest_api", "csv", "rss")
+
+
+class TenantsFileError(ValueError):
+    """The tenants file is missing or invalid; the message says where."""
+
+
+class MissingSecretError(RuntimeError):
+    """A source names a secret env var that is not set (the message names the var, not a value)."""
+
+
+class SourceInstance(BaseModel):
+    """One configured source of one tenant. Type-specific settings stay in `options`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant: str
+    type: str
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("tenant", "name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError(f"{value!r} must match {NAME_PATTERN.pattern}")
+        return value
+
+    @property
+    def partition_key(self) -> str:
+        """The Dagster partition key of this instance within its source type."""
+        return f"{self.tenant}.{self.name}"
+
+    @property
+    def pipeline_name(self) -> str:
+        """dlt pipeline name: one per instance, so incremental state never mixes."""
+        return f"{self.type}__{self.tenant}__{self.name}".replace("-", "_")
+
+
+def split_partition_key(partition_key: str) -> tuple[str, str]:
+    tenant, _, name = partition_key.partition(".")
+    return tenant, name
+
+
+def resolve_secret(env_var: str) -> str:
+    value = os.environ.get(env_var, "")
+    if not value:
+        raise MissingSecretError(f"secret environment variable {env_var} is not set or empty")
+    return value
+
+
+def load_source_instances(path: Path) -> list[SourceInstance]:
+    """Every source instance in the tenants file, validated. Raises TenantsFileError."""
+    if not path.is_file():
+        raise TenantsFileError(f"tenants file {path} does not exist (set INGEST_TENANTS_FILE)")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise TenantsFileError(f"tenants file {path} is not valid YAML: {exc}") from exc
+    tenants = document.get("tenants") or {}
+    if not isinstance(tenants, dict):
+        raise TenantsFileError(f"tenants file {path}: 'tenants' must be a mapping")
+    instances: list[SourceInstance] = []
+    for tenant, tenant_config in tenants.items():
+        for raw in (tenant_config or {}).get("sources") or []:
+            instances.append(_parse_instance(path, str(tenant), raw))
+    _reject_duplicates(path, instances)
+    return instances
+
+
+def _parse_instance(path: Path, tenant: str, raw: Any) -> SourceInstance:
+    if not isinstance(raw, dict) or "type" not in raw or "name" not in raw:
+        raise TenantsFileError(f"tenants file {path}: tenant {tenant}: each source needs type, name")
+    options = {k: v for k, v in raw.items() if k not in ("type", "name")}
+    try:
+        return SourceInstance(tenant=tenant, type=raw["type"], name=raw["name"], options=options)
+    except ValidationError as exc:
+        raise TenantsFileError(f"tenants file {path}: tenant {tenant}: {exc}") from exc
+
+
+def _reject_duplicates(path: Path, instances: list[SourceInstance]) -> None:
+    seen: set[tuple[str, str]] = set()
+    for instance in instances:
+        key = (instance.type, instance.partition_key)
+        if key in seen:
+            raise TenantsFileError(
+                f"tenants file {path}: {instance.type} source {instance.partition_key} twice"
+            )
+        seen.add(key)
+
+
+def instances_of_type(path: Path, source_type: str) -> list[SourceInstance]:
+    return [i for i in load_source_instances(path) if i.type == source_type]
+
+
+def find_instance(path: Path, source_type: str, partition_key: str) -> SourceInstance:
+    for instance in instances_of_type(path, source_type):
+        if instance.partition_key == partition_key:
+            return instance
+    raise TenantsFileError(f"no {source_type} source {partition_key} in tenants file {path}")

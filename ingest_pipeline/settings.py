@@ -1,0 +1,55 @@
+"""Process-wide settings, read from `INGEST_*` environment variables (pydantic-settings).
+
+Only names of things live here; secret values are never settings: the tenants file names the
+environment variable that holds each secret, and it is read at the moment it is needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path(".data")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INGEST_", env_file=None, extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = DEFAULT_DATA_DIR
+    # `duckdb:///path/to/file.duckdb` or `postgresql://user:password@host:port/db`.
+    # Empty means the embedded default: a DuckDB file under the data dir.
+    warehouse_url: str = ""
+    tenants_file: Path = Field(default=Path("tenants.yaml"))
+    s3_endpoint_url: str = ""
+    landing_bucket: str = "landing"
+    dagster_pg_url: str = ""
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production_defaults(self) -> Settings:
+        if self.env != "production":
+            return self
+        problems = []
+        if not self.warehouse_url.startswith("postgresql"):
+            problems.append("INGEST_WAREHOUSE_URL must name a PostgreSQL warehouse")
+        if not self.tenants_file.is_file():
+            problems.append(f"INGEST_TENANTS_FILE ({self.tenants_file}) does not exist")
+        if not self.dagster_pg_url:
+            problems.append("INGEST_DAGSTER_PG_URL must be set (Dagster instance storage)")
+        if problems:
+            raise ValueError("production mode refuses unsafe defaults: " + "; ".join(problems))
+        return self
+
+    @property
+    def resolved_warehouse_url(self) -> str:
+        if self.warehouse_url:
+            return self.warehouse_url
+        return f"duckdb:///{(self.data_dir / 'warehouse.duckdb').resolve()}"
+
+
+def get_settings() -> Settings:
+    """Read settings now (not at import), so a changed environment is seen by the next run."""
+    return Settings()
