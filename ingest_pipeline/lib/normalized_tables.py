@@ -178,8 +178,16 @@ NORMALIZED_LOADS = Table(
     ("raw_table", "load_id"),
 )
 
-ALL_TABLES = (ITEMS, FEEDBACK, EVENTS, LOG_RECORDS, UPLOADS, PAYMENTS, REJECTED_RECORDS,
-              NORMALIZED_LOADS)
+ALL_TABLES = (
+    ITEMS,
+    FEEDBACK,
+    EVENTS,
+    LOG_RECORDS,
+    UPLOADS,
+    PAYMENTS,
+    REJECTED_RECORDS,
+    NORMALIZED_LOADS,
+)
 
 
 def init_warehouse(warehouse: Warehouse) -> list[str]:

@@ -88,7 +88,9 @@ def load_source_instances(path: Path) -> list[SourceInstance]:
 
 def _parse_instance(path: Path, tenant: str, raw: Any) -> SourceInstance:
     if not isinstance(raw, dict) or "type" not in raw or "name" not in raw:
-        raise TenantsFileError(f"tenants file {path}: tenant {tenant}: each source needs type, name")
+        raise TenantsFileError(
+            f"tenants file {path}: tenant {tenant}: each source needs type, name"
+        )
     options = {k: v for k, v in raw.items() if k not in ("type", "name")}
     try:
         return SourceInstance(tenant=tenant, type=raw["type"], name=raw["name"], options=options)

@@ -37,7 +37,9 @@ class Warehouse:
             return "duckdb"
         if scheme.startswith("postgres"):
             return "postgres"
-        raise ValueError(f"unsupported warehouse URL scheme {scheme!r} (duckdb:// or postgresql://)")
+        raise ValueError(
+            f"unsupported warehouse URL scheme {scheme!r} (duckdb:// or postgresql://)"
+        )
 
     @property
     def duckdb_path(self) -> Path:
@@ -138,7 +140,9 @@ class Warehouse:
         update_columns = [c for c in columns if c not in key_columns]
         sets = ", ".join(f"{c} = excluded.{c}" for c in update_columns)
         changed = " OR ".join(f"t.{c} IS DISTINCT FROM excluded.{c}" for c in compare_columns)
-        conflict = f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {sets} WHERE {changed}"
+        conflict = f"ON CONFLICT ({', '.join(key_columns)}) DO NOTHING"
+        if compare_columns:
+            conflict = f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {sets} WHERE {changed}"
         column_list = ", ".join(columns)
         with self.connect() as con:
             if self.dialect == "duckdb":
@@ -162,7 +166,9 @@ def _postgres_copy_upsert(con: Any, table: str, rows: pa.Table, column_list: str
     buffer = io.BytesIO()
     pa_csv.write_csv(_jsonify_nested(rows), buffer)
     buffer.seek(0)
-    cur.copy_expert(f"COPY incoming_rows ({column_list}) FROM STDIN WITH (FORMAT csv, HEADER)", buffer)
+    cur.copy_expert(
+        f"COPY incoming_rows ({column_list}) FROM STDIN WITH (FORMAT csv, HEADER)", buffer
+    )
     cur.execute(
         f"INSERT INTO {table} AS t ({column_list}) "
         f"SELECT {column_list} FROM incoming_rows {conflict}"

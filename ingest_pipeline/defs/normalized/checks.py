@@ -1,0 +1,87 @@
+"""Asset checks on `normalized/items`, shown beside it in the UI."""
+
+import statistics
+from typing import Any
+
+import dagster as dg
+
+from ingest_pipeline.lib.normalized_tables import ITEMS
+from ingest_pipeline.lib.raw_assets import NORMALIZED_ITEMS_KEY
+from ingest_pipeline.lib.resources import WarehouseResource
+
+# Row-count anomaly: compared with the median of the recent runs that loaded anything.
+RECENT_RUNS = 20
+MIN_HISTORY = 5
+ANOMALY_FACTOR = 10
+
+
+@dg.asset_check(asset=NORMALIZED_ITEMS_KEY, description="The natural key is unique.")
+def items_natural_key_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    key = ", ".join(ITEMS.key)
+    duplicates = warehouse.get().fetch_all(
+        f"SELECT count(*) FROM (SELECT {key} FROM {ITEMS.qualified} "
+        f"GROUP BY {key} HAVING count(*) > 1) AS d"
+    )[0][0]
+    return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_keys": duplicates})
+
+
+@dg.asset_check(
+    asset=NORMALIZED_ITEMS_KEY,
+    description="No raw table gained or lost a column since the previous materialization.",
+)
+def raw_schema_unchanged(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    latest, previous = [*_metadata_values(context, "raw_columns", 2), None, None][:2]
+    if latest is None or previous is None:
+        return dg.AssetCheckResult(passed=True, metadata={"note": "no previous run to compare"})
+    diff = schema_diff(previous, latest)
+    return dg.AssetCheckResult(
+        passed=not diff,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"diff": dg.MetadataValue.json(diff)},
+    )
+
+
+@dg.asset_check(
+    asset=NORMALIZED_ITEMS_KEY,
+    description=f"The rows a run normalized are within {ANOMALY_FACTOR}x of the recent median.",
+)
+def row_count_not_anomalous(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    counts = _metadata_values(context, "rows_normalized", RECENT_RUNS + 1)
+    if not counts:
+        return dg.AssetCheckResult(passed=True, metadata={"note": "no run yet"})
+    latest, history = counts[0], [c for c in counts[1:] if c]
+    if len(history) < MIN_HISTORY:
+        return dg.AssetCheckResult(passed=True, metadata={"note": "too little history"})
+    median = statistics.median(history)
+    passed = median / ANOMALY_FACTOR <= latest <= median * ANOMALY_FACTOR or latest == 0
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"rows_normalized": latest, "recent_median": median},
+    )
+
+
+def schema_diff(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict[str, Any]:
+    """New and vanished columns per raw table (new tables are not drift)."""
+    diff: dict[str, Any] = {}
+    for table, columns in after.items():
+        if table not in before:
+            continue
+        added = sorted(set(columns) - set(before[table]))
+        removed = sorted(set(before[table]) - set(columns))
+        if added or removed:
+            diff[table] = {"added": added, "removed": removed}
+    for table in sorted(before.keys() - after.keys()):
+        diff[table] = {"table_vanished": True}
+    return diff
+
+
+def _metadata_values(context: dg.AssetCheckExecutionContext, name: str, limit: int) -> list[Any]:
+    """A metadata entry of the latest materializations, newest first."""
+    records = context.instance.fetch_materializations(NORMALIZED_ITEMS_KEY, limit=limit).records
+    values = []
+    for record in records:
+        entry = record.asset_materialization.metadata.get(name)
+        if entry is not None:
+            values.append(entry.value)
+    return values

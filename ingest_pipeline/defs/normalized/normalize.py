@@ -1,0 +1,176 @@
+"""Raw → normalized: read raw loads not yet normalized, map, validate, upsert; reject the rest.
+
+Each dlt load of a raw table is consumed once (tracked in `normalized.normalized_loads`); a replay
+forgets that tracking and rebuilds the normalized rows from raw alone, without calling a source.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+from pydantic import ValidationError
+
+from ingest_pipeline.defs.normalized.mappers import ItemMapper
+from ingest_pipeline.defs.normalized.models import Item
+from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, raw_dataset
+from ingest_pipeline.lib.normalized_tables import ITEMS, NORMALIZED_LOADS, REJECTED_RECORDS
+from ingest_pipeline.lib.tenants import SourceInstance
+from ingest_pipeline.lib.warehouse import Warehouse
+
+BATCH_ROWS = 50_000
+ITEM_CONTENT_COLUMNS = ("title", "summary", "url", "author", "published_at", "updated_at")
+REJECT_CONTENT_COLUMNS = ("reason", "payload")
+_ARROW_TYPES = {"text": pa.string(), "timestamptz": pa.timestamp("us", tz="UTC")}
+
+
+@dataclass
+class NormalizeStats:
+    """Rows normalized and rejected, per `tenant.instance` of one source type."""
+
+    normalized: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    loads: int = 0
+
+
+def normalize_items(
+    warehouse: Warehouse,
+    source_type: str,
+    mapper: ItemMapper,
+    instances: Iterable[SourceInstance],
+    replay: bool = False,
+) -> NormalizeStats:
+    stats = NormalizeStats()
+    by_key = {(i.tenant, i.name): i for i in instances}
+    ingested_at = datetime.now(UTC)
+    schema = raw_dataset(source_type)
+    for table, columns in _instance_tables(warehouse, schema).items():
+        qualified = f"{schema}.{table}"
+        load_ids = _pending_loads(warehouse, qualified, replay)
+        if not load_ids:
+            continue
+        order = "_dlt_load_id, _file, _line" if "_file" in columns else "_dlt_load_id"
+        in_list = ", ".join(f"'{load_id}'" for load_id in load_ids)  # dlt load ids are numeric
+        query = f"SELECT * FROM {qualified} WHERE _dlt_load_id IN ({in_list}) ORDER BY {order}"
+        for rows in warehouse.iter_dict_batches(query, BATCH_ROWS):
+            items, rejects = _validate(rows, qualified, source_type, mapper, by_key, ingested_at)
+            warehouse.upsert(ITEMS.qualified, _arrow(ITEMS, items), ITEMS.key, ITEM_CONTENT_COLUMNS)
+            warehouse.upsert(
+                REJECTED_RECORDS.qualified,
+                _arrow(REJECTED_RECORDS, rejects),
+                REJECTED_RECORDS.key,
+                REJECT_CONTENT_COLUMNS,
+            )
+            stats.normalized.update(f"{i['tenant_id']}.{i['source_instance']}" for i in items)
+            stats.rejected.update(f"{r['tenant_id']}.{r['source_instance']}" for r in rejects)
+        _mark_normalized(warehouse, qualified, load_ids)
+        stats.loads += len(load_ids)
+    return stats
+
+
+def _instance_tables(warehouse: Warehouse, schema: str) -> dict[str, list[str]]:
+    """Raw tables holding instance rows (dlt's own tables and child tables have no tenant)."""
+    return {
+        table: columns
+        for table, columns in sorted(warehouse.table_columns(schema).items())
+        if TENANT_COLUMN in columns and not table.startswith("_dlt")
+    }
+
+
+def _pending_loads(warehouse: Warehouse, qualified: str, replay: bool) -> list[str]:
+    done = (
+        ""
+        if replay
+        else (
+            f" EXCEPT SELECT load_id FROM {NORMALIZED_LOADS.qualified} WHERE raw_table = '{qualified}'"
+        )
+    )
+    rows = warehouse.fetch_all(f"SELECT DISTINCT _dlt_load_id FROM {qualified}{done}")
+    return sorted(row[0] for row in rows)
+
+
+def _mark_normalized(warehouse: Warehouse, qualified: str, load_ids: list[str]) -> None:
+    now = datetime.now(UTC)
+    marks = [{"raw_table": qualified, "load_id": i, "normalized_at": now} for i in load_ids]
+    warehouse.upsert(
+        NORMALIZED_LOADS.qualified, _arrow(NORMALIZED_LOADS, marks), NORMALIZED_LOADS.key, ()
+    )
+
+
+def _validate(
+    rows: list[dict[str, Any]],
+    qualified: str,
+    source_type: str,
+    mapper: ItemMapper,
+    instances: Mapping[tuple[str, str], SourceInstance],
+    ingested_at: datetime,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    # Keyed by natural key: the last version of a record within a batch wins (one upsert
+    # statement cannot touch the same row twice).
+    items: dict[tuple[str, ...], dict[str, Any]] = {}
+    rejects: list[dict[str, Any]] = []
+    for row in rows:
+        tenant, name = row[TENANT_COLUMN], row[INSTANCE_COLUMN]
+        instance = instances.get((tenant, name))
+        try:
+            if instance is None:
+                raise ValueError(f"{source_type} source {tenant}.{name} is not in the tenants file")
+            fields = mapper(row, instance)
+            item = Item(
+                tenant_id=tenant,
+                source_type=source_type,
+                source_instance=name,
+                raw_load_id=row["_dlt_load_id"],
+                ingested_at=ingested_at,
+                **fields,
+            ).model_dump()
+        except (ValidationError, ValueError, TypeError) as exc:
+            rejects.append(_reject(row, qualified, source_type, exc, ingested_at))
+            continue
+        items[tuple(item[k] for k in ITEMS.key)] = item
+    return list(items.values()), _dedupe_rejects(rejects)
+
+
+def _reject(
+    row: Mapping[str, Any], qualified: str, source_type: str, exc: Exception, at: datetime
+) -> dict[str, Any]:
+    payload = {k: v for k, v in row.items() if not k.startswith("_dlt")}
+    return {
+        "tenant_id": row[TENANT_COLUMN],
+        "source_type": source_type,
+        "source_instance": row[INSTANCE_COLUMN],
+        "record_ref": f"{qualified}:{_row_ref(row)}",
+        "reason": _reason(exc),
+        "payload": json.dumps(payload, default=str, sort_keys=True),
+        "raw_load_id": row["_dlt_load_id"],
+        "rejected_at": at,
+    }
+
+
+def _row_ref(row: Mapping[str, Any]) -> str:
+    # A file line is stable across re-loads of the same file; otherwise dlt's row id.
+    if "_file" in row and "_line" in row:
+        return f"{row['_file']}:{row['_line']}"
+    return str(row["_dlt_id"])
+
+
+def _dedupe_rejects(rejects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return list({tuple(r[k] for k in REJECTED_RECORDS.key): r for r in rejects}.values())
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors()
+        )
+    return str(exc)
+
+
+def _arrow(table: Any, rows: list[dict[str, Any]]) -> pa.Table:
+    schema = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in table.columns])
+    return pa.Table.from_pylist(rows, schema=schema)

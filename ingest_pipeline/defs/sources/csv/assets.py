@@ -1,0 +1,10 @@
+from ingest_pipeline.defs.sources.csv.source import csv_source
+from ingest_pipeline.lib.raw_assets import build_raw_assets, ingest_job
+
+raw_csv_assets = build_raw_assets(
+    "csv",
+    "rows",
+    csv_source,
+    "CSV rows as the files held them (all text), one table and one partition per tenant.instance.",
+)
+ingest_csv_job = ingest_job("csv", raw_csv_assets)

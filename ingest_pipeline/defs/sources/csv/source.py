@@ -1,0 +1,117 @@
+"""CSV files from a local folder or an `s3://bucket/prefix`, through dlt's filesystem source.
+
+dlt's `filesystem` resource lists the files and keeps an incremental cursor on their
+modification date, so only new or changed files are read on the next run. DuckDB's CSV reader
+does the parsing (header, delimiter and quoting sniffed) and hands out Arrow batches, which
+dlt loads without ever turning rows into Python objects.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import dlt
+import duckdb
+import pyarrow as pa
+from dlt.sources.filesystem import FileItemDict, filesystem
+
+from ingest_pipeline.lib.dlt_pipelines import instance_columns
+from ingest_pipeline.lib.tenants import SourceInstance
+
+BATCH_ROWS = 100_000
+FALLBACK_ENCODING = "latin-1"  # decodes any byte sequence: the last resort of the sniffing
+
+
+class CsvFileError(RuntimeError):
+    """A file could not be parsed as CSV at all."""
+
+
+@dlt.source(name="csv")
+def csv_source(instance: SourceInstance | None = None) -> Any:
+    if instance is None:
+        return csv_rows_placeholder()
+    options = instance.options
+    files = filesystem(
+        bucket_url=_bucket_url(options["path"]),
+        file_glob=options.get("glob", "*.csv"),
+        incremental=dlt.sources.incremental("modification_date"),
+    )
+    rows = files | read_csv_batches(
+        delimiter=options.get("delimiter"), encoding=options.get("encoding")
+    )
+    rows = rows.with_name("rows").add_map(instance_columns(instance))
+    # Headers differ between instances: each instance gets a raw table of its own.
+    rows.apply_hints(table_name=f"{instance.tenant}__{instance.name}".replace("-", "_"))
+    return rows
+
+
+@dlt.resource(name="rows", write_disposition="append")
+def csv_rows_placeholder() -> Iterator[dict[str, Any]]:
+    yield from ()
+
+
+@dlt.transformer(write_disposition="append")
+def read_csv_batches(
+    files: list[FileItemDict], delimiter: str | None = None, encoding: str | None = None
+) -> Iterator[pa.RecordBatch]:
+    for file in files:
+        yield from _read_file(file, delimiter, encoding)
+
+
+def _read_file(file: FileItemDict, delimiter: str | None, encoding: str | None):
+    # Every value stays text: raw keeps what the file said, typing is the normalized layer's job
+    # (and a column that is numeric in one file and not in the next cannot break the raw table).
+    local_path = (
+        file["file_url"].removeprefix("file://") if file["file_url"].startswith("file://") else None
+    )
+    for attempt_encoding in [encoding] if encoding else ["utf-8", FALLBACK_ENCODING]:
+        try:
+            # Parsed whole before anything is yielded, so a decoding error late in the file can
+            # still switch encodings without half the file already loaded.
+            source = local_path or io.BytesIO(file.read_bytes())
+            batches = list(_parse(source, delimiter, attempt_encoding))
+        except duckdb.Error as exc:
+            if (
+                encoding
+                or attempt_encoding == FALLBACK_ENCODING
+                or "unicode" not in str(exc).lower()
+            ):
+                raise CsvFileError(f"{file['file_name']}: not a readable CSV file: {exc}") from exc
+            continue
+        for line_offset, batch in batches:
+            yield _with_file_columns(batch, file["file_name"], line_offset)
+        return
+
+
+def _parse(
+    source: Any, delimiter: str | None, encoding: str
+) -> Iterator[tuple[int, pa.RecordBatch]]:
+    options: dict[str, Any] = {"header": True, "all_varchar": True, "encoding": encoding}
+    if delimiter:
+        options["sep"] = delimiter
+    con = duckdb.connect()
+    try:
+        relation = con.read_csv(source, **options)
+        reader = relation.fetch_record_batch(BATCH_ROWS)
+        offset = 0
+        for batch in reader:
+            yield offset, batch
+            offset += batch.num_rows
+    finally:
+        con.close()
+
+
+def _with_file_columns(batch: pa.RecordBatch, file_name: str, offset: int) -> pa.RecordBatch:
+    n = batch.num_rows
+    batch = batch.append_column("_file", pa.array([file_name] * n, pa.string()))
+    # The data line number in the file (1 = first line after the header): a stable row reference.
+    return batch.append_column("_line", pa.array(range(offset + 1, offset + n + 1), pa.int64()))
+
+
+def _bucket_url(path: str) -> str:
+    if "://" in path:
+        return path
+    return "file://" + os.path.abspath(path)

@@ -1,0 +1,83 @@
+"""A configurable REST API: the instance's `client`/`resources` are dlt's rest_api configuration.
+
+Auth, paginators, incremental cursors and retries are dlt's. We only resolve secrets named by
+`*_env` keys at run time, drop our own `mapping` keys, and put each instance's resources in
+tables of their own (`<tenant>__<instance>__<resource>`) with the instance columns.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import dlt
+from dlt.sources.rest_api import rest_api_source
+
+from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, instance_columns
+from ingest_pipeline.lib.tenants import SourceInstance, resolve_secret
+
+RESOURCE_COLUMN = "_resource"
+# Our keys inside a resource's configuration, not dlt's.
+OWN_RESOURCE_KEYS = ("mapping",)
+
+
+def raw_table_name(instance: SourceInstance, resource: str) -> str:
+    return f"{instance.tenant}__{instance.name}__{resource}".replace("-", "_")
+
+
+@dlt.source(name="rest_api")
+def rest_api_instance_source(instance: SourceInstance | None = None) -> Any:
+    if instance is None:
+        return records_placeholder()
+    source = rest_api_source(dlt_rest_api_config(instance), name=instance.pipeline_name)
+    resources = []
+    for config in instance.options["resources"]:
+        resource = source.resources[config["name"]]
+        primary_key = config.get("primary_key")
+        keys = [primary_key] if isinstance(primary_key, str) else list(primary_key or [])
+        resource.apply_hints(
+            table_name=raw_table_name(instance, config["name"]),
+            primary_key=[TENANT_COLUMN, INSTANCE_COLUMN, *keys] if keys else None,
+            write_disposition=config.get("write_disposition", "merge" if keys else "append"),
+        )
+        resource.add_map(instance_columns(instance))
+        resource.add_map(_tag_resource(config["name"]))
+        resources.append(resource)
+    return resources
+
+
+@dlt.resource(name="records")
+def records_placeholder() -> Iterator[dict[str, Any]]:
+    yield from ()
+
+
+def dlt_rest_api_config(instance: SourceInstance) -> dict[str, Any]:
+    """The instance's rest_api config as dlt wants it: secrets resolved, our keys removed."""
+    options = copy.deepcopy(instance.options)
+    client = options["client"]
+    if "auth" in client:
+        client["auth"] = _resolve_secrets(client["auth"])
+    resources = [
+        {k: v for k, v in resource.items() if k not in OWN_RESOURCE_KEYS}
+        for resource in options["resources"]
+    ]
+    return {"client": client, "resources": resources}
+
+
+def _resolve_secrets(auth: dict[str, Any]) -> dict[str, Any]:
+    """`token_env: NAME` becomes `token: <value of $NAME>` (and so on for any `*_env` key)."""
+    resolved = {}
+    for key, value in auth.items():
+        if key.endswith("_env"):
+            resolved[key.removesuffix("_env")] = resolve_secret(value)
+        else:
+            resolved[key] = value
+    return resolved
+
+
+def _tag_resource(name: str):
+    def tag(item: dict[str, Any]) -> dict[str, Any]:
+        return {**item, RESOURCE_COLUMN: name}
+
+    return tag

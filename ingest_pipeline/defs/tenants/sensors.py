@@ -1,0 +1,49 @@
+"""Keep each source type's instance partitions in step with the tenants file.
+
+The tenants file is read at every tick, so a tenant added to it becomes a partition (and is
+scheduled) without restarting anything; a removed instance's partition goes away.
+"""
+
+import dagster as dg
+
+from ingest_pipeline.lib.raw_assets import instance_partitions
+from ingest_pipeline.lib.tenants import TenantsFileError, load_source_instances
+from ingest_pipeline.settings import get_settings
+
+SOURCE_TYPES = ("rest_api", "csv", "rss")
+
+
+def partition_requests(
+    instance: dg.DagsterInstance, source_types: tuple[str, ...] = SOURCE_TYPES
+) -> list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest]:
+    """What to add and delete so the partitions equal the tenants file's instances."""
+    configured = load_source_instances(get_settings().tenants_file)
+    requests: list = []
+    for source_type in source_types:
+        name = instance_partitions(source_type).name
+        wanted = {i.partition_key for i in configured if i.type == source_type}
+        existing = set(instance.get_dynamic_partitions(name))
+        if wanted - existing:
+            requests.append(dg.AddDynamicPartitionsRequest(name, sorted(wanted - existing)))
+        if existing - wanted:
+            requests.append(dg.DeleteDynamicPartitionsRequest(name, sorted(existing - wanted)))
+    return requests
+
+
+def sync_partitions(instance: dg.DagsterInstance) -> None:
+    """Apply the requests directly (the CLI does this before it launches runs)."""
+    for request in partition_requests(instance):
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+        else:
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
+
+
+@dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+def tenants_file_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    try:
+        requests = partition_requests(context.instance)
+    except TenantsFileError as exc:
+        return dg.SensorResult(skip_reason=str(exc))
+    return dg.SensorResult(dynamic_partitions_requests=requests)

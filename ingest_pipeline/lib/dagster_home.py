@@ -1,0 +1,26 @@
+"""DAGSTER_HOME for the CLI and `make`: SQLite under the data dir unless PostgreSQL is configured."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from ingest_pipeline.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SQLITE_CONFIG = REPO_ROOT / "dagster.yaml"
+POSTGRES_CONFIG = REPO_ROOT / "deploy" / "dagster.postgres.yaml"
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """Point DAGSTER_HOME at a folder holding the right dagster.yaml; return it."""
+    home = Path(os.environ.get("DAGSTER_HOME") or (settings.data_dir / "dagster")).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    target = home / "dagster.yaml"
+    use_postgres = bool(settings.dagster_pg_url or os.environ.get("DAGSTER_PG_HOST"))
+    source = POSTGRES_CONFIG if use_postgres else SQLITE_CONFIG
+    if source.resolve() != target.resolve() and source.is_file():
+        shutil.copyfile(source, target)
+    return home

@@ -1,0 +1,60 @@
+"""Shared dlt plumbing: one pipeline per source instance, instance columns on every raw row."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import dlt
+import pyarrow as pa
+from dlt.common.runtime.collector import LogCollector
+
+from ingest_pipeline.lib.tenants import SourceInstance
+from ingest_pipeline.lib.warehouse import Warehouse
+from ingest_pipeline.settings import Settings
+
+# Every raw row carries the instance it came from, so raw tables can be shared between
+# tenants without their rows mixing, and the normalized layer knows whose row it reads.
+TENANT_COLUMN = "_tenant_id"
+INSTANCE_COLUMN = "_source_instance"
+
+
+LOG_PROGRESS = LogCollector(log_period=10.0, logger=sys.stderr, dump_system_stats=False)
+
+
+def raw_dataset(source_type: str) -> str:
+    return f"raw_{source_type}"
+
+
+def instance_pipeline(instance: SourceInstance, settings: Settings) -> dlt.Pipeline:
+    """The dlt pipeline of one source instance: its own name, so its own incremental state."""
+    # Arrow batches skip dlt's row normalizer; the load id is what lineage and the normalized
+    # layer's bookkeeping stand on, so have dlt add it to Arrow rows too.
+    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+    return dlt.pipeline(
+        pipeline_name=instance.pipeline_name,
+        pipelines_dir=str((settings.data_dir / "dlt").resolve()),
+        destination=Warehouse(settings.resolved_warehouse_url).dlt_destination(),
+        dataset_name=raw_dataset(instance.type),
+        # A bar on a terminal, plain log lines otherwise (dlt's own progress collectors).
+        progress="tqdm" if sys.stderr.isatty() else LOG_PROGRESS,
+    )
+
+
+def spec_pipeline(source_type: str) -> dlt.Pipeline:
+    """A destination-less pipeline used only to describe assets at definition time."""
+    return dlt.pipeline(pipeline_name=f"{source_type}__spec", dataset_name=raw_dataset(source_type))
+
+
+def instance_columns(instance: SourceInstance) -> Callable[[Any], Any]:
+    """A dlt map step adding tenant and instance columns to dict rows or Arrow batches."""
+
+    def add(item: Any) -> Any:
+        if isinstance(item, pa.Table | pa.RecordBatch):
+            n = item.num_rows
+            item = item.append_column(TENANT_COLUMN, pa.array([instance.tenant] * n, pa.string()))
+            return item.append_column(INSTANCE_COLUMN, pa.array([instance.name] * n, pa.string()))
+        return {**item, TENANT_COLUMN: instance.tenant, INSTANCE_COLUMN: instance.name}
+
+    return add

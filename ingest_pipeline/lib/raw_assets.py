@@ -1,0 +1,131 @@
+"""The raw layer of a source type: one `@dlt_assets` partitioned by source instance.
+
+Every source type has the same shape: a dynamic partition per `tenant.instance` (kept in step
+with the tenants file), a dlt pipeline per instance, and a job that loads one instance's raw
+data and normalizes it. A failing instance fails its own partition's run and nothing else.
+"""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import dagster as dg
+from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
+from dagster_dlt.translator import DltResourceTranslatorData
+from dlt.extract.source import DltSource
+
+from ingest_pipeline.lib.dlt_pipelines import instance_pipeline, spec_pipeline
+from ingest_pipeline.lib.tenants import find_instance
+from ingest_pipeline.settings import get_settings
+
+NORMALIZED_ITEMS_KEY = dg.AssetKey(["normalized", "items"])
+SourceBuilder = Callable[..., DltSource]
+
+
+def raw_asset_key(source_type: str, resource: str) -> dg.AssetKey:
+    return dg.AssetKey(["raw", source_type, resource])
+
+
+def instance_partitions(source_type: str) -> dg.DynamicPartitionsDefinition:
+    """Partition keys are `tenant.instance`, added and removed as the tenants file changes."""
+    return dg.DynamicPartitionsDefinition(name=f"{source_type}_instances")
+
+
+class RawTranslator(DagsterDltTranslator):
+    """Every resource of a source type lands under one key `raw/<type>/<resource>`.
+
+    Instances choose their own resource names (a REST API's endpoints), but the asset graph
+    cannot change with the tenants file, so they all report to the type's one raw asset.
+    """
+
+    def __init__(self, source_type: str, resource: str):
+        super().__init__()
+        self.source_type = source_type
+        self.resource = resource
+
+    def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
+        return (
+            super()
+            .get_asset_spec(data)
+            .replace_attributes(
+                key=raw_asset_key(self.source_type, self.resource),
+                group_name=self.source_type,
+                deps=[],
+            )
+            .merge_attributes(kinds={"dlt"})
+        )
+
+
+def build_raw_assets(
+    source_type: str, resource: str, build_source: SourceBuilder, description: str
+) -> dg.AssetsDefinition:
+    partitions = instance_partitions(source_type)
+    translator = RawTranslator(source_type, resource)
+
+    @dlt_assets(
+        dlt_source=build_source(),
+        dlt_pipeline=spec_pipeline(source_type),
+        name=f"raw_{source_type}",
+        dagster_dlt_translator=translator,
+        partitions_def=partitions,
+    )
+    def raw_assets(context: dg.AssetExecutionContext, dlt: DagsterDltResource) -> Iterator[Any]:
+        settings = get_settings()
+        instance = find_instance(settings.tenants_file, source_type, context.partition_key)
+        pipeline = instance_pipeline(instance, settings)
+        try:
+            results = list(
+                dlt.run(
+                    context=context,
+                    dlt_source=build_source(instance),
+                    dlt_pipeline=pipeline,
+                    dagster_dlt_translator=translator,
+                )
+            )
+        except Exception as exc:
+            # dlt wraps the source's own error; name the instance and the root cause only.
+            raise dg.Failure(
+                description=f"{source_type} source {instance.partition_key} failed: "
+                f"{_root_cause(exc)}",
+                metadata={"tenant": instance.tenant, "source_instance": instance.name},
+            ) from exc
+        yield _one_result(results, raw_asset_key(source_type, resource), instance, pipeline)
+
+    raw_assets.__doc__ = description
+    return raw_assets
+
+
+def _one_result(
+    results: list[Any], key: dg.AssetKey, instance: Any, pipeline: Any
+) -> dg.MaterializeResult:
+    """Fold dlt's one-result-per-resource into the one asset the type has."""
+    row_counts = {
+        table: count
+        for table, count in pipeline.last_trace.last_normalize_info.row_counts.items()
+        if not table.startswith("_dlt")
+    }
+    metadata: dict[str, Any] = {
+        "tenant": instance.tenant,
+        "source_instance": instance.name,
+        "rows_loaded": dg.MetadataValue.int(sum(row_counts.values())),
+        "rows_per_table": dg.MetadataValue.json(row_counts),
+    }
+    if len(results) == 1:
+        metadata = {**results[0].metadata, **metadata}
+    return dg.MaterializeResult(asset_key=key, metadata=metadata)
+
+
+def _root_cause(exc: BaseException) -> str:
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return f"{type(exc).__name__}: {exc}"
+
+
+def ingest_job(source_type: str, raw_assets: dg.AssetsDefinition) -> Any:
+    """Load one instance's raw data and normalize it, as one run per partition (instance)."""
+    return dg.define_asset_job(
+        name=f"ingest_{source_type}",
+        selection=dg.AssetSelection.assets(raw_assets)
+        | dg.AssetSelection.assets(NORMALIZED_ITEMS_KEY),
+        partitions_def=instance_partitions(source_type),
+        description=f"Load one {source_type} source instance (a partition) and normalize it.",
+    )
