@@ -48,8 +48,8 @@ def cmd_ingest(tenant: str | None = None, source: str | None = None) -> int:
     from ingest_pipeline.lib.dagster_home import ensure_dagster_home
     from ingest_pipeline.lib.ingest_runs import INGEST_JOBS, ingest_instance
     from ingest_pipeline.lib.normalized_tables import init_warehouse
-    from ingest_pipeline.lib.warehouse import Warehouse
     from ingest_pipeline.lib.tenants import TenantsFileError, load_source_instances
+    from ingest_pipeline.lib.warehouse import Warehouse
 
     settings = get_settings()
     init_warehouse(Warehouse(settings.resolved_warehouse_url))

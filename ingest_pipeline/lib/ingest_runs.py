@@ -77,5 +77,7 @@ def _failure_message(result: Any) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error:
             error = event.step_failure_data.error
-            return (error.message or "").strip().splitlines()[0][:500]
+            # Our own Failure's description is the message; drop the class-path prefix.
+            message = (error.message or "").strip().splitlines()[0]
+            return message.split("Failure: ", 1)[-1][:500]
     return "run failed"

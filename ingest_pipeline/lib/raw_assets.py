@@ -115,8 +115,9 @@ def _one_result(
 
 
 def _root_cause(exc: BaseException) -> str:
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    """The first error below dlt's wrappers: the source's own words (file, feed, HTTP status)."""
+    while type(exc).__module__.startswith("dlt.") and exc.__cause__ is not None:
+        exc = exc.__cause__
     return f"{type(exc).__name__}: {exc}"
 
 

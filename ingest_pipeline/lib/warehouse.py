@@ -142,7 +142,9 @@ class Warehouse:
         changed = " OR ".join(f"t.{c} IS DISTINCT FROM excluded.{c}" for c in compare_columns)
         conflict = f"ON CONFLICT ({', '.join(key_columns)}) DO NOTHING"
         if compare_columns:
-            conflict = f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {sets} WHERE {changed}"
+            conflict = (
+                f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {sets} WHERE {changed}"
+            )
         column_list = ", ".join(columns)
         with self.connect() as con:
             if self.dialect == "duckdb":
@@ -188,5 +190,6 @@ def _cursor_execute(con: Any, sql: str, params: Sequence[Any]) -> Any:
     if isinstance(con, duckdb.DuckDBPyConnection):
         return con.execute(sql.replace("%s", "?"), list(params))
     cur = con.cursor()
-    cur.execute(sql, tuple(params))
+    # Without parameters psycopg2 must not read '%' in the SQL (LIKE 'a%') as a placeholder.
+    cur.execute(sql, tuple(params)) if params else cur.execute(sql)
     return cur

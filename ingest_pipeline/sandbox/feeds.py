@@ -66,4 +66,10 @@ BROKEN = b"\x00\x01 this is not XML at all {]"
 
 
 def sample_feeds() -> dict[str, bytes]:
-    return {"/feed.xml": RSS2, "/rdf.xml": RSS1, "/atom.xml": ATOM, "/damaged.xml": DAMAGED, "/broken.xml": BROKEN}
+    return {
+        "/feed.xml": RSS2,
+        "/rdf.xml": RSS1,
+        "/atom.xml": ATOM,
+        "/damaged.xml": DAMAGED,
+        "/broken.xml": BROKEN,
+    }

@@ -8,8 +8,9 @@ dlt loads without ever turning rows into Python objects.
 
 from __future__ import annotations
 
-import io
+import contextlib
 import os
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -64,40 +65,49 @@ def read_csv_batches(
 def _read_file(file: FileItemDict, delimiter: str | None, encoding: str | None):
     # Every value stays text: raw keeps what the file said, typing is the normalized layer's job
     # (and a column that is numeric in one file and not in the next cannot break the raw table).
-    local_path = (
-        file["file_url"].removeprefix("file://") if file["file_url"].startswith("file://") else None
-    )
-    for attempt_encoding in [encoding] if encoding else ["utf-8", FALLBACK_ENCODING]:
-        try:
-            # Parsed whole before anything is yielded, so a decoding error late in the file can
-            # still switch encodings without half the file already loaded.
-            source = local_path or io.BytesIO(file.read_bytes())
-            batches = list(_parse(source, delimiter, attempt_encoding))
-        except duckdb.Error as exc:
-            if (
-                encoding
-                or attempt_encoding == FALLBACK_ENCODING
-                or "unicode" not in str(exc).lower()
-            ):
-                raise CsvFileError(f"{file['file_name']}: not a readable CSV file: {exc}") from exc
-            continue
-        for line_offset, batch in batches:
-            yield _with_file_columns(batch, file["file_name"], line_offset)
+    with _local_copy(file) as path:
+        for attempt_encoding in [encoding] if encoding else ["utf-8", FALLBACK_ENCODING]:
+            try:
+                # Parsed whole before anything is yielded, so a decoding error late in the file
+                # can still switch encodings without half the file already loaded.
+                batches = list(_parse(path, delimiter, attempt_encoding))
+            except duckdb.Error as exc:
+                retry = not encoding and attempt_encoding != FALLBACK_ENCODING
+                if retry and "unicode" in str(exc).lower():
+                    continue
+                message = str(exc).splitlines()[0]
+                raise CsvFileError(
+                    f"{file['file_name']}: not a readable CSV file: {message}"
+                ) from exc
+            for line_offset, batch in batches:
+                yield _with_file_columns(batch, file["file_name"], line_offset)
+            return
+
+
+@contextlib.contextmanager
+def _local_copy(file: FileItemDict) -> Iterator[str]:
+    """A local path for DuckDB: the file itself, or a temporary copy of a remote object."""
+    if file["file_url"].startswith("file://"):
+        yield file["file_url"].removeprefix("file://")
         return
+    with tempfile.NamedTemporaryFile(suffix=".csv") as copy:
+        copy.write(file.read_bytes())
+        copy.flush()
+        yield copy.name
 
 
-def _parse(
-    source: Any, delimiter: str | None, encoding: str
-) -> Iterator[tuple[int, pa.RecordBatch]]:
-    options: dict[str, Any] = {"header": True, "all_varchar": True, "encoding": encoding}
-    if delimiter:
-        options["sep"] = delimiter
+def _parse(path: str, delimiter: str | None, encoding: str) -> Iterator[tuple[int, pa.RecordBatch]]:
+    sep = ", delim = $delim" if delimiter else ""
+    params = {"path": path, "encoding": encoding, **({"delim": delimiter} if delimiter else {})}
     con = duckdb.connect()
     try:
-        relation = con.read_csv(source, **options)
-        reader = relation.fetch_record_batch(BATCH_ROWS)
+        relation = con.execute(
+            f"SELECT * FROM read_csv($path, header = true, all_varchar = true, "
+            f"encoding = $encoding{sep})",
+            params,
+        )
         offset = 0
-        for batch in reader:
+        for batch in relation.to_arrow_reader(BATCH_ROWS):
             yield offset, batch
             offset += batch.num_rows
     finally:

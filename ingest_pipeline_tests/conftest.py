@@ -1,0 +1,167 @@
+"""Real parts only: a real PostgreSQL (fresh database per test), real DuckDB files, sandbox HTTP
+servers on loopback, and real Dagster runs recorded in a temporary Dagster instance."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import psycopg2
+import pytest
+import yaml
+
+from ingest_pipeline.definitions import defs as load_defs
+from ingest_pipeline.defs.tenants.sensors import sync_partitions
+from ingest_pipeline.lib.ingest_runs import InstanceOutcome, ingest_instance
+from ingest_pipeline.lib.normalized_tables import init_warehouse
+from ingest_pipeline.lib.tenants import load_source_instances
+from ingest_pipeline.lib.warehouse import Warehouse
+from ingest_pipeline.sandbox.catalog_api import CatalogApi
+from ingest_pipeline.sandbox.feeds import FeedServer
+
+POSTGRES_URL = os.environ.get(
+    "INGEST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+API_TOKEN = "acme-secret-token-3f9a"
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "duckdb":
+        yield f"duckdb:///{tmp_path / 'wh.duckdb'}"
+        return
+    name = f"ingest_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(POSTGRES_URL)
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    base = POSTGRES_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.fixture
+def duckdb_url(tmp_path: Path) -> str:
+    return f"duckdb:///{tmp_path / 'wh.duckdb'}"
+
+
+class Env:
+    """One test's settings, tenants file and Dagster instance."""
+
+    def __init__(self, tmp_path: Path, warehouse_url: str, instance: dg.DagsterInstance):
+        self.tmp_path = tmp_path
+        self.tenants_file = tmp_path / "tenants.yaml"
+        self.warehouse = Warehouse(warehouse_url)
+        self.instance = instance
+        self.defs = load_defs()
+        init_warehouse(self.warehouse)
+
+    def write_tenants(self, tenants: dict[str, list[dict[str, Any]]]) -> None:
+        document = {"tenants": {t: {"sources": s} for t, s in tenants.items()}}
+        self.tenants_file.write_text(yaml.safe_dump(document), encoding="utf-8")
+
+    def ingest(self, tenant: str | None = None, source: str | None = None) -> list[InstanceOutcome]:
+        """Materialize the selected instances through Dagster, one run each."""
+        sync_partitions(self.instance)
+        return [
+            ingest_instance(self.defs, self.instance, i)
+            for i in load_source_instances(self.tenants_file)
+            if (tenant is None or i.tenant == tenant) and (source is None or i.name == source)
+        ]
+
+    def rows(self, sql: str) -> list[tuple]:
+        return self.warehouse.fetch_all(sql)
+
+
+@pytest.fixture
+def env(tmp_path: Path, warehouse_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    yield from _env(tmp_path, warehouse_url, monkeypatch)
+
+
+@pytest.fixture
+def duck_env(tmp_path: Path, duckdb_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    yield from _env(tmp_path, duckdb_url, monkeypatch)
+
+
+def _env(tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    monkeypatch.setenv("INGEST_WAREHOUSE_URL", url)
+    monkeypatch.setenv("INGEST_TENANTS_FILE", str(tmp_path / "tenants.yaml"))
+    monkeypatch.setenv("INGEST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ACME_API_TOKEN", API_TOKEN)
+    # dlt's retry backoff, shortened so retry tests take a second, not a minute.
+    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.2")
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_RETRY_DELAY", "2")
+    with dg.instance_for_test() as instance:
+        yield Env(tmp_path, url, instance)
+
+
+@pytest.fixture
+def catalog_api() -> Iterator[CatalogApi]:
+    api = CatalogApi(API_TOKEN)
+    api.server.start()
+    yield api
+    api.server.stop()
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    feeds = FeedServer()
+    feeds.server.start()
+    yield feeds
+    feeds.server.stop()
+
+
+def rest_api_instance(api: CatalogApi, name: str = "catalog-api", **resource: Any) -> dict:
+    return {
+        "type": "rest_api",
+        "name": name,
+        "client": {
+            "base_url": f"{api.server.url}/api/",
+            "auth": {"type": "bearer", "token_env": "ACME_API_TOKEN"},
+        },
+        "resources": [
+            {
+                "name": "products",
+                "endpoint": {
+                    "path": "products",
+                    "data_selector": "data",
+                    "paginator": {"type": "json_link", "next_url_path": "links.next"},
+                    "incremental": {
+                        "cursor_path": "updated_at",
+                        "start_param": "updated_since",
+                        "initial_value": "2020-01-01T00:00:00Z",
+                    },
+                },
+                "primary_key": "id",
+                "mapping": {
+                    "external_id": "id",
+                    "title": "name",
+                    "url": "url",
+                    "published_at": "updated_at",
+                },
+                **resource,
+            }
+        ],
+    }
+
+
+def csv_instance(folder: Path, name: str = "catalog", **options: Any) -> dict:
+    return {
+        "type": "csv",
+        "name": name,
+        "path": str(folder),
+        "glob": "*.csv",
+        "mapping": {
+            "external_id": "sku",
+            "title": "name",
+            "url": "link",
+            "published_at": "updated",
+        },
+        **options,
+    }
