@@ -44,6 +44,9 @@ def ingest_instance(
         instance=instance_store,
         partition_key=source.partition_key,
         raise_on_error=False,
+        # Dagster's step-by-step DEBUG lines stay in the run's log (the UI); the terminal gets
+        # warnings, errors and dlt's progress.
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         tags={"ingest/tenant": source.tenant, "ingest/source": source.name},
     )
     metadata = _materialization_metadata(result)
