@@ -1,0 +1,179 @@
+"""1M CSV rows → raw → normalized on DuckDB and PostgreSQL, beside PostgreSQL's own \\copy.
+
+Run: .venv/bin/python benchmarks/csv_load.py [--rows 1000000]
+Each load runs in its own process (a real Dagster run of `ingest_csv`), so its peak RSS is its own.
+Needs `psql` and the PostgreSQL server of INGEST_TEST_POSTGRES_URL (default: local, db `test`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg2
+
+BASELINE_LABEL = "baseline psql \\copy (pk)"
+POSTGRES_URL = os.environ.get(
+    "INGEST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def write_csv(path: Path, rows: int) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        out.write("sku,name,link,updated\n")
+        for n in range(rows):
+            out.write(f"SKU-{n},Product {n},https://shop.example/p/{n},2026-01-{n % 28 + 1:02d}\n")
+
+
+def psql_copy_baseline(csv_path: Path, db_url: str) -> float:
+    ddl = "CREATE TABLE bench_copy (sku text PRIMARY KEY, name text, link text, updated text)"
+    subprocess.run(["psql", db_url, "-qc", ddl], check=True)
+    started = time.perf_counter()
+    copy = f"\\copy bench_copy FROM '{csv_path}' WITH (FORMAT csv, HEADER)"
+    subprocess.run(["psql", db_url, "-qc", copy], check=True)
+    return time.perf_counter() - started
+
+
+def run_worker(warehouse_url: str, folder: Path, work: Path) -> dict:
+    """One real Dagster run of the csv instance, in a child process; its timings and peak RSS."""
+    env = {
+        **os.environ,
+        "INGEST_WAREHOUSE_URL": warehouse_url,
+        "INGEST_DATA_DIR": str(work / "data"),
+        "INGEST_TENANTS_FILE": str(work / "tenants.yaml"),
+    }
+    (work / "tenants.yaml").write_text(
+        json.dumps(
+            {
+                "tenants": {
+                    "bench": {
+                        "sources": [
+                            {
+                                "type": "csv",
+                                "name": "catalog",
+                                "path": str(folder),
+                                "glob": "*.csv",
+                                "mapping": {
+                                    "external_id": "sku",
+                                    "title": "name",
+                                    "url": "link",
+                                    "published_at": "updated",
+                                },
+                            }
+                        ]
+                    }
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker"], env=env, check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def worker() -> None:
+    import dagster as dg
+
+    from ingest_pipeline.definitions import defs as load_defs
+    from ingest_pipeline.defs.tenants.sensors import sync_partitions
+    from ingest_pipeline.lib.ingest_runs import ingest_instance
+    from ingest_pipeline.lib.normalized_tables import init_warehouse
+    from ingest_pipeline.lib.tenants import load_source_instances
+    from ingest_pipeline.lib.warehouse import Warehouse
+    from ingest_pipeline.settings import get_settings
+
+    settings = get_settings()
+    init_warehouse(Warehouse(settings.resolved_warehouse_url))
+    [instance] = load_source_instances(settings.tenants_file)
+    with dg.instance_for_test() as store:
+        sync_partitions(store)
+        started = time.perf_counter()
+        outcome = ingest_instance(load_defs(), store, instance)
+        total = time.perf_counter() - started
+        steps = _step_seconds(store, outcome.run_id)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "status": outcome.status,
+                "error": outcome.error,
+                "rows_loaded": outcome.rows_loaded,
+                "rows_normalized": outcome.rows_normalized,
+                "total_s": total,
+                "peak_rss_mb": peak_mb,
+                "raw_s": steps.get("raw_csv"),
+                "normalize_s": steps.get("normalized__items"),
+            }
+        )
+    )
+
+
+def _step_seconds(store, run_id: str) -> dict[str, float]:
+    starts, seconds = {}, {}
+    for entry in store.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or not event.step_key:
+            continue
+        if event.event_type_value == "STEP_START":
+            starts[event.step_key] = entry.timestamp
+        elif event.event_type_value == "STEP_SUCCESS" and event.step_key in starts:
+            seconds[event.step_key] = entry.timestamp - starts[event.step_key]
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker()
+    db = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(POSTGRES_URL)
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {db}")
+    db_url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{db}"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            folder = work / "landing"
+            folder.mkdir()
+            write_csv(folder / "rows.csv", args.rows)
+            print(f"{args.rows:,} CSV rows, {(folder / 'rows.csv').stat().st_size / 1e6:.0f} MB")
+            baseline = psql_copy_baseline(folder / "rows.csv", db_url)
+            print(f"{BASELINE_LABEL:<34} {baseline:7.1f}s {args.rows / baseline:>10,.0f} rows/s")
+            for name, url in [
+                ("duckdb", f"duckdb:///{work / 'bench_wh.duckdb'}"),
+                ("postgres", db_url),
+            ]:
+                (work / name).mkdir()
+                r = run_worker(url, folder, work / name)
+                assert r["status"] == "ok", r["error"]
+                assert r["rows_normalized"] == args.rows, r
+                for stage, seconds in [
+                    ("raw (dlt, arrow)", r["raw_s"]),
+                    ("normalize (pydantic+upsert)", r["normalize_s"]),
+                    ("raw → normalized, whole run", r["total_s"]),
+                ]:
+                    print(
+                        f"{name + ' ' + stage:<34} {seconds:7.1f}s {args.rows / seconds:>10,.0f} rows/s"
+                        f"  ({baseline / seconds:.2f}x of \\copy)"
+                    )
+                print(f"{name + ' peak RSS':<34} {r['peak_rss_mb']:7.0f} MB")
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        admin.close()
+
+
+if __name__ == "__main__":
+    main()
