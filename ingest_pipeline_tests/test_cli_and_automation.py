@@ -1,0 +1,160 @@
+"""The CLI, the tenants sensor, schedules, replay and the asset checks, through Dagster."""
+
+import subprocess
+from pathlib import Path
+
+import dagster as dg
+
+from ingest_pipeline.cli import main
+from ingest_pipeline.defs.tenants.sensors import tenants_file_sensor
+from ingest_pipeline_tests.conftest import csv_instance
+from ingest_pipeline_tests.test_items_sources import write_csv
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_init_is_idempotent_on_both_warehouses(env, capsys):
+    assert main(["init"]) == 0
+    assert main(["init"]) == 0
+    tables = env.rows(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'normalized' "
+        "ORDER BY 1"
+    )
+    assert [t for (t,) in tables] == [
+        "events",
+        "feedback",
+        "items",
+        "log_records",
+        "normalized_loads",
+        "payments",
+        "rejected_records",
+        "uploads",
+    ]
+    assert "ready: normalized.items" in capsys.readouterr().out
+
+
+def test_cli_ingest_prints_a_line_per_instance_and_fails_if_one_failed(
+    duck_env, feed_server, capsys, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    url = feed_server.server.url
+    duck_env.write_tenants(
+        {
+            "acme": [{"type": "rss", "name": "blog", "url": f"{url}/feed.xml"}],
+            "globex": [{"type": "rss", "name": "dead", "url": f"{url}/broken.xml"}],
+        }
+    )
+    assert main(["ingest"]) == 1
+    out = capsys.readouterr().out
+    assert "acme.blog" in out and "normalized=3" in out
+    assert "globex.dead" in out and "failed" in out and "cannot be parsed" in out
+    assert main(["ingest", "--tenant", "acme"]) == 0
+    # Runs are recorded in the Dagster instance like any other run.
+    with dg.DagsterInstance.get() as instance:
+        assert len(instance.get_run_records()) == 3
+
+
+def test_sensor_keeps_partitions_in_step_with_the_tenants_file(duck_env, feed_server):
+    url = feed_server.server.url
+    duck_env.write_tenants({"acme": [{"type": "rss", "name": "blog", "url": f"{url}/feed.xml"}]})
+    result = tenants_file_sensor(dg.build_sensor_context(instance=duck_env.instance))
+    [add] = result.dynamic_partitions_requests
+    assert (add.partitions_def_name, list(add.partition_keys)) == ("rss_instances", ["acme.blog"])
+    duck_env.instance.add_dynamic_partitions("rss_instances", ["acme.blog"])
+
+    duck_env.write_tenants({"globex": [{"type": "rss", "name": "news", "url": f"{url}/rdf.xml"}]})
+    result = tenants_file_sensor(dg.build_sensor_context(instance=duck_env.instance))
+    requests = {
+        type(r).__name__: list(r.partition_keys) for r in result.dynamic_partitions_requests
+    }
+    assert requests == {
+        "AddDynamicPartitionsRequest": ["globex.news"],
+        "DeleteDynamicPartitionsRequest": ["acme.blog"],
+    }
+
+
+def test_schedule_requests_one_run_per_known_instance(duck_env, feed_server):
+    url = feed_server.server.url
+    duck_env.write_tenants(
+        {
+            "acme": [
+                {"type": "rss", "name": "a", "url": f"{url}/feed.xml"},
+                {"type": "rss", "name": "b", "url": f"{url}/atom.xml"},
+            ]
+        }
+    )
+    duck_env.instance.add_dynamic_partitions("rss_instances", ["acme.a", "acme.b"])
+    schedule = duck_env.defs.resolve_schedule_def("ingest_rss_hourly")
+    context = dg.build_schedule_context(instance=duck_env.instance)
+    requests = list(schedule.evaluate_tick(context).run_requests)
+    assert sorted(r.partition_key for r in requests) == ["acme.a", "acme.b"]
+
+
+def test_replay_rebuilds_normalized_from_raw_alone(env):
+    landing = env.tmp_path / "landing"
+    write_csv(landing, "a.csv", "sku,name,link,updated\n1,One,,2026-01-01\n2,Two,,2026-01-02\n")
+    env.write_tenants({"acme": [csv_instance(landing)]})
+    env.ingest()
+    before = env.rows("SELECT external_id, title, published_at FROM normalized.items ORDER BY 1")
+    env.warehouse.execute("DELETE FROM normalized.items")
+    result = env.defs.resolve_job_def("ingest_csv").execute_in_process(
+        instance=env.instance,
+        partition_key="acme.catalog",
+        asset_selection=[dg.AssetKey(["normalized", "items"])],
+        run_config={"ops": {"normalized__items": {"config": {"replay": True}}}},
+    )
+    assert result.success
+    assert (
+        env.rows("SELECT external_id, title, published_at FROM normalized.items ORDER BY 1")
+        == before
+    )
+
+
+def test_schema_drift_check_warns_with_the_diff(duck_env):
+    landing = duck_env.tmp_path / "landing"
+    write_csv(landing, "a.csv", "sku,name,link,updated\n1,One,,2026-01-01\n")
+    duck_env.write_tenants({"acme": [csv_instance(landing)]})
+    [first] = duck_env.ingest()
+    assert _check(duck_env, first.run_id, "raw_schema_unchanged").passed
+    write_csv(landing, "b.csv", "sku,name,link,updated,colour\n2,Two,,2026-01-02,red\n")
+    [second] = duck_env.ingest()
+    evaluation = _check(duck_env, second.run_id, "raw_schema_unchanged")
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    diff = evaluation.metadata["diff"].value
+    assert diff == {"raw_csv.acme__catalog": {"added": ["colour"], "removed": []}}
+    assert _check(duck_env, second.run_id, "items_natural_key_unique").passed
+
+
+def test_dbt_skeleton_builds_on_empty_normalized_tables(duck_env, tmp_path):
+    result = subprocess.run(
+        [
+            str(Path(REPO / ".venv/bin/dbt")),
+            "build",
+            "--profiles-dir",
+            ".",
+            "--target-path",
+            str(tmp_path / "target"),
+            "--log-path",
+            str(tmp_path / "logs"),
+        ],
+        cwd=REPO / "dbt_metrics",
+        env={
+            "DBT_DUCKDB_PATH": str(duck_env.warehouse.duckdb_path),
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert duck_env.rows("SELECT count(*) FROM metrics.stg_items") == [(0,)]
+
+
+def _check(env, run_id: str, name: str):
+    for entry in env.instance.all_logs(run_id):
+        event = entry.dagster_event
+        is_check = event is not None and event.event_type_value == "ASSET_CHECK_EVALUATION"
+        if is_check and event.event_specific_data.check_name == name:
+            return event.event_specific_data
+    raise AssertionError(f"no {name} evaluation in run {run_id}")
