@@ -1,6 +1,7 @@
 """The CLI, the tenants sensor, schedules, replay and the asset checks, through Dagster."""
 
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -85,9 +86,14 @@ def test_schedule_requests_one_run_per_known_instance(duck_env, feed_server):
     )
     duck_env.instance.add_dynamic_partitions("rss_instances", ["acme.a", "acme.b"])
     schedule = duck_env.defs.resolve_schedule_def("ingest_rss_hourly")
-    context = dg.build_schedule_context(instance=duck_env.instance)
+    context = dg.build_schedule_context(
+        instance=duck_env.instance,
+        scheduled_execution_time=datetime(2026, 1, 1, 1, tzinfo=UTC),
+        repository_def=duck_env.defs.get_repository_def(),
+    )
     requests = list(schedule.evaluate_tick(context).run_requests)
     assert sorted(r.partition_key for r in requests) == ["acme.a", "acme.b"]
+    assert all(r.run_key.endswith("2026-01-01T01:00:00+00:00") for r in requests)
 
 
 def test_replay_rebuilds_normalized_from_raw_alone(env):
