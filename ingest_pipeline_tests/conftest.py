@@ -151,7 +151,7 @@ def rest_api_instance(api: CatalogApi, name: str = "catalog-api", **resource: An
     }
 
 
-def csv_instance(folder: Path, name: str = "catalog", **options: Any) -> dict:
+def csv_instance(folder: Path | str, name: str = "catalog", **options: Any) -> dict:
     return {
         "type": "csv",
         "name": name,
@@ -165,3 +165,45 @@ def csv_instance(folder: Path, name: str = "catalog", **options: Any) -> dict:
         },
         **options,
     }
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A real S3 emulator (moto's server mode) over HTTP on a free loopback port."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import boto3
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    moto = Path(sys.executable).parent / "moto_server"
+    server = subprocess.Popen(
+        [str(moto), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("INGEST_S3_ENDPOINT_URL", endpoint)
+    client = boto3.client("s3", endpoint_url=endpoint)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            client.list_buckets()
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                server.kill()
+                raise
+            time.sleep(0.2)
+    try:
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

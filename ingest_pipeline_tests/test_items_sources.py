@@ -221,3 +221,20 @@ def test_broken_feed_fails_only_its_instance(env, feed_server):
     assert broken.status == "failed" and "cannot be parsed" in broken.error
     assert healthy.status == "ok" and healthy.rows_normalized == 3
     assert env.rows("SELECT DISTINCT tenant_id FROM normalized.items") == [("globex",)]
+
+
+def test_csv_from_an_s3_prefix(env, s3_endpoint):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket="landing")
+    body = b"sku,name,link,updated\nS1,From S3,https://x.example/s1,2026-01-05\n"
+    s3.put_object(Bucket="landing", Key="acme/catalog/one.csv", Body=body)
+    s3.put_object(Bucket="landing", Key="acme/other/ignored.csv", Body=body)
+    env.write_tenants({"acme": [csv_instance("s3://landing/acme/catalog")]})
+    [outcome] = env.ingest()
+    assert outcome.status == "ok", outcome.error
+    assert (outcome.rows_loaded, outcome.rows_normalized) == (1, 1)
+    assert env.rows("SELECT title FROM normalized.items") == [("From S3",)]
+    [again] = env.ingest()
+    assert again.rows_loaded == 0  # unchanged objects are not read again

@@ -17,10 +17,12 @@ from typing import Any
 import dlt
 import duckdb
 import pyarrow as pa
+from dlt.common.configuration.specs import AwsCredentials
 from dlt.sources.filesystem import FileItemDict, filesystem
 
 from ingest_pipeline.lib.dlt_pipelines import instance_columns
 from ingest_pipeline.lib.tenants import SourceInstance
+from ingest_pipeline.settings import get_settings
 
 BATCH_ROWS = 100_000
 FALLBACK_ENCODING = "latin-1"  # decodes any byte sequence: the last resort of the sniffing
@@ -35,8 +37,10 @@ def csv_source(instance: SourceInstance | None = None) -> Any:
     if instance is None:
         return csv_rows_placeholder()
     options = instance.options
+    bucket_url = _bucket_url(options["path"])
     files = filesystem(
-        bucket_url=_bucket_url(options["path"]),
+        bucket_url=bucket_url,
+        credentials=_credentials(bucket_url),
         file_glob=options.get("glob", "*.csv"),
         incremental=dlt.sources.incremental("modification_date"),
     )
@@ -119,6 +123,19 @@ def _with_file_columns(batch: pa.RecordBatch, file_name: str, offset: int) -> pa
     batch = batch.append_column("_file", pa.array([file_name] * n, pa.string()))
     # The data line number in the file (1 = first line after the header): a stable row reference.
     return batch.append_column("_line", pa.array(range(offset + 1, offset + n + 1), pa.int64()))
+
+
+def _credentials(bucket_url: str) -> Any:
+    """S3 credentials from the standard AWS env vars; the endpoint from INGEST_S3_ENDPOINT_URL
+    (MinIO, the local emulator). Local folders need none."""
+    if not bucket_url.startswith("s3://"):
+        return None
+    return AwsCredentials(
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+        region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        endpoint_url=get_settings().s3_endpoint_url or None,
+    )
 
 
 def _bucket_url(path: str) -> str:
