@@ -20,6 +20,8 @@ from pathlib import Path
 
 import psycopg2
 
+from ingest_pipeline.sandbox.instances import catalog_csv_instance
+
 BASELINE_LABEL = "baseline psql \\copy (pk)"
 POSTGRES_URL = os.environ.get(
     "INGEST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -51,28 +53,7 @@ def run_worker(warehouse_url: str, folder: Path, work: Path) -> dict:
         "INGEST_TENANTS_FILE": str(work / "tenants.yaml"),
     }
     (work / "tenants.yaml").write_text(
-        json.dumps(
-            {
-                "tenants": {
-                    "bench": {
-                        "sources": [
-                            {
-                                "type": "csv",
-                                "name": "catalog",
-                                "path": str(folder),
-                                "glob": "*.csv",
-                                "mapping": {
-                                    "external_id": "sku",
-                                    "title": "name",
-                                    "url": "link",
-                                    "published_at": "updated",
-                                },
-                            }
-                        ]
-                    }
-                }
-            }
-        ),
+        json.dumps({"tenants": {"bench": {"sources": [catalog_csv_instance(folder)]}}}),
         encoding="utf-8",
     )
     out = subprocess.run(

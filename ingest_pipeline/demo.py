@@ -13,6 +13,7 @@ import yaml
 
 from ingest_pipeline.sandbox.catalog_api import CatalogApi, sample_products
 from ingest_pipeline.sandbox.feeds import FeedServer
+from ingest_pipeline.sandbox.instances import catalog_api_instance, catalog_csv_instance
 from ingest_pipeline.settings import get_settings
 
 DEMO_TOKEN_ENV = "DEMO_CATALOG_TOKEN"
@@ -63,51 +64,8 @@ def write_demo_tenants(demo_dir: Path, api_url: str, feeds_url: str, landing: Pa
         "tenants": {
             "acme": {
                 "sources": [
-                    {
-                        "type": "rest_api",
-                        "name": "catalog-api",
-                        "client": {
-                            "base_url": f"{api_url}/api/",
-                            "auth": {"type": "bearer", "token_env": DEMO_TOKEN_ENV},
-                        },
-                        "resources": [
-                            {
-                                "name": "products",
-                                "endpoint": {
-                                    "path": "products",
-                                    "data_selector": "data",
-                                    "paginator": {
-                                        "type": "json_link",
-                                        "next_url_path": "links.next",
-                                    },
-                                    "incremental": {
-                                        "cursor_path": "updated_at",
-                                        "start_param": "updated_since",
-                                        "initial_value": "2020-01-01T00:00:00Z",
-                                    },
-                                },
-                                "primary_key": "id",
-                                "mapping": {
-                                    "external_id": "id",
-                                    "title": "name",
-                                    "url": "url",
-                                    "published_at": "updated_at",
-                                },
-                            }
-                        ],
-                    },
-                    {
-                        "type": "csv",
-                        "name": "catalog",
-                        "path": str(landing),
-                        "glob": "*.csv",
-                        "mapping": {
-                            "external_id": "sku",
-                            "title": "name",
-                            "url": "link",
-                            "published_at": "updated",
-                        },
-                    },
+                    catalog_api_instance(api_url, DEMO_TOKEN_ENV),
+                    catalog_csv_instance(landing),
                     {"type": "rss", "name": "eng-blog", "url": f"{feeds_url}/feed.xml"},
                 ]
             },

@@ -22,6 +22,7 @@ from ingest_pipeline.lib.tenants import load_source_instances
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.sandbox.catalog_api import CatalogApi
 from ingest_pipeline.sandbox.feeds import FeedServer
+from ingest_pipeline.sandbox.instances import catalog_api_instance, catalog_csv_instance
 
 POSTGRES_URL = os.environ.get(
     "INGEST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -118,53 +119,11 @@ def feed_server() -> Iterator[FeedServer]:
 
 
 def rest_api_instance(api: CatalogApi, name: str = "catalog-api", **resource: Any) -> dict:
-    return {
-        "type": "rest_api",
-        "name": name,
-        "client": {
-            "base_url": f"{api.server.url}/api/",
-            "auth": {"type": "bearer", "token_env": "ACME_API_TOKEN"},
-        },
-        "resources": [
-            {
-                "name": "products",
-                "endpoint": {
-                    "path": "products",
-                    "data_selector": "data",
-                    "paginator": {"type": "json_link", "next_url_path": "links.next"},
-                    "incremental": {
-                        "cursor_path": "updated_at",
-                        "start_param": "updated_since",
-                        "initial_value": "2020-01-01T00:00:00Z",
-                    },
-                },
-                "primary_key": "id",
-                "mapping": {
-                    "external_id": "id",
-                    "title": "name",
-                    "url": "url",
-                    "published_at": "updated_at",
-                },
-                **resource,
-            }
-        ],
-    }
+    return catalog_api_instance(api.server.url, "ACME_API_TOKEN", name, **resource)
 
 
 def csv_instance(folder: Path | str, name: str = "catalog", **options: Any) -> dict:
-    return {
-        "type": "csv",
-        "name": name,
-        "path": str(folder),
-        "glob": "*.csv",
-        "mapping": {
-            "external_id": "sku",
-            "title": "name",
-            "url": "link",
-            "published_at": "updated",
-        },
-        **options,
-    }
+    return catalog_csv_instance(folder, name, **options)
 
 
 @pytest.fixture

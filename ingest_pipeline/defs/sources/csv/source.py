@@ -38,11 +38,13 @@ def csv_source(instance: SourceInstance | None = None) -> Any:
         return csv_rows_placeholder()
     options = instance.options
     bucket_url = _bucket_url(options["path"])
+    # Local folders take dlt's default (no credentials argument at all).
+    credentials = {"credentials": _s3_credentials()} if bucket_url.startswith("s3://") else {}
     files = filesystem(
         bucket_url=bucket_url,
-        credentials=_credentials(bucket_url),
         file_glob=options.get("glob", "*.csv"),
         incremental=dlt.sources.incremental("modification_date"),
+        **credentials,
     )
     rows = files | read_csv_batches(
         delimiter=options.get("delimiter"), encoding=options.get("encoding")
@@ -125,11 +127,9 @@ def _with_file_columns(batch: pa.RecordBatch, file_name: str, offset: int) -> pa
     return batch.append_column("_line", pa.array(range(offset + 1, offset + n + 1), pa.int64()))
 
 
-def _credentials(bucket_url: str) -> Any:
-    """S3 credentials from the standard AWS env vars; the endpoint from INGEST_S3_ENDPOINT_URL
-    (MinIO, the local emulator). Local folders need none."""
-    if not bucket_url.startswith("s3://"):
-        return None
+def _s3_credentials() -> AwsCredentials:
+    """From the standard AWS env vars; the endpoint from INGEST_S3_ENDPOINT_URL (MinIO, the
+    local emulator), empty meaning AWS itself."""
     return AwsCredentials(
         aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID"),
         aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
