@@ -67,7 +67,8 @@ def test_rest_api_pages_incremental_and_update(env, catalog_api):
     assert second.status == "ok"
     # Only the changed and the new records are loaded, asked for with the cursor.
     assert second.rows_loaded == 3
-    assert "updated_since" in catalog_api.server.requests[0]["path"] or True
+    # The API is asked only for records past the last cursor value of the first run.
+    assert catalog_api.server.requests[0]["query"]["updated_since"] == ["2026-01-01T05:00:00Z"]
     assert env.rows("SELECT count(*) FROM normalized.items") == [(7,)]
     assert env.rows("SELECT title FROM normalized.items WHERE external_id = '5'") == [
         ("Product 5 renamed",)
@@ -238,3 +239,14 @@ def test_csv_from_an_s3_prefix(env, s3_endpoint):
     assert env.rows("SELECT title FROM normalized.items") == [("From S3",)]
     [again] = env.ingest()
     assert again.rows_loaded == 0  # unchanged objects are not read again
+
+
+def test_secret_values_never_reach_the_run_logs(duck_env, catalog_api):
+    duck_env.write_tenants({"acme": [rest_api_instance(catalog_api)]})
+    catalog_api.server.faults.queue = [500]
+    [outcome] = duck_env.ingest()
+    assert outcome.status == "ok"
+    logged = "\n".join(str(entry) for entry in duck_env.instance.all_logs(outcome.run_id))
+    assert "acme.catalog-api" in logged  # the log is really this run's
+    assert API_TOKEN not in logged
+    assert API_TOKEN not in str(duck_env.instance.get_run_by_id(outcome.run_id))

@@ -58,11 +58,12 @@ class SandboxServer:
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                server.requests.append({"path": parts.path, "headers": headers})
+                query = parse_qs(parts.query)
+                server.requests.append({"path": parts.path, "query": query, "headers": headers})
                 if server.faults.queue:
                     response = _fault(server.faults.queue.pop(0), server.faults)
                 else:
-                    response = server.handler(parts.path, headers, parse_qs(parts.query))
+                    response = server.handler(parts.path, headers, query)
                 self.send_response(response.status)
                 for name, value in response.headers.items():
                     self.send_header(name, value)
