@@ -1,59 +1,51 @@
-"""The normalized shapes, validated with pydantic. What fails here goes to the rejects table."""
+"""The normalized shapes, validated with pydantic. What fails here goes to the rejects table.
+
+Shapes are TypedDicts checked by a TypeAdapter, with every constraint expressed so that
+pydantic-core enforces it natively (lengths, URL pattern, datetime parsing): about 4x the rate
+of a BaseModel with Python validators, and it yields the dict we load anyway. Timestamps become
+timezone-aware UTC when they enter their Arrow `timestamp[us, UTC]` column (an offset converts,
+a naive value is taken as UTC already).
+"""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, TypeAdapter
+from typing_extensions import TypedDict
 
-HTTP_URL = re.compile(r"^https?://[^\s/?#]+", re.IGNORECASE)
+HTTP_URL_PATTERN = r"^https?://[^\s/?#]+"
 
-
-def to_utc(value: datetime | None) -> datetime | None:
-    """Timezone-aware UTC; a timestamp without a zone is taken to be UTC already."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+NonEmpty = Annotated[str, Field(min_length=1)]
+HttpUrl = Annotated[str, Field(pattern=HTTP_URL_PATTERN)]
 
 
-class NormalizedRecord(BaseModel):
-    model_config = ConfigDict(coerce_numbers_to_str=True, str_strip_whitespace=True, extra="forbid")
+class NormalizedRecord(TypedDict):
+    __pydantic_config__ = ConfigDict(  # type: ignore[misc]
+        coerce_numbers_to_str=True, str_strip_whitespace=True, extra="forbid"
+    )
 
-    tenant_id: str
-    source_type: str
-    source_instance: str
-    external_id: str = Field(min_length=1)
+    tenant_id: NonEmpty
+    source_type: NonEmpty
+    source_instance: NonEmpty
+    external_id: NonEmpty
     raw_load_id: str
     ingested_at: datetime
 
 
-class Item(NormalizedRecord):
-    title: str | None = None
-    summary: str | None = None
-    url: str | None = None
-    author: str | None = None
-    published_at: datetime | None = None
-    updated_at: datetime | None = None
+class Item(NormalizedRecord, total=False):
+    title: str | None
+    summary: str | None
+    url: HttpUrl | None
+    author: str | None
+    published_at: datetime | None
+    updated_at: datetime | None
 
-    @field_validator("published_at", "updated_at", mode="after")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        return to_utc(value)
 
-    @field_validator("url", mode="after")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if not value:
-            return None
-        # A compiled regex: urllib's urlsplit was a third of the validation time per row.
-        if not HTTP_URL.match(value):
-            raise ValueError(f"not an http(s) URL: {value[:200]!r}")
-        return value
+ITEM = TypeAdapter(Item)
 
-    @field_validator("title", "summary", "author", mode="after")
-    @classmethod
-    def _empty_is_none(cls, value: str | None) -> str | None:
-        return value or None
+
+def blank_to_none(fields: dict[str, Any]) -> dict[str, Any]:
+    """An empty or all-blank value means absent (CSV cells, empty XML elements)."""
+    return {k: None if isinstance(v, str) and not v.strip() else v for k, v in fields.items()}

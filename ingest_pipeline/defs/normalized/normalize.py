@@ -17,7 +17,7 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from ingest_pipeline.defs.normalized.mappers import ItemMapper
-from ingest_pipeline.defs.normalized.models import Item
+from ingest_pipeline.defs.normalized.models import ITEM, blank_to_none
 from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, raw_dataset
 from ingest_pipeline.lib.normalized_tables import ITEMS, NORMALIZED_LOADS, REJECTED_RECORDS
 from ingest_pipeline.lib.tenants import SourceInstance
@@ -120,15 +120,17 @@ def _validate(
         try:
             if instance is None:
                 raise ValueError(f"{source_type} source {tenant}.{name} is not in the tenants file")
-            fields = mapper(row, instance)
-            item = Item(
-                tenant_id=tenant,
-                source_type=source_type,
-                source_instance=name,
-                raw_load_id=row["_dlt_load_id"],
-                ingested_at=ingested_at,
-                **fields,
-            ).model_dump()
+            fields = blank_to_none(mapper(row, instance))
+            item = ITEM.validate_python(
+                {
+                    **fields,
+                    "tenant_id": tenant,
+                    "source_type": source_type,
+                    "source_instance": name,
+                    "raw_load_id": row["_dlt_load_id"],
+                    "ingested_at": ingested_at,
+                }
+            )
         except (ValidationError, ValueError, TypeError) as exc:
             rejects.append(_reject(row, qualified, source_type, exc, ingested_at))
             continue
