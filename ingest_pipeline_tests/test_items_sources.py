@@ -51,9 +51,9 @@ def test_rest_api_pages_incremental_and_update(env, catalog_api):
     env.write_tenants({"acme": [rest_api_instance(catalog_api)]})
     [first] = env.ingest()
     assert first.status == "ok" and first.rows_loaded == 5
-    product_pages = [r for r in catalog_api.server.requests if r["path"].endswith("/products")]
+    product_pages = [r for r in catalog_api.server.requests if r.path.endswith("/products")]
     assert len(product_pages) == 3  # 5 products, 2 a page
-    assert all(r["headers"]["authorization"] == f"Bearer {API_TOKEN}" for r in product_pages)
+    assert all(r.headers["authorization"] == f"Bearer {API_TOKEN}" for r in product_pages)
 
     catalog_api.server.requests.clear()
     changed = dict(
@@ -68,7 +68,7 @@ def test_rest_api_pages_incremental_and_update(env, catalog_api):
     # Only the changed and the new records are loaded, asked for with the cursor.
     assert second.rows_loaded == 3
     # The API is asked only for records past the last cursor value of the first run.
-    assert catalog_api.server.requests[0]["query"]["updated_since"] == ["2026-01-01T05:00:00Z"]
+    assert catalog_api.server.requests[0].query["updated_since"] == ["2026-01-01T05:00:00Z"]
     assert env.rows("SELECT count(*) FROM normalized.items") == [(7,)]
     assert env.rows("SELECT title FROM normalized.items WHERE external_id = '5'") == [
         ("Product 5 renamed",)
@@ -135,7 +135,9 @@ def test_malformed_csv_rows_go_to_rejects_with_reason(env):
         "raw_csv.acme__catalog:items.csv:4",
     }
     assert "external_id" in rejects["raw_csv.acme__catalog:items.csv:2"]
-    assert rejects["raw_csv.acme__catalog:items.csv:3"].startswith("url: String should match pattern")
+    assert rejects["raw_csv.acme__catalog:items.csv:3"].startswith(
+        "url: String should match pattern"
+    )
     assert "published_at" in rejects["raw_csv.acme__catalog:items.csv:4"]
     payload = env.rows("SELECT payload FROM normalized.rejected_records WHERE reason LIKE 'url%'")
     assert '"Bad url"' in payload[0][0]
@@ -207,7 +209,7 @@ def test_rss_formats_and_conditional_get(duck_env, feed_server):
     feed_server.server.requests.clear()
     second = duck_env.ingest()
     assert [o.rows_loaded for o in second] == [0, 0, 0]
-    assert all("if-none-match" in r["headers"] for r in feed_server.server.requests)
+    assert all("if-none-match" in r.headers for r in feed_server.server.requests)
 
 
 def test_broken_feed_fails_only_its_instance(env, feed_server):

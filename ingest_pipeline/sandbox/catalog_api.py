@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ingest_pipeline.sandbox.server import Response, SandboxServer
+from ingest_pipeline.sandbox.server import Request, Response, SandboxServer, json_response
 
 PAGE_SIZE = 2
 
@@ -17,13 +16,14 @@ class CatalogApi:
         self.products = products if products is not None else sample_products(5)
         self.server = SandboxServer(self.handle, port)
 
-    def handle(self, path: str, headers: dict[str, str], query: dict[str, list[str]]) -> Response:
-        if headers.get("authorization") != f"Bearer {self.token}":
-            return _json(401, {"error": "unauthorized"})
+    def handle(self, request: Request) -> Response:
+        path = request.path
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return json_response(401, {"error": "unauthorized"})
         if not path.rstrip("/").endswith("/products"):
-            return _json(404, {"error": "not found"})
-        since = (query.get("updated_since") or [""])[0]
-        page = int((query.get("page") or ["1"])[0])
+            return json_response(404, {"error": "not found"})
+        since = request.arg("updated_since", "")
+        page = int(request.arg("page", "1"))
         matching = sorted(
             (p for p in self.products if not since or p["updated_at"] >= since),
             key=lambda p: (p["updated_at"], p["id"]),
@@ -33,7 +33,7 @@ class CatalogApi:
         if start + PAGE_SIZE < len(matching):
             next_query = f"page={page + 1}" + (f"&updated_since={since}" if since else "")
             body["links"]["next"] = f"{self.server.url}{path}?{next_query}"
-        return _json(200, body)
+        return json_response(200, body)
 
 
 def sample_products(count: int, start: int = 1) -> list[dict[str, Any]]:
@@ -48,7 +48,3 @@ def sample_products(count: int, start: int = 1) -> list[dict[str, Any]]:
         }
         for n in range(start, start + count)
     ]
-
-
-def _json(status: int, body: Any) -> Response:
-    return Response(status, json.dumps(body).encode(), {"Content-Type": "application/json"})

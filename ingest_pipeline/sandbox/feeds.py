@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from ingest_pipeline.sandbox.server import Response, SandboxServer
+from ingest_pipeline.sandbox.server import Request, Response, SandboxServer
 
 LAST_MODIFIED = "Mon, 05 Jan 2026 10:00:00 GMT"
 
@@ -16,12 +16,12 @@ class FeedServer:
         self.feeds = feeds if feeds is not None else sample_feeds()
         self.server = SandboxServer(self.handle, port)
 
-    def handle(self, path: str, headers: dict[str, str], query: dict[str, list[str]]) -> Response:
-        body = self.feeds.get(path)
+    def handle(self, request: Request) -> Response:
+        body = self.feeds.get(request.path)
         if body is None:
             return Response(404, b"not found")
         etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
-        if headers.get("if-none-match") == etag:
+        if request.headers.get("if-none-match") == etag:
             return Response(304, b"", {"ETag": etag})
         return Response(
             200,

@@ -1,20 +1,36 @@
-"""A small threaded HTTP server on 127.0.0.1 with a request log and injectable faults."""
+"""A small threaded HTTP server on 127.0.0.1 with a request log and injectable faults.
+
+Every sandbox (catalog API, feeds, the feedback platforms) is a handler on this server, so they
+share the fault model: explicit statuses queued up, every Nth request rate-limited, a share of
+5xx answers, slow answers. Each platform says how its rate-limit answer looks.
+"""
 
 from __future__ import annotations
 
+import json
+import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
-class Faults:
-    """Faults served before normal answers: each listed status is answered once, in order."""
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-case names
+    body: bytes = b""
 
-    queue: list[int] = field(default_factory=list)
-    retry_after_seconds: int = 1
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        return (self.query.get(name) or [default])[0]
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
 
 
 @dataclass
@@ -24,16 +40,57 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-Handler = Callable[[str, dict[str, str], dict[str, list[str]]], Response]
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})}
+    )
+
+
+def retry_after_headers(seconds: int) -> dict[str, str]:
+    return {"Retry-After": str(seconds)}
+
+
+@dataclass
+class Faults:
+    """Faults served instead of normal answers (all off by default)."""
+
+    queue: list[int] = field(default_factory=list)  # statuses answered once each, in order
+    every_nth_rate_limited: int = 0  # every Nth request answers 429
+    error_share: float = 0.0  # this share of requests answers 503
+    delay_seconds: float = 0.0  # every answer waits this long
+    rate_limit_wait_seconds: int = 1
+    seed: int = 7
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    def pick(self, request_number: int) -> int | None:
+        if self.queue:
+            return self.queue.pop(0)
+        if self.every_nth_rate_limited and request_number % self.every_nth_rate_limited == 0:
+            return 429
+        if self.error_share and self._random.random() < self.error_share:
+            return 503
+        return None
+
+
+Handler = Callable[[Request], Response]
 
 
 class SandboxServer:
-    """Serve `handler(path, headers, query)` on 127.0.0.1; port 0 picks a free one."""
+    """Serve `handler(request)` on 127.0.0.1; port 0 picks a free one."""
 
-    def __init__(self, handler: Handler, port: int = 0):
+    def __init__(
+        self,
+        handler: Handler,
+        port: int = 0,
+        rate_limit_headers: Callable[[int], dict[str, str]] = retry_after_headers,
+    ):
         self.handler = handler
         self.faults = Faults()
-        self.requests: list[dict[str, Any]] = []
+        self.rate_limit_headers = rate_limit_headers
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._request_handler())
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
@@ -49,21 +106,34 @@ class SandboxServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def _request_handler(self) -> type[BaseHTTPRequestHandler]:
-        from urllib.parse import parse_qs, urlsplit
+    def serve(self, request: Request) -> Response:
+        with self._lock:
+            self.requests.append(request)
+            fault = self.faults.pick(len(self.requests))
+        if self.faults.delay_seconds:
+            time.sleep(self.faults.delay_seconds)
+        if fault == 429:
+            wait = self.faults.rate_limit_wait_seconds
+            return json_response(429, {"error": "rate limited"}, self.rate_limit_headers(wait))
+        if fault is not None:
+            return json_response(fault, {"error": "injected fault"})
+        return self.handler(request)
 
+    def _request_handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class RequestHandler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
+            def _handle(self) -> None:
                 parts = urlsplit(self.path)
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                query = parse_qs(parts.query)
-                server.requests.append({"path": parts.path, "query": query, "headers": headers})
-                if server.faults.queue:
-                    response = _fault(server.faults.queue.pop(0), server.faults)
-                else:
-                    response = server.handler(parts.path, headers, query)
+                length = int(self.headers.get("Content-Length") or 0)
+                request = Request(
+                    method=self.command,
+                    path=parts.path,
+                    query=parse_qs(parts.query),
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=self.rfile.read(length) if length else b"",
+                )
+                response = server.serve(request)
                 self.send_response(response.status)
                 for name, value in response.headers.items():
                     self.send_header(name, value)
@@ -71,14 +141,9 @@ class SandboxServer:
                 self.end_headers()
                 self.wfile.write(response.body)
 
+            do_GET = do_POST = _handle
+
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 return
 
         return RequestHandler
-
-
-def _fault(status: int, faults: Faults) -> Response:
-    headers = {"Content-Type": "application/json"}
-    if status == 429:
-        headers["Retry-After"] = str(faults.retry_after_seconds)
-    return Response(status, b'{"error": "injected fault"}', headers)
