@@ -46,8 +46,9 @@ def cmd_ingest(tenant: str | None = None, source: str | None = None) -> int:
     from ingest_pipeline.definitions import defs as load_defs
     from ingest_pipeline.defs.tenants.sensors import sync_partitions
     from ingest_pipeline.lib.dagster_home import ensure_dagster_home
-    from ingest_pipeline.lib.ingest_runs import INGEST_JOBS, ingest_instance
+    from ingest_pipeline.lib.ingest_runs import ingest_instance
     from ingest_pipeline.lib.normalized_tables import init_warehouse
+    from ingest_pipeline.lib.source_types import SOURCE_TYPES
     from ingest_pipeline.lib.tenants import TenantsFileError, load_source_instances
     from ingest_pipeline.lib.warehouse import Warehouse
 
@@ -71,10 +72,10 @@ def cmd_ingest(tenant: str | None = None, source: str | None = None) -> int:
     with dg.DagsterInstance.get() as instance:
         sync_partitions(instance)
         for source_instance in selected:
-            if source_instance.type not in INGEST_JOBS:
+            if source_instance.type not in SOURCE_TYPES:
                 print(
                     f"{source_instance.type:<9} {source_instance.partition_key:<28} skipped "
-                    "(no ingestion for this source type yet)"
+                    "(unknown source type)"
                 )
                 continue
             outcome = ingest_instance(defs, instance, source_instance)

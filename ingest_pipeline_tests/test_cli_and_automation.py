@@ -74,26 +74,36 @@ def test_sensor_keeps_partitions_in_step_with_the_tenants_file(duck_env, feed_se
     }
 
 
-def test_schedule_requests_one_run_per_known_instance(duck_env, feed_server):
+def test_schedule_runs_each_instance_on_its_own_cron(duck_env, feed_server):
     url = feed_server.server.url
     duck_env.write_tenants(
         {
             "acme": [
-                {"type": "rss", "name": "a", "url": f"{url}/feed.xml"},
-                {"type": "rss", "name": "b", "url": f"{url}/atom.xml"},
+                {"type": "rss", "name": "hourly", "url": f"{url}/feed.xml"},
+                {
+                    "type": "rss",
+                    "name": "often",
+                    "url": f"{url}/atom.xml",
+                    "schedule": "*/15 * * * *",
+                },
+                {"type": "rss", "name": "not-synced-yet", "url": f"{url}/rdf.xml"},
             ]
         }
     )
-    duck_env.instance.add_dynamic_partitions("rss_instances", ["acme.a", "acme.b"])
-    schedule = duck_env.defs.resolve_schedule_def("ingest_rss_hourly")
-    context = dg.build_schedule_context(
-        instance=duck_env.instance,
-        scheduled_execution_time=datetime(2026, 1, 1, 1, tzinfo=UTC),
-        repository_def=duck_env.defs.get_repository_def(),
-    )
-    requests = list(schedule.evaluate_tick(context).run_requests)
-    assert sorted(r.partition_key for r in requests) == ["acme.a", "acme.b"]
-    assert all(r.run_key.endswith("2026-01-01T01:00:00+00:00") for r in requests)
+    duck_env.instance.add_dynamic_partitions("rss_instances", ["acme.hourly", "acme.often"])
+    schedule = duck_env.defs.resolve_schedule_def("ingest_rss_schedule")
+
+    def due_at(minute: int) -> list[str]:
+        context = dg.build_schedule_context(
+            instance=duck_env.instance,
+            scheduled_execution_time=datetime(2026, 1, 1, 1, minute, tzinfo=UTC),
+            repository_def=duck_env.defs.get_repository_def(),
+        )
+        return sorted(r.partition_key for r in schedule.evaluate_tick(context).run_requests)
+
+    assert due_at(0) == ["acme.hourly", "acme.often"]
+    assert due_at(15) == ["acme.often"]
+    assert due_at(7) == []
 
 
 def test_replay_rebuilds_normalized_from_raw_alone(env):
@@ -129,7 +139,7 @@ def test_schema_drift_check_warns_with_the_diff(duck_env):
     assert evaluation.severity == dg.AssetCheckSeverity.WARN
     diff = evaluation.metadata["diff"].value
     assert diff == {"raw_csv.acme__catalog": {"added": ["colour"], "removed": []}}
-    assert _check(duck_env, second.run_id, "items_natural_key_unique").passed
+    assert _check(duck_env, second.run_id, "natural_key_unique").passed
 
 
 def test_dbt_skeleton_builds_on_empty_normalized_tables(duck_env, tmp_path):

@@ -8,11 +8,8 @@ from typing import Any
 
 import dagster as dg
 
+from ingest_pipeline.lib.source_types import SOURCE_TYPES
 from ingest_pipeline.lib.tenants import SourceInstance
-
-# Source types the item pipeline knows; any other type in the tenants file belongs to a layer
-# that registers its own job (and is skipped here until it exists).
-INGEST_JOBS = {"rest_api": "ingest_rest_api", "csv": "ingest_csv", "rss": "ingest_rss"}
 
 
 @dataclass
@@ -38,7 +35,8 @@ class InstanceOutcome:
 def ingest_instance(
     defs: dg.Definitions, instance_store: dg.DagsterInstance, source: SourceInstance
 ) -> InstanceOutcome:
-    job = defs.resolve_job_def(INGEST_JOBS[source.type])
+    kind = SOURCE_TYPES[source.type]
+    job = defs.resolve_job_def(kind.job_name)
     started = time.monotonic()
     result = job.execute_in_process(
         instance=instance_store,
@@ -51,7 +49,7 @@ def ingest_instance(
     )
     metadata = _materialization_metadata(result)
     raw = metadata.get(("raw", source.type), {})
-    per_instance = metadata.get(("normalized", "items"), {}).get("per_instance", {})
+    per_instance = metadata.get(("normalized", kind.entity), {}).get("per_instance", {})
     counts = per_instance.get(f"{source.type}:{source.partition_key}", {})
     return InstanceOutcome(
         instance=source,

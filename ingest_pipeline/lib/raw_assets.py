@@ -14,20 +14,24 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.extract.source import DltSource
 
 from ingest_pipeline.lib.dlt_pipelines import instance_pipeline, spec_pipeline
+from ingest_pipeline.lib.source_types import SOURCE_TYPES
 from ingest_pipeline.lib.tenants import find_instance
 from ingest_pipeline.settings import get_settings
 
-NORMALIZED_ITEMS_KEY = dg.AssetKey(["normalized", "items"])
 SourceBuilder = Callable[..., DltSource]
 
 
-def raw_asset_key(source_type: str, resource: str) -> dg.AssetKey:
-    return dg.AssetKey(["raw", source_type, resource])
+def raw_asset_key(source_type: str) -> dg.AssetKey:
+    return dg.AssetKey(["raw", source_type, SOURCE_TYPES[source_type].raw_resource])
+
+
+def normalized_asset_key(entity: str) -> dg.AssetKey:
+    return dg.AssetKey(["normalized", entity])
 
 
 def instance_partitions(source_type: str) -> dg.DynamicPartitionsDefinition:
     """Partition keys are `tenant.instance`, added and removed as the tenants file changes."""
-    return dg.DynamicPartitionsDefinition(name=f"{source_type}_instances")
+    return dg.DynamicPartitionsDefinition(name=SOURCE_TYPES[source_type].partitions_name)
 
 
 class RawTranslator(DagsterDltTranslator):
@@ -37,17 +41,16 @@ class RawTranslator(DagsterDltTranslator):
     cannot change with the tenants file, so they all report to the type's one raw asset.
     """
 
-    def __init__(self, source_type: str, resource: str):
+    def __init__(self, source_type: str):
         super().__init__()
         self.source_type = source_type
-        self.resource = resource
 
     def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
         return (
             super()
             .get_asset_spec(data)
             .replace_attributes(
-                key=raw_asset_key(self.source_type, self.resource),
+                key=raw_asset_key(self.source_type),
                 group_name=self.source_type,
                 deps=[],
             )
@@ -56,10 +59,10 @@ class RawTranslator(DagsterDltTranslator):
 
 
 def build_raw_assets(
-    source_type: str, resource: str, build_source: SourceBuilder, description: str
+    source_type: str, build_source: SourceBuilder, description: str
 ) -> dg.AssetsDefinition:
     partitions = instance_partitions(source_type)
-    translator = RawTranslator(source_type, resource)
+    translator = RawTranslator(source_type)
 
     @dlt_assets(
         dlt_source=build_source(),
@@ -88,7 +91,7 @@ def build_raw_assets(
                 f"{_root_cause(exc)}",
                 metadata={"tenant": instance.tenant, "source_instance": instance.name},
             ) from exc
-        yield _one_result(results, raw_asset_key(source_type, resource), instance, pipeline)
+        yield _one_result(results, raw_asset_key(source_type), instance, pipeline)
 
     raw_assets.__doc__ = description
     return raw_assets
@@ -123,10 +126,11 @@ def _root_cause(exc: BaseException) -> str:
 
 def ingest_job(source_type: str, raw_assets: dg.AssetsDefinition) -> Any:
     """Load one instance's raw data and normalize it, as one run per partition (instance)."""
+    kind = SOURCE_TYPES[source_type]
     return dg.define_asset_job(
-        name=f"ingest_{source_type}",
+        name=kind.job_name,
         selection=dg.AssetSelection.assets(raw_assets)
-        | dg.AssetSelection.assets(NORMALIZED_ITEMS_KEY),
+        | dg.AssetSelection.assets(normalized_asset_key(kind.entity)),
         partitions_def=instance_partitions(source_type),
         description=f"Load one {source_type} source instance (a partition) and normalize it.",
     )

@@ -16,7 +16,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-SOURCE_TYPES = ("rest_api", "csv", "rss")
 
 
 class TenantsFileError(ValueError):

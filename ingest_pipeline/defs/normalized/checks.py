@@ -5,8 +5,8 @@ from typing import Any
 
 import dagster as dg
 
-from ingest_pipeline.lib.normalized_tables import ITEMS
-from ingest_pipeline.lib.raw_assets import NORMALIZED_ITEMS_KEY
+from ingest_pipeline.defs.normalized.normalize import ENTITIES, Entity
+from ingest_pipeline.lib.raw_assets import normalized_asset_key
 from ingest_pipeline.lib.resources import WarehouseResource
 
 # Row-count anomaly: compared with the median of the recent runs that loaded anything.
@@ -15,50 +15,60 @@ MIN_HISTORY = 5
 ANOMALY_FACTOR = 10
 
 
-@dg.asset_check(asset=NORMALIZED_ITEMS_KEY, description="The natural key is unique.")
-def items_natural_key_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    key = ", ".join(ITEMS.key)
-    duplicates = warehouse.get().fetch_all(
-        f"SELECT count(*) FROM (SELECT {key} FROM {ITEMS.qualified} "
-        f"GROUP BY {key} HAVING count(*) > 1) AS d"
-    )[0][0]
-    return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_keys": duplicates})
+def normalized_checks(entity: Entity) -> list[dg.AssetChecksDefinition]:
+    key = normalized_asset_key(entity.name)
+    table = entity.table
 
+    @dg.asset_check(asset=key, name="natural_key_unique", description="The natural key is unique.")
+    def natural_key_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        columns = ", ".join(table.key)
+        duplicates = warehouse.get().fetch_all(
+            f"SELECT count(*) FROM (SELECT {columns} FROM {table.qualified} "
+            f"GROUP BY {columns} HAVING count(*) > 1) AS d"
+        )[0][0]
+        return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_keys": duplicates})
 
-@dg.asset_check(
-    asset=NORMALIZED_ITEMS_KEY,
-    description="No raw table gained or lost a column since the previous materialization.",
-)
-def raw_schema_unchanged(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    latest, previous = [*_metadata_values(context, "raw_columns", 2), None, None][:2]
-    if latest is None or previous is None:
-        return dg.AssetCheckResult(passed=True, metadata={"note": "no previous run to compare"})
-    diff = schema_diff(previous, latest)
-    return dg.AssetCheckResult(
-        passed=not diff,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"diff": dg.MetadataValue.json(diff)},
+    @dg.asset_check(
+        asset=key,
+        name="raw_schema_unchanged",
+        description="No raw table gained or lost a column since the previous materialization.",
     )
+    def raw_schema_unchanged(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        latest, previous = [*_metadata_values(context, key, "raw_columns", 2), None, None][:2]
+        if latest is None or previous is None:
+            return dg.AssetCheckResult(passed=True, metadata={"note": "no previous run to compare"})
+        diff = schema_diff(previous, latest)
+        return dg.AssetCheckResult(
+            passed=not diff,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"diff": dg.MetadataValue.json(diff)},
+        )
 
-
-@dg.asset_check(
-    asset=NORMALIZED_ITEMS_KEY,
-    description=f"The rows a run normalized are within {ANOMALY_FACTOR}x of the recent median.",
-)
-def row_count_not_anomalous(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    counts = _metadata_values(context, "rows_normalized", RECENT_RUNS + 1)
-    if not counts:
-        return dg.AssetCheckResult(passed=True, metadata={"note": "no run yet"})
-    latest, history = counts[0], [c for c in counts[1:] if c]
-    if len(history) < MIN_HISTORY:
-        return dg.AssetCheckResult(passed=True, metadata={"note": "too little history"})
-    median = statistics.median(history)
-    passed = median / ANOMALY_FACTOR <= latest <= median * ANOMALY_FACTOR or latest == 0
-    return dg.AssetCheckResult(
-        passed=passed,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"rows_normalized": latest, "recent_median": median},
+    @dg.asset_check(
+        asset=key,
+        name="row_count_not_anomalous",
+        description=f"The rows a run normalized are within {ANOMALY_FACTOR}x of the recent median.",
     )
+    def row_count_not_anomalous(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        counts = _metadata_values(context, key, "rows_normalized", RECENT_RUNS + 1)
+        if not counts:
+            return dg.AssetCheckResult(passed=True, metadata={"note": "no run yet"})
+        latest, history = counts[0], [c for c in counts[1:] if c]
+        if len(history) < MIN_HISTORY:
+            return dg.AssetCheckResult(passed=True, metadata={"note": "too little history"})
+        median = statistics.median(history)
+        passed = median / ANOMALY_FACTOR <= latest <= median * ANOMALY_FACTOR or latest == 0
+        return dg.AssetCheckResult(
+            passed=passed,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"rows_normalized": latest, "recent_median": median},
+        )
+
+    return [natural_key_unique, raw_schema_unchanged, row_count_not_anomalous]
+
+
+items_checks = normalized_checks(ENTITIES["items"])
+feedback_checks = normalized_checks(ENTITIES["feedback"])
 
 
 def schema_diff(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict[str, Any]:
@@ -76,9 +86,11 @@ def schema_diff(before: dict[str, list[str]], after: dict[str, list[str]]) -> di
     return diff
 
 
-def _metadata_values(context: dg.AssetCheckExecutionContext, name: str, limit: int) -> list[Any]:
+def _metadata_values(
+    context: dg.AssetCheckExecutionContext, key: dg.AssetKey, name: str, limit: int
+) -> list[Any]:
     """A metadata entry of the latest materializations, newest first."""
-    records = context.instance.fetch_materializations(NORMALIZED_ITEMS_KEY, limit=limit).records
+    records = context.instance.fetch_materializations(key, limit=limit).records
     values = []
     for record in records:
         entry = record.asset_materialization.metadata.get(name)

@@ -1,19 +1,67 @@
-"""Per source type: how a raw row becomes the fields of a normalized item (before validation)."""
+"""Per source type: how a raw row becomes the fields of its normalized entity (pre-validation).
+
+Raw rows are what dlt stored: flat columns (`a__b` for a nested field of a flattened dict) or,
+for the platform sources (loaded with `max_table_nesting=0`), nested JSON values; `dig` reads both.
+"""
 
 from __future__ import annotations
 
+import html
+import json
+import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from ingest_pipeline.defs.sources.rest_api.source import RESOURCE_COLUMN
 from ingest_pipeline.lib.tenants import SourceInstance
 
-ItemMapper = Callable[[Mapping[str, Any], SourceInstance], dict[str, Any]]
+Mapper = Callable[[Mapping[str, Any], SourceInstance], dict[str, Any]]
+_TAG = re.compile(r"<[^>]+>")
+_BLOCK_END = re.compile(r"</(p|div|li|h\d)>|<br\s*/?>", re.IGNORECASE)
+
+
+def dig(row: Mapping[str, Any], path: str) -> Any:
+    """`a.b.c` from a raw row: a flattened column `a__b__c`, or into JSON values."""
+    flat = path.replace(".", "__")
+    if flat in row:
+        return row[flat]
+    value: Any = row
+    for part in path.split("."):
+        if isinstance(value, str) and value[:1] in "{[":
+            value = json.loads(value)
+        if isinstance(value, list) and part.isdigit():
+            value = value[int(part)] if int(part) < len(value) else None
+        elif isinstance(value, Mapping):
+            value = value.get(part)
+        else:
+            return None
+    return value
+
+
+def as_json(value: Any) -> Any:
+    """A JSON column's value: DuckDB hands out text, PostgreSQL (jsonb) Python objects."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def map_with(mapping: Mapping[str, str], row: Mapping[str, Any]) -> dict[str, Any]:
-    """Apply a `{target: source path}` mapping; `a.b` reads dlt's flattened column `a__b`."""
-    return {target: row.get(path.replace(".", "__")) for target, path in mapping.items()}
+    """Apply a `{target: source path}` mapping from the tenants file."""
+    return {target: dig(row, path) for target, path in mapping.items()}
+
+
+def html_to_text(markup: str | None) -> str | None:
+    """Plain text of a small HTML fragment (paragraphs become lines)."""
+    if markup is None:
+        return None
+    text = html.unescape(_TAG.sub("", _BLOCK_END.sub("\n", markup)))
+    return "\n".join(line.strip() for line in text.splitlines() if line.strip()) or None
+
+
+def from_unix(seconds: Any) -> datetime | None:
+    return None if seconds in (None, "") else datetime.fromtimestamp(int(seconds), tz=UTC)
+
+
+# --- items -------------------------------------------------------------------------------
 
 
 def map_rest_api_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[str, Any]:
@@ -42,8 +90,78 @@ def map_rss_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[str, A
     }
 
 
-ITEM_MAPPERS: dict[str, ItemMapper] = {
+# --- feedback ----------------------------------------------------------------------------
+
+
+def map_playstore_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[str, Any]:
+    # One row per review; the developer's reply stays in raw.
+    comments = as_json(row.get("comments")) or []
+    user = next((c["userComment"] for c in comments if "userComment" in c), None)
+    if user is None:
+        raise ValueError("review has no userComment")
+    modified = from_unix(dig(user, "lastModified.seconds"))
+    return {
+        "external_id": row.get("reviewId"),
+        "thread_id": row.get("reviewId"),
+        "author_name": row.get("authorName"),
+        "text": user.get("text"),
+        "rating": user.get("starRating"),
+        "language": user.get("reviewerLanguage"),
+        "created_at": modified,
+        "updated_at": modified,
+    }
+
+
+def map_twitter_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[str, Any]:
+    username = dig(row, "author.username")
+    return {
+        "external_id": row.get("id"),
+        "thread_id": row.get("conversation_id"),
+        "author_id": row.get("author_id"),
+        "author_name": username or dig(row, "author.name"),
+        "text": row.get("text"),
+        "language": row.get("lang"),
+        "url": f"https://x.com/{username or 'i'}/status/{row.get('id')}",
+        "created_at": row.get("created_at"),
+        "updated_at": row.get("created_at"),
+    }
+
+
+def map_discourse_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[str, Any]:
+    base = instance.options["base_url"].rstrip("/")
+    return {
+        "external_id": row.get("id"),
+        "thread_id": row.get("topic_id"),
+        "author_id": row.get("user_id"),
+        "author_name": row.get("username"),
+        "text": row.get("raw") or html_to_text(row.get("cooked")),
+        "url": f"{base}/t/{row.get('topic_slug')}/{row.get('topic_id')}/{row.get('post_number')}",
+        "created_at": row.get("created_at"),
+        "updated_at": row.get("updated_at"),
+    }
+
+
+def map_intercom_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[str, Any]:
+    # One row per conversation: the opening message and its rating; the parts stay in raw.
+    return {
+        "external_id": row.get("id"),
+        "thread_id": row.get("id"),
+        "author_id": dig(row, "source.author.id"),
+        "author_name": dig(row, "source.author.name"),
+        "text": html_to_text(dig(row, "source.body")),
+        "rating": dig(row, "conversation_rating.rating"),
+        "url": dig(row, "source.url"),
+        "created_at": from_unix(row.get("created_at")),
+        "updated_at": from_unix(row.get("updated_at")),
+    }
+
+
+MAPPERS: dict[str, Mapper] = {
     "rest_api": map_rest_api_row,
     "csv": map_csv_row,
     "rss": map_rss_row,
+    "playstore": map_playstore_row,
+    "twitter": map_twitter_row,
+    "discourse": map_discourse_row,
+    "intercom": map_intercom_row,
 }

@@ -49,3 +49,21 @@ ITEM = TypeAdapter(Item)
 def blank_to_none(fields: dict[str, Any]) -> dict[str, Any]:
     """An empty or all-blank value means absent (CSV cells, empty XML elements)."""
     return {k: None if isinstance(v, str) and not v.strip() else v for k, v in fields.items()}
+
+
+Rating = Annotated[int, Field(ge=1, le=5)]
+
+
+class Feedback(NormalizedRecord, total=False):
+    thread_id: str | None
+    author_id: str | None
+    author_name: str | None
+    text: str | None
+    rating: Rating | None
+    language: str | None
+    url: HttpUrl | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+FEEDBACK = TypeAdapter(Feedback)

@@ -1,5 +1,8 @@
 """Raw → normalized: read raw loads not yet normalized, map, validate, upsert; reject the rest.
 
+One engine for every entity (items, feedback, ...): an `Entity` names its table, its pydantic
+adapter and the columns whose change makes a row "updated".
+
 Each dlt load of a raw table is consumed once (tracked in `normalized.normalized_loads`); a replay
 forgets that tracking and rebuilds the normalized rows from raw alone, without calling a source.
 """
@@ -14,19 +17,55 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from ingest_pipeline.defs.normalized.mappers import ItemMapper
-from ingest_pipeline.defs.normalized.models import ITEM, blank_to_none
+from ingest_pipeline.defs.normalized.mappers import Mapper
+from ingest_pipeline.defs.normalized.models import FEEDBACK, ITEM, blank_to_none
 from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, raw_dataset
-from ingest_pipeline.lib.normalized_tables import ITEMS, NORMALIZED_LOADS, REJECTED_RECORDS
+from ingest_pipeline.lib.normalized_tables import FEEDBACK as FEEDBACK_TABLE
+from ingest_pipeline.lib.normalized_tables import (
+    ITEMS,
+    NORMALIZED_LOADS,
+    REJECTED_RECORDS,
+    Table,
+)
 from ingest_pipeline.lib.tenants import SourceInstance
 from ingest_pipeline.lib.warehouse import Warehouse
 
 BATCH_ROWS = 50_000
-ITEM_CONTENT_COLUMNS = ("title", "summary", "url", "author", "published_at", "updated_at")
 REJECT_CONTENT_COLUMNS = ("reason", "payload")
-_ARROW_TYPES = {"text": pa.string(), "timestamptz": pa.timestamp("us", tz="UTC")}
+_ARROW_TYPES = {
+    "text": pa.string(),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+    "integer": pa.int32(),
+    "bigint": pa.int64(),
+}
+# Bookkeeping columns: they follow a real change but never count as one.
+_LINEAGE = {
+    "tenant_id",
+    "source_type",
+    "source_instance",
+    "external_id",
+    "raw_load_id",
+    "ingested_at",
+}
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    table: Table
+    adapter: TypeAdapter
+
+    @property
+    def content_columns(self) -> tuple[str, ...]:
+        return tuple(c for c in self.table.column_names if c not in _LINEAGE)
+
+
+ENTITIES = {
+    "items": Entity("items", ITEMS, ITEM),
+    "feedback": Entity("feedback", FEEDBACK_TABLE, FEEDBACK),
+}
 
 
 @dataclass
@@ -38,10 +77,11 @@ class NormalizeStats:
     loads: int = 0
 
 
-def normalize_items(
+def normalize_source_type(
     warehouse: Warehouse,
+    entity: Entity,
     source_type: str,
-    mapper: ItemMapper,
+    mapper: Mapper,
     instances: Iterable[SourceInstance],
     replay: bool = False,
 ) -> NormalizeStats:
@@ -58,15 +98,22 @@ def normalize_items(
         in_list = ", ".join(f"'{load_id}'" for load_id in load_ids)  # dlt load ids are numeric
         query = f"SELECT * FROM {qualified} WHERE _dlt_load_id IN ({in_list}) ORDER BY {order}"
         for rows in warehouse.iter_dict_batches(query, BATCH_ROWS):
-            items, rejects = _validate(rows, qualified, source_type, mapper, by_key, ingested_at)
-            warehouse.upsert(ITEMS.qualified, _arrow(ITEMS, items), ITEMS.key, ITEM_CONTENT_COLUMNS)
+            records, rejects = _validate(
+                rows, qualified, entity, source_type, mapper, by_key, ingested_at
+            )
+            warehouse.upsert(
+                entity.table.qualified,
+                _arrow(entity.table, records),
+                entity.table.key,
+                entity.content_columns,
+            )
             warehouse.upsert(
                 REJECTED_RECORDS.qualified,
                 _arrow(REJECTED_RECORDS, rejects),
                 REJECTED_RECORDS.key,
                 REJECT_CONTENT_COLUMNS,
             )
-            stats.normalized.update(f"{i['tenant_id']}.{i['source_instance']}" for i in items)
+            stats.normalized.update(f"{r['tenant_id']}.{r['source_instance']}" for r in records)
             stats.rejected.update(f"{r['tenant_id']}.{r['source_instance']}" for r in rejects)
         _mark_normalized(warehouse, qualified, load_ids)
         stats.loads += len(load_ids)
@@ -105,14 +152,15 @@ def _mark_normalized(warehouse: Warehouse, qualified: str, load_ids: list[str]) 
 def _validate(
     rows: list[dict[str, Any]],
     qualified: str,
+    entity: Entity,
     source_type: str,
-    mapper: ItemMapper,
+    mapper: Mapper,
     instances: Mapping[tuple[str, str], SourceInstance],
     ingested_at: datetime,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     # Keyed by natural key: the last version of a record within a batch wins (one upsert
     # statement cannot touch the same row twice).
-    items: dict[tuple[str, ...], dict[str, Any]] = {}
+    records: dict[tuple[str, ...], dict[str, Any]] = {}
     rejects: list[dict[str, Any]] = []
     for row in rows:
         tenant, name = row[TENANT_COLUMN], row[INSTANCE_COLUMN]
@@ -121,7 +169,7 @@ def _validate(
             if instance is None:
                 raise ValueError(f"{source_type} source {tenant}.{name} is not in the tenants file")
             fields = blank_to_none(mapper(row, instance))
-            item = ITEM.validate_python(
+            record = entity.adapter.validate_python(
                 {
                     **fields,
                     "tenant_id": tenant,
@@ -134,8 +182,8 @@ def _validate(
         except (ValidationError, ValueError, TypeError) as exc:
             rejects.append(_reject(row, qualified, source_type, exc, ingested_at))
             continue
-        items[tuple(item[k] for k in ITEMS.key)] = item
-    return list(items.values()), _dedupe_rejects(rejects)
+        records[tuple(record[k] for k in entity.table.key)] = record
+    return list(records.values()), _dedupe_rejects(rejects)
 
 
 def _reject(
@@ -173,6 +221,6 @@ def _reason(exc: Exception) -> str:
     return str(exc)
 
 
-def _arrow(table: Any, rows: list[dict[str, Any]]) -> pa.Table:
+def _arrow(table: Table, rows: list[dict[str, Any]]) -> pa.Table:
     schema = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in table.columns])
     return pa.Table.from_pylist(rows, schema=schema)

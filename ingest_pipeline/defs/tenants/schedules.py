@@ -1,44 +1,54 @@
-"""Ingest every configured instance on a schedule: one run per instance, so failures stay apart."""
+"""Run every instance on its own cron: the tenants file's `schedule:` or its type's default.
+
+One schedule per source type ticks every minute and asks for a run of each instance whose cron
+is due at that minute, one run per instance, so one instance's failure stays its own. The
+tenants file is read at each tick: added instances are scheduled, removed ones stop.
+"""
 
 from typing import Any
 
 import dagster as dg
+from croniter import croniter
 
-# Modules, not names: the defs loader collects every job a module holds, and would see twice.
-from ingest_pipeline.defs.sources.csv import assets as csv_assets
-from ingest_pipeline.defs.sources.rest_api import assets as rest_api_assets
-from ingest_pipeline.defs.sources.rss import assets as rss_assets
+from ingest_pipeline.lib.source_types import SOURCE_TYPES, SourceType
 from ingest_pipeline.lib.tenants import TenantsFileError, instances_of_type
 from ingest_pipeline.settings import get_settings
 
-HOURLY = "0 * * * *"
+EVERY_MINUTE = "* * * * *"
 
 
-def instance_schedule(source_type: str, job: Any) -> dg.ScheduleDefinition:
+def is_due(cron: str, moment: Any) -> bool:
+    return croniter.match(cron, moment)
+
+
+def instance_schedule(source_type: SourceType) -> dg.ScheduleDefinition:
     @dg.schedule(
-        name=f"ingest_{source_type}_hourly",
-        job=job,
-        cron_schedule=HOURLY,
+        name=f"{source_type.job_name}_schedule",
+        job_name=source_type.job_name,
+        cron_schedule=EVERY_MINUTE,
         execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Runs each {source_type.name} instance on its `schedule` "
+        f"(default {source_type.default_cron!r}).",
     )
-    def ingest_each_instance(context: dg.ScheduleEvaluationContext):
+    def ingest_due_instances(context: dg.ScheduleEvaluationContext):
         try:
-            instances = instances_of_type(get_settings().tenants_file, source_type)
+            instances = instances_of_type(get_settings().tenants_file, source_type.name)
         except TenantsFileError as exc:
             return dg.SkipReason(str(exc))
         # Only instances the tenants sensor has already turned into partitions.
-        known = set(context.instance.get_dynamic_partitions(f"{source_type}_instances"))
-        tick = context.scheduled_execution_time.isoformat()
+        known = set(context.instance.get_dynamic_partitions(source_type.partitions_name))
+        tick = context.scheduled_execution_time
         return [
-            dg.RunRequest(run_key=f"{i.partition_key}:{tick}", partition_key=i.partition_key)
+            dg.RunRequest(
+                run_key=f"{i.partition_key}:{tick.isoformat()}", partition_key=i.partition_key
+            )
             for i in instances
             if i.partition_key in known
+            and is_due(i.options.get("schedule", source_type.default_cron), tick)
         ]
 
-    return ingest_each_instance
+    return ingest_due_instances
 
 
-ingest_rest_api_hourly = instance_schedule("rest_api", rest_api_assets.ingest_rest_api_job)
-ingest_csv_hourly = instance_schedule("csv", csv_assets.ingest_csv_job)
-ingest_rss_hourly = instance_schedule("rss", rss_assets.ingest_rss_job)
+instance_schedules = [instance_schedule(t) for t in SOURCE_TYPES.values()]

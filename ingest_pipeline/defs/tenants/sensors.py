@@ -6,22 +6,20 @@ scheduled) without restarting anything; a removed instance's partition goes away
 
 import dagster as dg
 
-from ingest_pipeline.lib.raw_assets import instance_partitions
+from ingest_pipeline.lib.source_types import SOURCE_TYPES
 from ingest_pipeline.lib.tenants import TenantsFileError, load_source_instances
 from ingest_pipeline.settings import get_settings
 
-SOURCE_TYPES = ("rest_api", "csv", "rss")
-
 
 def partition_requests(
-    instance: dg.DagsterInstance, source_types: tuple[str, ...] = SOURCE_TYPES
+    instance: dg.DagsterInstance,
 ) -> list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest]:
     """What to add and delete so the partitions equal the tenants file's instances."""
     configured = load_source_instances(get_settings().tenants_file)
     requests: list = []
-    for source_type in source_types:
-        name = instance_partitions(source_type).name
-        wanted = {i.partition_key for i in configured if i.type == source_type}
+    for source_type in SOURCE_TYPES.values():
+        name = source_type.partitions_name
+        wanted = {i.partition_key for i in configured if i.type == source_type.name}
         existing = set(instance.get_dynamic_partitions(name))
         if wanted - existing:
             requests.append(dg.AddDynamicPartitionsRequest(name, sorted(wanted - existing)))

@@ -3,7 +3,6 @@ from ingest_pipeline.lib.raw_assets import build_raw_assets, ingest_job
 
 raw_csv_assets = build_raw_assets(
     "csv",
-    "rows",
     csv_source,
     "CSV rows as the files held them (all text), one table and one partition per tenant.instance.",
 )

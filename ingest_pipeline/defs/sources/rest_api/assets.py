@@ -3,7 +3,6 @@ from ingest_pipeline.lib.raw_assets import build_raw_assets, ingest_job
 
 raw_rest_api_assets = build_raw_assets(
     "rest_api",
-    "records",
     rest_api_instance_source,
     "Records of configured REST API resources, one table per tenant, instance and resource.",
 )

@@ -3,7 +3,6 @@ from ingest_pipeline.lib.raw_assets import build_raw_assets, ingest_job
 
 raw_rss_assets = build_raw_assets(
     "rss",
-    "entries",
     rss_source,
     "RSS 2.0, RSS 1.0 and Atom feed entries as the feeds sent them, one partition per tenant.instance.",
 )

@@ -1,0 +1,9 @@
+from ingest_pipeline.defs.sources.playstore.source import playstore_source
+from ingest_pipeline.lib.raw_assets import build_raw_assets, ingest_job
+
+raw_playstore_assets = build_raw_assets(
+    "playstore",
+    playstore_source,
+    "Google Play reviews as the Android Publisher API sent them (developer replies included), one partition per tenant.instance.",
+)
+ingest_playstore_job = ingest_job("playstore", raw_playstore_assets)
