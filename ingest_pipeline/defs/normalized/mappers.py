@@ -94,16 +94,17 @@ def map_rss_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[str, A
 
 
 def map_playstore_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[str, Any]:
-    # One row per review; the developer's reply stays in raw.
+    # One row per review; the developer's reply stays in raw. dlt stores top-level names in
+    # snake_case (reviewId → review_id); inside JSON values the API's own names remain.
     comments = as_json(row.get("comments")) or []
     user = next((c["userComment"] for c in comments if "userComment" in c), None)
     if user is None:
         raise ValueError("review has no userComment")
     modified = from_unix(dig(user, "lastModified.seconds"))
     return {
-        "external_id": row.get("reviewId"),
-        "thread_id": row.get("reviewId"),
-        "author_name": row.get("authorName"),
+        "external_id": row.get("review_id"),
+        "thread_id": row.get("review_id"),
+        "author_name": row.get("author_name"),
         "text": user.get("text"),
         "rating": user.get("starRating"),
         "language": user.get("reviewerLanguage"),
