@@ -1,22 +1,31 @@
 """`ingest-pipeline demo`: the whole pipeline on the embedded default, against local sandboxes.
 
-Starts a catalog REST API and a feed server on loopback, writes sample CSVs and a demo tenants
-file under the data dir, runs `ingest` for it and prints the summary and how to open the UI.
+Starts loopback sandboxes (a catalog REST API, a feed server and the four feedback platforms),
+writes sample CSVs and a demo tenants file under the data dir, runs `ingest` for it and prints
+the summary and how to open the UI. Nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from ingest_pipeline.sandbox import discourse, intercom, playstore, twitter
 from ingest_pipeline.sandbox.catalog_api import CatalogApi, sample_products
 from ingest_pipeline.sandbox.feeds import FeedServer
-from ingest_pipeline.sandbox.instances import catalog_api_instance, catalog_csv_instance
+from ingest_pipeline.sandbox.instances import (
+    catalog_api_instance,
+    catalog_csv_instance,
+    feedback_instance,
+)
 from ingest_pipeline.settings import get_settings
 
 DEMO_TOKEN_ENV = "DEMO_CATALOG_TOKEN"
+FEEDBACK_TENANT = "initech"
 SAMPLE_CSV = (
     "sku;name;link;updated\n"
     "SKU-1;Espresso machine;https://shop.example/sku-1;2026-01-10T09:00:00Z\n"
@@ -33,38 +42,76 @@ def run_demo() -> int:
     landing.mkdir(parents=True, exist_ok=True)
     (landing / "catalog.csv").write_text(SAMPLE_CSV, encoding="utf-8")
 
-    # The demo's own secret, set for this process only: the tenants file names the variable.
-    os.environ.setdefault(DEMO_TOKEN_ENV, "demo-token")
-    api = CatalogApi(os.environ[DEMO_TOKEN_ENV], sample_products(12))
-    feeds = FeedServer()
-    api.server.start()
-    feeds.server.start()
-    try:
-        tenants_file = write_demo_tenants(demo_dir, api.server.url, feeds.server.url, landing)
+    with contextlib.ExitStack() as running:
+        sandboxes = start_sandboxes(running)
+        tenants_file = demo_dir / "tenants.yaml"
+        tenants_file.write_text(
+            yaml.safe_dump(demo_tenants(sandboxes, landing), sort_keys=False), encoding="utf-8"
+        )
         os.environ["INGEST_TENANTS_FILE"] = str(tenants_file)
         print(f"demo tenants file: {tenants_file}")
         print(f"warehouse: {settings.resolved_warehouse_url}\n")
         from ingest_pipeline.cli import cmd_ingest
 
         status = cmd_ingest()
-    finally:
-        api.server.stop()
-        feeds.server.stop()
     print(
         "\nExplore it in the Dagster UI:  make dev   (then open http://127.0.0.1:3000)\n"
         "The demo's sandboxes stop with the demo: materializing its sources from the UI\n"
         "needs them running (`ingest-pipeline demo` again)."
     )
-    # The broken feed is there on purpose: show one instance failing alone, yet exit 0.
+    # The dead feed is there on purpose: one instance failing alone; the demo still succeeds.
     return 0 if status in (0, 1) else status
 
 
-def write_demo_tenants(demo_dir: Path, api_url: str, feeds_url: str, landing: Path) -> Path:
-    tenants = {
+def start_sandboxes(running: contextlib.ExitStack) -> dict[str, Any]:
+    """Every sandbox on a free loopback port, with demo data and demo secrets (this process only)."""
+    os.environ.setdefault(DEMO_TOKEN_ENV, "demo-token")
+    secret = _demo_secret
+    sandboxes: dict[str, Any] = {
+        "catalog": CatalogApi(os.environ[DEMO_TOKEN_ENV], sample_products(12)),
+        "feeds": FeedServer(),
+        "playstore": playstore.PlayStoreSandbox(),
+        "twitter": twitter.TwitterSandbox(),
+        "discourse": discourse.DiscourseSandbox(),
+        "intercom": intercom.IntercomSandbox(),
+    }
+    sandboxes["playstore"].add_account(
+        secret("playstore"), f"com.{FEEDBACK_TENANT}.app", playstore.sample_reviews(25)
+    )
+    sandboxes["twitter"].add_account(secret("twitter"), *twitter.sample_tweets(30))
+    sandboxes["discourse"].add_account(secret("discourse"), "system", discourse.sample_posts(18))
+    sandboxes["intercom"].add_account(secret("intercom"), intercom.sample_conversations(12))
+    for sandbox in sandboxes.values():
+        sandbox.server.start()
+        running.callback(sandbox.server.stop)
+    # A little weather: the platforms rate-limit and fail now and then; dlt retries.
+    sandboxes["twitter"].server.faults.every_nth_rate_limited = 3
+    sandboxes["intercom"].server.faults.queue = [503]
+    return sandboxes
+
+
+def _demo_secret(platform: str) -> str:
+    env = f"DEMO_{platform.upper()}_SECRET"
+    os.environ.setdefault(env, f"demo-{platform}-secret")
+    return os.environ[env]
+
+
+def demo_tenants(sandboxes: dict[str, Any], landing: Path) -> dict[str, Any]:
+    feeds_url = sandboxes["feeds"].server.url
+    feedback = [
+        feedback_instance(
+            platform,
+            FEEDBACK_TENANT,
+            sandboxes[platform].server.url,
+            f"DEMO_{platform.upper()}_SECRET",
+        )
+        for platform in ("playstore", "twitter", "discourse", "intercom")
+    ]
+    return {
         "tenants": {
             "acme": {
                 "sources": [
-                    catalog_api_instance(api_url, DEMO_TOKEN_ENV),
+                    catalog_api_instance(sandboxes["catalog"].server.url, DEMO_TOKEN_ENV),
                     catalog_csv_instance(landing),
                     {"type": "rss", "name": "eng-blog", "url": f"{feeds_url}/feed.xml"},
                 ]
@@ -76,8 +123,6 @@ def write_demo_tenants(demo_dir: Path, api_url: str, feeds_url: str, landing: Pa
                     {"type": "rss", "name": "dead-feed", "url": f"{feeds_url}/broken.xml"},
                 ]
             },
+            FEEDBACK_TENANT: {"sources": feedback},
         }
     }
-    path = demo_dir / "tenants.yaml"
-    path.write_text(yaml.safe_dump(tenants, sort_keys=False), encoding="utf-8")
-    return path

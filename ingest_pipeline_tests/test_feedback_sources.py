@@ -11,6 +11,7 @@ import pytest
 
 from ingest_pipeline.defs.tenants.sensors import tenants_file_sensor
 from ingest_pipeline.sandbox import discourse, intercom, playstore, twitter
+from ingest_pipeline.sandbox.instances import feedback_instance
 
 SECRETS = {"acme": "acme-platform-secret-1a2b", "globex": "globex-platform-secret-9z8y"}
 FEEDBACK_SNAPSHOT = (
@@ -31,16 +32,12 @@ class Platform:
     def url(self) -> str:
         return self.sandbox.server.url
 
-    def instance(self, tenant: str, name: str = "main", **extra: Any) -> dict[str, Any]:
-        base = {"type": self.name, "name": name, "base_url": f"{self.url}/{tenant}"}
+    def instance(self, tenant: str, name: str = "main") -> dict[str, Any]:
         env = f"{tenant.upper()}_{self.name.upper()}_SECRET"
-        settings = {
-            "playstore": {"package_name": f"com.{tenant}.app", "token_env": env},
-            "twitter": {"query": f"@{tenant}", "token_env": env},
-            "discourse": {"api_key_env": env, "api_username": "system"},
-            "intercom": {"token_env": env},
-        }[self.name]
-        return {**base, **settings, "page_size": 2 if self.name != "twitter" else 10, **extra}
+        page_size = 10 if self.name == "twitter" else 2  # X pages hold 10 at least
+        return feedback_instance(
+            self.name, tenant, f"{self.url}/{tenant}", env, name, page_size=page_size
+        )
 
     def seed(self, tenant: str, count: int, start: int = 1) -> None:
         secret, s = SECRETS[tenant], self.sandbox

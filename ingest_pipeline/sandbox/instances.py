@@ -55,3 +55,16 @@ def catalog_csv_instance(path: Path | str, name: str = "catalog", **options: Any
         "mapping": ITEM_CSV_MAPPING,
         **options,
     }
+
+
+def feedback_instance(
+    platform: str, tenant: str, base_url: str, secret_env: str, name: str = "main", **extra: Any
+) -> dict[str, Any]:
+    """A feedback-platform instance with the settings its type needs (README: per type)."""
+    settings = {
+        "playstore": {"package_name": f"com.{tenant}.app", "token_env": secret_env},
+        "twitter": {"query": f"@{tenant}", "token_env": secret_env},
+        "discourse": {"api_key_env": secret_env, "api_username": "system"},
+        "intercom": {"token_env": secret_env},
+    }[platform]
+    return {"type": platform, "name": name, "base_url": base_url, **settings, **extra}
