@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     s3_endpoint_url: str = ""
     landing_bucket: str = "landing"
     dagster_pg_url: str = ""
+    # First day of the metrics' daily partitions (UTC).
+    metrics_start_date: str = "2025-01-01"
 
     @model_validator(mode="after")
     def _refuse_unsafe_production_defaults(self) -> Settings:
