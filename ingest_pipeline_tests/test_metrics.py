@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pyarrow as pa
 import pytest
 
 from ingest_pipeline.lib.normalized_tables import (
@@ -71,18 +70,7 @@ def fixture_events() -> list[dict[str, Any]]:
 
 
 def load(env: Any, table: Any, rows: list[dict[str, Any]]) -> None:
-    kinds = {
-        "text": pa.string(),
-        "timestamptz": pa.timestamp("us", tz="UTC"),
-        "bigint": pa.int64(),
-        "integer": pa.int32(),
-        "json": pa.string(),
-    }
-    schema = pa.schema([(name, kinds[kind]) for name, kind in table.columns])
-    data = pa.Table.from_pylist([{c: r.get(c) for c in schema.names} for r in rows], schema=schema)
-    env.warehouse.upsert(
-        table.qualified, data, table.key, [c for c in schema.names if c not in table.key]
-    )
+    table.upsert(env.warehouse, rows)
 
 
 @pytest.fixture

@@ -7,7 +7,11 @@ Every table exists from day one (empty) so later layers can be built before a so
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
 
 from ingest_pipeline.lib.warehouse import Warehouse
 
@@ -29,12 +33,35 @@ class Table:
     def column_names(self) -> list[str]:
         return [name for name, _ in self.columns]
 
+    def to_arrow(self, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
+        """Rows (dicts; missing keys are null) as an Arrow table of this table's columns."""
+        schema = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in self.columns])
+        return pa.Table.from_pylist(
+            [{name: row.get(name) for name in schema.names} for row in rows], schema=schema
+        )
+
+    def upsert(self, warehouse: Warehouse, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Insert rows, replacing any with the same key (every non-key column compared)."""
+        content = [c for c in self.column_names if c not in self.key]
+        warehouse.upsert(self.qualified, self.to_arrow(rows), self.key, content)
+
     def ddl(self, dialect: str) -> str:
         cols = ", ".join(f"{name} {_sql_type(kind, dialect)}" for name, kind in self.columns)
         return (
             f"CREATE TABLE IF NOT EXISTS {self.qualified} "
             f"({cols}, PRIMARY KEY ({', '.join(self.key)}))"
         )
+
+
+# Arrow types of the portable column kinds (JSON travels as text).
+_ARROW_TYPES = {
+    "text": pa.string(),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+    "integer": pa.int32(),
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "json": pa.string(),
+}
 
 
 def _sql_type(kind: str, dialect: str) -> str:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow as pa
 from pydantic import TypeAdapter, ValidationError
 
 from ingest_pipeline.defs.normalized.mappers import Mapper
@@ -34,12 +33,6 @@ from ingest_pipeline.lib.warehouse import Warehouse
 
 BATCH_ROWS = 50_000
 REJECT_CONTENT_COLUMNS = ("reason", "payload")
-_ARROW_TYPES = {
-    "text": pa.string(),
-    "timestamptz": pa.timestamp("us", tz="UTC"),
-    "integer": pa.int32(),
-    "bigint": pa.int64(),
-}
 # Bookkeeping columns: they follow a real change but never count as one.
 _LINEAGE = {
     "tenant_id",
@@ -103,13 +96,13 @@ def normalize_source_type(
             )
             warehouse.upsert(
                 entity.table.qualified,
-                _arrow(entity.table, records),
+                entity.table.to_arrow(records),
                 entity.table.key,
                 entity.content_columns,
             )
             warehouse.upsert(
                 REJECTED_RECORDS.qualified,
-                _arrow(REJECTED_RECORDS, rejects),
+                REJECTED_RECORDS.to_arrow(rejects),
                 REJECTED_RECORDS.key,
                 REJECT_CONTENT_COLUMNS,
             )
@@ -145,7 +138,7 @@ def _mark_normalized(warehouse: Warehouse, qualified: str, load_ids: list[str]) 
     now = datetime.now(UTC)
     marks = [{"raw_table": qualified, "load_id": i, "normalized_at": now} for i in load_ids]
     warehouse.upsert(
-        NORMALIZED_LOADS.qualified, _arrow(NORMALIZED_LOADS, marks), NORMALIZED_LOADS.key, ()
+        NORMALIZED_LOADS.qualified, NORMALIZED_LOADS.to_arrow(marks), NORMALIZED_LOADS.key, ()
     )
 
 
@@ -219,8 +212,3 @@ def _reason(exc: Exception) -> str:
             f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors()
         )
     return str(exc)
-
-
-def _arrow(table: Table, rows: list[dict[str, Any]]) -> pa.Table:
-    schema = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in table.columns])
-    return pa.Table.from_pylist(rows, schema=schema)
