@@ -1,0 +1,141 @@
+"""Backfill 365 daily metrics partitions over 1,000,000 events as one Dagster run.
+
+Run: .venv/bin/python benchmarks/metrics_backfill.py [--events 1000000] [--days 365]
+On DuckDB and on PostgreSQL (a throw-away database on INGEST_TEST_POSTGRES_URL). Prints the
+wall time of the run, the cost per day, and the peak RSS of the process that ran it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+import psycopg2
+
+POSTGRES_URL = os.environ.get(
+    "INGEST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+FIRST_DAY = date(2025, 1, 1)
+ITEMS = 5_000
+
+
+def generate_events_sql(events: int, days: int, dialect: str) -> str:
+    """1M synthetic events in the warehouse's own SQL (faster than shipping them from Python)."""
+    rand = "random()"
+    series = (
+        f"range({events}) AS t(n)"
+        if dialect == "duckdb"
+        else f"generate_series(0, {events - 1}) AS t(n)"
+    )
+    seconds = f"cast(floor({rand} * {days} * 86400) as integer)"
+    item = f"cast(floor(power({rand}, 3) * {ITEMS}) as integer)"  # a few items are popular
+    return f"""
+        INSERT INTO normalized.events
+        SELECT 'bench', 'app_events', 'bench', 'e' || n,
+               (ARRAY['VIEW','VIEW','VIEW','VIEW','COPY','SAVE','FORK','VOTE'])[1 + cast(floor({rand} * 8) as integer)],
+               TIMESTAMPTZ '{FIRST_DAY.isoformat()} 00:00:00+00' + {seconds} * INTERVAL '1 second',
+               'item-' || item, 'author-' || (item % 500), 'user-' || cast(floor({rand} * 20000) as integer),
+               '10.0.' || cast(floor({rand} * 50) as integer) || '.' || cast(floor({rand} * 250) as integer),
+               NULL, NULL, 'bench', now()
+        FROM (SELECT n, {item} AS item FROM {series}) AS s
+    """
+
+
+def worker(days: int) -> None:
+    import dagster as dg
+
+    from ingest_pipeline.definitions import defs as load_defs
+
+    last = FIRST_DAY + timedelta(days=days - 1)
+    with dg.instance_for_test() as instance:
+        started = time.perf_counter()
+        result = (
+            load_defs()
+            .resolve_job_def("metrics_daily")
+            .execute_in_process(
+                instance=instance,
+                tags={
+                    "dagster/asset_partition_range_start": FIRST_DAY.isoformat(),
+                    "dagster/asset_partition_range_end": last.isoformat(),
+                },
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            )
+        )
+        seconds = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "success": result.success,
+                "seconds": seconds,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
+
+
+def run(name: str, url: str, events: int, days: int, work: Path) -> None:
+    from ingest_pipeline.lib.normalized_tables import init_warehouse
+    from ingest_pipeline.lib.warehouse import Warehouse
+
+    warehouse = Warehouse(url)
+    init_warehouse(warehouse)
+    started = time.perf_counter()
+    warehouse.execute(generate_events_sql(events, days, warehouse.dialect))
+    generated = time.perf_counter() - started
+    env = {
+        **os.environ,
+        "INGEST_WAREHOUSE_URL": url,
+        "INGEST_DATA_DIR": str(work / name),
+        "INGEST_METRICS_START_DATE": FIRST_DAY.isoformat(),
+    }
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", "--days", str(days)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["success"], out.stderr[-3000:]
+    rows = warehouse.fetch_all("SELECT count(*) FROM metrics.item_metrics_daily")[0][0]
+    print(
+        f"{name:<10} {events:,} events generated in {generated:.1f}s; backfill of {days} days "
+        f"as one run: {r['seconds']:.1f}s ({r['seconds'] / days * 1000:.0f} ms/day), "
+        f"{events / r['seconds']:,.0f} events/s, peak RSS {r['peak_rss_mb']:.0f} MB, "
+        f"{rows:,} item-day rows"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args.days)
+    db = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(POSTGRES_URL)
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {db}")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            run("duckdb", f"duckdb:///{work / 'bench_wh.duckdb'}", args.events, args.days, work)
+            run("postgres", POSTGRES_URL.rsplit("/", 1)[0] + f"/{db}", args.events, args.days, work)
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        admin.close()
+
+
+if __name__ == "__main__":
+    main()
