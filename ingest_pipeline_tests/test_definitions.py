@@ -4,6 +4,25 @@ import dagster as dg
 
 from ingest_pipeline.definitions import defs as load_defs
 
+METRICS_MODELS = (
+    "event_metrics_minute",
+    "event_metrics_hour",
+    "event_metrics_day",
+    "item_metrics_daily",
+    "author_metrics_daily",
+    "trending_scores",
+    "leaderboard_snapshots",
+    "feedback_daily",
+    "log_metrics_daily",
+    "pipeline_stats",
+    "stg_events",
+    "stg_items",
+    "stg_feedback",
+    "stg_log_records",
+    "stg_payments",
+    "stg_rejected_records",
+)
+
 
 def test_defs_load_with_stable_keys_checks_and_jobs():
     defs = load_defs()
@@ -19,17 +38,39 @@ def test_defs_load_with_stable_keys_checks_and_jobs():
         "raw/intercom/conversations",
         "normalized/items",
         "normalized/feedback",
+        *(f"metrics/{model}" for model in METRICS_MODELS),
+        # read by dbt_metrics, produced by later intake layers (external until then)
+        "normalized/events",
+        "normalized/log_records",
+        "normalized/payments",
+        "normalized/rejected_records",
     }
     checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
     for entity in ("items", "feedback"):
         for name in ("natural_key_unique", "raw_schema_unchanged", "row_count_not_anomalous"):
             assert (f"normalized/{entity}", name) in checks
     types = ["rest_api", "csv", "rss", "playstore", "twitter", "discourse", "intercom"]
-    assert {job.name for job in defs.jobs} == {f"ingest_{t}" for t in types}
-    assert {s.name for s in defs.schedules} == {f"ingest_{t}_schedule" for t in types}
+    assert {job.name for job in defs.jobs} == {f"ingest_{t}" for t in types} | {"metrics_daily"}
+    assert {s.name for s in defs.schedules} == {f"ingest_{t}_schedule" for t in types} | {
+        "metrics_daily_schedule"
+    }
+    # dbt's YAML tests are asset checks on the metrics assets.
+    metric_checks = {name for key, name in checks if key == "metrics/leaderboard_snapshots"}
+    assert "not_null_leaderboard_snapshots_rank" in metric_checks
     assert {s.name for s in defs.sensors} == {"tenants_file_sensor"}
     # One group per source.
     for source_type in types:
         [raw_key] = [k for k in graph.get_all_asset_keys() if k.path[:2] == ["raw", source_type]]
         assert graph.get(raw_key).group_name == source_type
     assert graph.get(dg.AssetKey(["normalized", "feedback"])).group_name == "normalized"
+
+
+def test_metrics_are_daily_partitioned_with_a_single_run_backfill_policy():
+    graph = load_defs().resolve_asset_graph()
+    node = graph.get(dg.AssetKey(["metrics", "leaderboard_snapshots"]))
+    assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition)
+    assert node.partitions_def.timezone == "UTC"
+    assert node.backfill_policy == dg.BackfillPolicy.single_run()
+    # Lineage: the metrics read the normalized assets.
+    stg_items = graph.get(dg.AssetKey(["metrics", "stg_items"]))
+    assert stg_items.parent_keys == {dg.AssetKey(["normalized", "items"])}

@@ -45,3 +45,10 @@
      + {{ var('weight_save') }} * {{ prefix }}saves + {{ var('weight_fork') }} * {{ prefix }}forks
      + {{ var('weight_vote') }} * {{ prefix }}votes)
 {%- endmacro %}
+
+{# The activity counts of a daily metrics row, summed over a group. #}
+{% macro summed_activity() -%}
+    {% for column in ['raw_views', 'views', 'copies', 'saves', 'forks', 'votes'] -%}
+    cast(sum({{ column }}) as bigint) as {{ column }}{{ "," if not loop.last }}
+    {% endfor %}
+{%- endmacro %}

@@ -58,3 +58,13 @@ def instance_columns(instance: SourceInstance) -> Callable[[Any], Any]:
         return {**item, TENANT_COLUMN: instance.tenant, INSTANCE_COLUMN: instance.name}
 
     return add
+
+
+def instance_key(*columns: str) -> tuple[str, ...]:
+    """A raw table's primary key: the instance columns plus the platform's own id."""
+    return (TENANT_COLUMN, INSTANCE_COLUMN, *columns)
+
+
+def for_instance(resource: Any, instance: SourceInstance | None) -> Any:
+    """The resource with instance columns on its rows (untouched for the definition-time spec)."""
+    return resource if instance is None else resource.add_map(instance_columns(instance))

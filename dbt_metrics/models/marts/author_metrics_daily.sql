@@ -3,12 +3,7 @@ with activity as (
         tenant_id,
         author_id,
         metric_date,
-        cast(sum(raw_views) as bigint) as raw_views,
-        cast(sum(views) as bigint) as views,
-        cast(sum(copies) as bigint) as copies,
-        cast(sum(saves) as bigint) as saves,
-        cast(sum(forks) as bigint) as forks,
-        cast(sum(votes) as bigint) as votes
+        {{ summed_activity() }}
     from {{ ref('int_activity') }}
     where author_id is not null
     group by tenant_id, author_id, metric_date

@@ -14,7 +14,7 @@ import dlt
 from dlt.sources.helpers.rest_client.paginators import BaseReferencePaginator
 from requests import Request, Response
 
-from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, instance_columns
+from ingest_pipeline.lib.dlt_pipelines import for_instance, instance_key
 from ingest_pipeline.lib.platform_client import platform_client
 from ingest_pipeline.lib.tenants import SourceInstance, resolve_secret
 
@@ -41,13 +41,13 @@ def discourse_source(instance: SourceInstance | None = None) -> Any:
         instance,
         dlt.sources.incremental("id", initial_value=0, row_order="desc", lag=lookback),
     )
-    return resource.add_map(instance_columns(instance))
+    return for_instance(resource, instance)
 
 
 @dlt.resource(
     name="posts",
     write_disposition="merge",
-    primary_key=(TENANT_COLUMN, INSTANCE_COLUMN, "id"),
+    primary_key=instance_key("id"),
 )
 def posts(
     instance: SourceInstance | None,

@@ -14,7 +14,7 @@ import dlt
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
 
-from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, instance_columns
+from ingest_pipeline.lib.dlt_pipelines import for_instance, instance_key
 from ingest_pipeline.lib.platform_client import platform_client
 from ingest_pipeline.lib.tenants import SourceInstance, resolve_secret
 
@@ -25,16 +25,13 @@ PAGE_SIZE = 150
 
 @dlt.source(name="intercom", max_table_nesting=0)
 def intercom_source(instance: SourceInstance | None = None) -> Any:
-    resource = conversations(instance)
-    if instance is not None:
-        resource.add_map(instance_columns(instance))
-    return resource
+    return for_instance(conversations(instance), instance)
 
 
 @dlt.resource(
     name="conversations",
     write_disposition="merge",
-    primary_key=(TENANT_COLUMN, INSTANCE_COLUMN, "id"),
+    primary_key=instance_key("id"),
 )
 def conversations(
     instance: SourceInstance | None,

@@ -14,7 +14,7 @@ import dlt
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
 
-from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, instance_columns
+from ingest_pipeline.lib.dlt_pipelines import for_instance, instance_key
 from ingest_pipeline.lib.platform_client import platform_client
 from ingest_pipeline.lib.tenants import SourceInstance, resolve_secret
 
@@ -24,16 +24,13 @@ PAGE_SIZE = 100
 
 @dlt.source(name="playstore", max_table_nesting=0)
 def playstore_source(instance: SourceInstance | None = None) -> Any:
-    resource = reviews(instance)
-    if instance is not None:
-        resource.add_map(instance_columns(instance))
-    return resource
+    return for_instance(reviews(instance), instance)
 
 
 @dlt.resource(
     name="reviews",
     write_disposition="merge",
-    primary_key=(TENANT_COLUMN, INSTANCE_COLUMN, "reviewId"),
+    primary_key=instance_key("reviewId"),
 )
 def reviews(
     instance: SourceInstance | None,

@@ -14,7 +14,7 @@ from typing import Any
 import dlt
 from dlt.sources.rest_api import rest_api_source
 
-from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, instance_columns
+from ingest_pipeline.lib.dlt_pipelines import instance_columns, instance_key
 from ingest_pipeline.lib.tenants import SourceInstance, resolve_secret
 
 RESOURCE_COLUMN = "_resource"
@@ -38,7 +38,7 @@ def rest_api_instance_source(instance: SourceInstance | None = None) -> Any:
         keys = [primary_key] if isinstance(primary_key, str) else list(primary_key or [])
         resource.apply_hints(
             table_name=raw_table_name(instance, config["name"]),
-            primary_key=[TENANT_COLUMN, INSTANCE_COLUMN, *keys] if keys else None,
+            primary_key=instance_key(*keys) if keys else None,
             write_disposition=config.get("write_disposition", "merge" if keys else "append"),
         )
         resource.add_map(instance_columns(instance))

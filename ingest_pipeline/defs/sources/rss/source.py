@@ -16,7 +16,7 @@ import dlt
 import feedparser
 from dlt.sources.helpers import requests
 
-from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, instance_columns
+from ingest_pipeline.lib.dlt_pipelines import for_instance, instance_key
 from ingest_pipeline.lib.tenants import SourceInstance
 
 
@@ -26,16 +26,13 @@ class FeedError(RuntimeError):
 
 @dlt.source(name="rss")
 def rss_source(instance: SourceInstance | None = None) -> Any:
-    resource = feed_entries(instance)
-    if instance is not None:
-        resource.add_map(instance_columns(instance))
-    return resource
+    return for_instance(feed_entries(instance), instance)
 
 
 @dlt.resource(
     name="entries",
     write_disposition="merge",
-    primary_key=(TENANT_COLUMN, INSTANCE_COLUMN, "entry_key"),
+    primary_key=instance_key("entry_key"),
 )
 def feed_entries(instance: SourceInstance | None) -> Iterator[dict[str, Any]]:
     if instance is None:

@@ -13,7 +13,7 @@ import dlt
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
 
-from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, instance_columns
+from ingest_pipeline.lib.dlt_pipelines import for_instance, instance_key
 from ingest_pipeline.lib.platform_client import platform_client
 from ingest_pipeline.lib.tenants import SourceInstance, resolve_secret
 
@@ -29,16 +29,13 @@ def newest_id(ids: Any) -> Any:
 
 @dlt.source(name="twitter", max_table_nesting=0)
 def twitter_source(instance: SourceInstance | None = None) -> Any:
-    resource = tweets(instance)
-    if instance is not None:
-        resource.add_map(instance_columns(instance))
-    return resource
+    return for_instance(tweets(instance), instance)
 
 
 @dlt.resource(
     name="tweets",
     write_disposition="merge",
-    primary_key=(TENANT_COLUMN, INSTANCE_COLUMN, "id"),
+    primary_key=instance_key("id"),
 )
 def tweets(
     instance: SourceInstance | None,
