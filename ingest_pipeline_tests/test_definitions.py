@@ -63,6 +63,7 @@ def test_defs_load_with_stable_keys_checks_and_jobs():
         [raw_key] = [k for k in graph.get_all_asset_keys() if k.path[:2] == ["raw", source_type]]
         assert graph.get(raw_key).group_name == source_type
     assert graph.get(dg.AssetKey(["normalized", "feedback"])).group_name == "normalized"
+    assert "Atom" in graph.get(dg.AssetKey(["raw", "rss", "entries"])).description
 
 
 def test_metrics_are_daily_partitioned_with_a_single_run_backfill_policy():

@@ -41,9 +41,10 @@ class RawTranslator(DagsterDltTranslator):
     cannot change with the tenants file, so they all report to the type's one raw asset.
     """
 
-    def __init__(self, source_type: str):
+    def __init__(self, source_type: str, description: str):
         super().__init__()
         self.source_type = source_type
+        self.description = description
 
     def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
         return (
@@ -52,6 +53,7 @@ class RawTranslator(DagsterDltTranslator):
             .replace_attributes(
                 key=raw_asset_key(self.source_type),
                 group_name=self.source_type,
+                description=self.description,
                 deps=[],
             )
             .merge_attributes(kinds={"dlt"})
@@ -62,7 +64,7 @@ def build_raw_assets(
     source_type: str, build_source: SourceBuilder, description: str
 ) -> dg.AssetsDefinition:
     partitions = instance_partitions(source_type)
-    translator = RawTranslator(source_type)
+    translator = RawTranslator(source_type, description)
 
     @dlt_assets(
         dlt_source=build_source(),
@@ -93,7 +95,6 @@ def build_raw_assets(
             ) from exc
         yield _one_result(results, raw_asset_key(source_type), instance, pipeline)
 
-    raw_assets.__doc__ = description
     return raw_assets
 
 
