@@ -16,6 +16,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ingest.add_argument("--tenant", help="only this tenant's instances")
     ingest.add_argument("--source", help="only instances with this name")
     commands.add_parser("init", help="create the warehouse schemas and normalized tables")
+    upload = commands.add_parser("upload-url", help="print a presigned PUT URL for a new upload")
+    upload.add_argument("--tenant", required=True)
+    upload.add_argument("--kind", required=True, help="logs, events or crawl")
+    upload.add_argument("--filename", help="the file's name (kept, made safe, in the key)")
+    upload.add_argument("--expires", type=int, default=3600, help="seconds the URL is valid")
     commands.add_parser(
         "demo", help="run the whole pipeline on sandbox sources and print a summary"
     )
@@ -24,6 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_init()
     if args.command == "ingest":
         return cmd_ingest(args.tenant, args.source)
+    if args.command == "upload-url":
+        return cmd_upload_url(args.tenant, args.kind, args.filename, args.expires)
     from ingest_pipeline.demo import run_demo
 
     return run_demo()
@@ -37,6 +44,32 @@ def cmd_init() -> int:
     warehouse = Warehouse(settings.resolved_warehouse_url)
     for table in init_warehouse(warehouse):
         print(f"ready: {table} ({warehouse.dialect})")
+    return 0
+
+
+def cmd_upload_url(tenant: str, kind: str, filename: str | None, expires: int) -> int:
+    """Record the upload as Created and print its URL (stdout: the URL alone, for scripts)."""
+    from ingest_pipeline.lib.landing import LandingError, issue_upload_url
+    from ingest_pipeline.lib.normalized_tables import init_warehouse
+    from ingest_pipeline.lib.tenants import TenantsFileError, tenant_names
+    from ingest_pipeline.lib.warehouse import Warehouse
+
+    settings = get_settings()
+    try:
+        if tenant not in tenant_names(settings.tenants_file):
+            print(f"error: tenant {tenant!r} is not in the tenants file", file=sys.stderr)
+            return 2
+        init_warehouse(Warehouse(settings.resolved_warehouse_url))
+        upload = issue_upload_url(settings, tenant, kind, filename, expires)
+    except (LandingError, TenantsFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(upload.url)
+    print(
+        f"upload_id={upload.upload_id} key={upload.object_key} "
+        f"expires_at={upload.expires_at.isoformat()}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -66,8 +66,12 @@ def resolve_secret(env_var: str) -> str:
     return value
 
 
-def load_source_instances(path: Path) -> list[SourceInstance]:
-    """Every source instance in the tenants file, validated. Raises TenantsFileError."""
+def tenant_names(path: Path) -> set[str]:
+    """Every tenant the tenants file names (with or without sources)."""
+    return set(_tenants(path))
+
+
+def _tenants(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise TenantsFileError(f"tenants file {path} does not exist (set INGEST_TENANTS_FILE)")
     try:
@@ -77,6 +81,12 @@ def load_source_instances(path: Path) -> list[SourceInstance]:
     tenants = document.get("tenants") or {}
     if not isinstance(tenants, dict):
         raise TenantsFileError(f"tenants file {path}: 'tenants' must be a mapping")
+    return tenants
+
+
+def load_source_instances(path: Path) -> list[SourceInstance]:
+    """Every source instance in the tenants file, validated. Raises TenantsFileError."""
+    tenants = _tenants(path)
     instances: list[SourceInstance] = []
     for tenant, tenant_config in tenants.items():
         for raw in (tenant_config or {}).get("sources") or []:

@@ -1,0 +1,101 @@
+"""The landing bucket: object keys `<kind>/<tenant>/<anything>` and presigned upload URLs.
+
+A client asks for an upload URL (`ingest-pipeline upload-url`), which records the upload as
+Created in `normalized.uploads`, and PUTs the file straight to the object store; the landing
+sensors take it from there. Credentials come from the standard AWS variables; the endpoint from
+INGEST_S3_ENDPOINT_URL (MinIO, the local emulator; empty means AWS).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+
+from ingest_pipeline.lib.normalized_tables import UPLOADS
+from ingest_pipeline.lib.warehouse import Warehouse
+from ingest_pipeline.settings import Settings
+
+LANDING_KINDS = ("logs", "events", "crawl")
+DEFAULT_EXPIRES_SECONDS = 3600
+MAX_EXPIRES_SECONDS = 7 * 24 * 3600  # S3's own limit for presigned URLs
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class LandingError(ValueError):
+    """A landing request that cannot be honoured (unknown kind, bad expiry, ...)."""
+
+
+@dataclass(frozen=True)
+class LandingKey:
+    kind: str
+    tenant: str
+    rest: str
+
+
+def parse_object_key(key: str) -> LandingKey | None:
+    """`<kind>/<tenant>/<anything>` or None for a key outside the layout."""
+    parts = key.split("/", 2)
+    if len(parts) != 3 or parts[0] not in LANDING_KINDS or not parts[1] or not parts[2]:
+        return None
+    return LandingKey(*parts)
+
+
+def safe_filename(filename: str) -> str:
+    """The base name with anything but letters, digits, dot, dash and underscore replaced."""
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    return _UNSAFE.sub("_", base).strip("._") or "upload"
+
+
+def s3_client(settings: Settings) -> Any:
+    return boto3.client("s3", endpoint_url=settings.s3_endpoint_url or None)
+
+
+@dataclass(frozen=True)
+class UploadUrl:
+    upload_id: str
+    object_key: str
+    url: str
+    expires_at: datetime
+
+
+def issue_upload_url(
+    settings: Settings,
+    tenant: str,
+    kind: str,
+    filename: str | None = None,
+    expires_seconds: int = DEFAULT_EXPIRES_SECONDS,
+    now: datetime | None = None,
+) -> UploadUrl:
+    """Presign a PUT for a new object under `<kind>/<tenant>/` and record the upload Created."""
+    if kind not in LANDING_KINDS:
+        raise LandingError(f"kind must be one of {', '.join(LANDING_KINDS)}, not {kind!r}")
+    if not 1 <= expires_seconds <= MAX_EXPIRES_SECONDS:
+        raise LandingError(f"expires must be 1..{MAX_EXPIRES_SECONDS} seconds")
+    now = now or datetime.now(UTC)
+    upload_id = uuid.uuid4().hex
+    name = safe_filename(filename or f"{kind}.dat")
+    key = f"{kind}/{tenant}/{now:%Y-%m-%d}/{upload_id}-{name}"
+    url = s3_client(settings).generate_presigned_url(
+        "put_object",
+        Params={"Bucket": settings.landing_bucket, "Key": key},
+        ExpiresIn=expires_seconds,
+    )
+    UPLOADS.upsert(
+        Warehouse(settings.resolved_warehouse_url),
+        [
+            {
+                "upload_id": upload_id,
+                "tenant_id": tenant,
+                "kind": kind,
+                "object_key": key,
+                "status": "Created",
+                "created_at": now,
+            }
+        ],
+    )
+    return UploadUrl(upload_id, key, url, now + timedelta(seconds=expires_seconds))
