@@ -54,22 +54,12 @@ def worker(days: int) -> None:
     import dagster as dg
 
     from ingest_pipeline.definitions import defs as load_defs
+    from ingest_pipeline.lib.metrics_runs import build_metrics
 
     last = FIRST_DAY + timedelta(days=days - 1)
     with dg.instance_for_test() as instance:
         started = time.perf_counter()
-        result = (
-            load_defs()
-            .resolve_job_def("metrics_daily")
-            .execute_in_process(
-                instance=instance,
-                tags={
-                    "dagster/asset_partition_range_start": FIRST_DAY.isoformat(),
-                    "dagster/asset_partition_range_end": last.isoformat(),
-                },
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            )
-        )
+        result = build_metrics(load_defs(), instance, FIRST_DAY, last)
         seconds = time.perf_counter() - started
     print(
         json.dumps(

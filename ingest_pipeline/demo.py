@@ -73,6 +73,7 @@ def build_demo_metrics(settings: Any) -> None:
     import dagster as dg
 
     from ingest_pipeline.definitions import defs as load_defs
+    from ingest_pipeline.lib.metrics_runs import build_metrics
     from ingest_pipeline.lib.normalized_tables import EVENTS
     from ingest_pipeline.lib.warehouse import Warehouse
 
@@ -81,19 +82,7 @@ def build_demo_metrics(settings: Any) -> None:
     first = today - timedelta(days=DEMO_EVENT_DAYS - 1)
     EVENTS.upsert(warehouse, sample_events("acme", first, DEMO_EVENT_DAYS, per_day=400))
     with dg.DagsterInstance.get() as instance:
-        result = (
-            load_defs()
-            .resolve_job_def("metrics_daily")
-            .execute_in_process(
-                instance=instance,
-                tags={
-                    "dagster/asset_partition_range_start": first.date().isoformat(),
-                    "dagster/asset_partition_range_end": today.date().isoformat(),
-                },
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-                raise_on_error=False,
-            )
-        )
+        result = build_metrics(load_defs(), instance, first.date(), today.date())
     print(
         f"\nmetrics for {first.date()} .. {today.date()}: {'ok' if result.success else 'FAILED'}"
         f"  run={result.run_id[:8]}"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ingest_pipeline.lib.metrics_runs import build_metrics
 from ingest_pipeline.lib.normalized_tables import (
     EVENTS,
     FEEDBACK,
@@ -137,15 +138,7 @@ def metrics_env(env):
 
 def build(env: Any, first: datetime, last: datetime | None = None) -> None:
     """Materialize the metrics for one day, or a range of days as one run."""
-    job = env.defs.resolve_job_def("metrics_daily")
-    last = last or first
-    result = job.execute_in_process(
-        instance=env.instance,
-        tags={
-            "dagster/asset_partition_range_start": first.date().isoformat(),
-            "dagster/asset_partition_range_end": last.date().isoformat(),
-        },
-    )
+    result = build_metrics(env.defs, env.instance, first.date(), (last or first).date())
     assert result.success
     checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert checks and all(c.event_specific_data.passed for c in checks)

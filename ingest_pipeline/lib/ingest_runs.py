@@ -8,6 +8,7 @@ from typing import Any
 
 import dagster as dg
 
+from ingest_pipeline.lib.metrics_runs import QUIET_CONSOLE
 from ingest_pipeline.lib.source_types import SOURCE_TYPES
 from ingest_pipeline.lib.tenants import SourceInstance
 
@@ -42,9 +43,7 @@ def ingest_instance(
         instance=instance_store,
         partition_key=source.partition_key,
         raise_on_error=False,
-        # Dagster's step-by-step DEBUG lines stay in the run's log (the UI); the terminal gets
-        # warnings, errors and dlt's progress.
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        run_config=QUIET_CONSOLE,
         tags={"ingest/tenant": source.tenant, "ingest/source": source.name},
     )
     metadata = _materialization_metadata(result)
