@@ -37,7 +37,8 @@ format: $(STAMP)
 # The Dagster UI on http://127.0.0.1:3000 with the daemon (schedules, sensors).
 dev: $(STAMP)
 	$(MANIFEST)
-	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	# SQLite by default; dagster-postgres when INGEST_DAGSTER_PG_URL is set (same rule as the CLI).
+	$(BIN)/python -c "from ingest_pipeline.lib.dagster_home import ensure_dagster_home as e; from ingest_pipeline.settings import get_settings as s; e(s())"
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: $(STAMP)
