@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     tenants_file: Path = Field(default=Path("tenants.yaml"))
     s3_endpoint_url: str = ""
     landing_bucket: str = "landing"
+    # A landing sensor tick takes at most this many new objects and launches one run per batch
+    # of at most `landing_objects_per_run`: a backlog of 10,000 is 5 ticks of 4 runs each.
+    landing_objects_per_tick: int = Field(default=2000, ge=1)
+    landing_objects_per_run: int = Field(default=500, ge=1)
     dagster_pg_url: str = ""
     # First day of the metrics' daily partitions (UTC).
     metrics_start_date: str = "2025-01-01"

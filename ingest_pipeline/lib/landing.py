@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+from botocore.config import Config as BotoConfig
 
 from ingest_pipeline.lib.normalized_tables import UPLOADS
 from ingest_pipeline.lib.warehouse import Warehouse
@@ -52,7 +53,9 @@ def safe_filename(filename: str) -> str:
 
 
 def s3_client(settings: Settings) -> Any:
-    return boto3.client("s3", endpoint_url=settings.s3_endpoint_url or None)
+    # botocore's standard retry mode: backoff on throttling, 5xx and connection errors.
+    config = BotoConfig(retries={"mode": "standard", "max_attempts": 5})
+    return boto3.client("s3", endpoint_url=settings.s3_endpoint_url or None, config=config)
 
 
 @dataclass(frozen=True)

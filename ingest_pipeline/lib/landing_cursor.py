@@ -13,8 +13,9 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+T = TypeVar("T")
 S3Object = Mapping[str, Any]  # one `Contents` entry of list_objects_v2
 
 
@@ -79,6 +80,6 @@ def _is_new(obj: S3Object, cursor: LandingCursor) -> bool:
     )
 
 
-def batched(objects: Sequence[S3Object], size: int) -> list[list[S3Object]]:
+def batched(objects: Sequence[T], size: int) -> list[list[T]]:
     """Objects split into runs of at most `size`, so a backlog becomes a few runs, not thousands."""
     return [list(objects[i : i + size]) for i in range(0, len(objects), size)]

@@ -153,6 +153,7 @@ UPLOADS = Table(
         ("tenant_id", "text"),
         ("kind", "text"),
         ("object_key", "text"),
+        ("etag", "text"),  # the object version processed: the same bytes twice are skipped
         ("size_bytes", "bigint"),
         ("status", "text"),
         ("reason", "text"),

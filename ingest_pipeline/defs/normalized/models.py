@@ -67,3 +67,32 @@ class Feedback(NormalizedRecord, total=False):
 
 
 FEEDBACK = TypeAdapter(Feedback)
+
+
+# App events arrive as NDJSON/CSV batches in the landing bucket (events/<tenant>/...).
+EventId = Annotated[str, Field(min_length=1, max_length=256)]
+EventType = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_.:-]*$", max_length=64)]
+
+
+class AppEvent(TypedDict):
+    __pydantic_config__ = ConfigDict(  # type: ignore[misc]
+        coerce_numbers_to_str=True, str_strip_whitespace=True, extra="forbid"
+    )
+
+    tenant_id: NonEmpty
+    source_type: NonEmpty
+    source_instance: NonEmpty
+    event_id: EventId
+    event_type: EventType
+    occurred_at: datetime
+    item_id: str | None
+    author_id: str | None
+    actor_id: str | None
+    ip: str | None
+    session_id: str | None
+    properties: dict[str, Any] | None
+    raw_load_id: str
+    ingested_at: datetime
+
+
+APP_EVENT = TypeAdapter(AppEvent)

@@ -1,0 +1,177 @@
+"""Landed objects processed into the normalized layer: one asset (and one job) per kind.
+
+A landing sensor launches a run of `land_<kind>` for each batch of new objects, with the batch
+in the run config. Materialized by hand from the UI with no objects configured, the asset takes
+the uploads of its kind still Queued (and, with `retry_failed`, the Failed ones) instead.
+"""
+
+import dagster as dg
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ingest_pipeline.defs.landing.loaders import LOADERS, LandedFileError, LoadCounts
+from ingest_pipeline.defs.landing.resources import LandingBucketResource
+from ingest_pipeline.lib.normalized_tables import UPLOADS, init_warehouse
+from ingest_pipeline.lib.resources import WarehouseResource
+from ingest_pipeline.lib.uploads import LandedObject, mark_completed, mark_failed, mark_processing
+from ingest_pipeline.lib.warehouse import Warehouse
+
+ASSET_KEYS = {
+    "logs": dg.AssetKey(["normalized", "log_records"]),
+    "events": dg.AssetKey(["normalized", "events"]),
+    # Crawl batches land in normalized.items, which normalized/items (the pulled item sources)
+    # also writes; one table, two assets that each own their rows (source_type 'crawl').
+    "crawl": dg.AssetKey(["landing", "crawl"]),
+}
+DESCRIPTIONS = {
+    "logs": "Uploaded log files (logs/<tenant>/...), one row per line keyed (object key, line "
+    "number); lines that do not parse go to normalized.rejected_records.",
+    "events": "App event batches (events/<tenant>/..., NDJSON or CSV), unique on "
+    "(tenant_id, event_id): re-sent and overlapping batches add nothing.",
+    "crawl": "Partner crawl batches (crawl/<tenant>/<partner>/..., JSON array or NDJSON) "
+    "upserted into normalized.items on (tenant, 'crawl', partner, externalId).",
+}
+ALL_COMPLETED = "all_objects_completed"
+
+
+class LandedObjectConfig(dg.Config):
+    upload_id: str
+    tenant_id: str
+    kind: str
+    key: str
+    etag: str
+    size_bytes: int
+    partner: str | None = None
+
+
+class LandingBatchConfig(dg.Config):
+    objects: list[LandedObjectConfig] = []
+    retry_failed: bool = False  # with no objects given: also take this kind's Failed uploads
+
+
+def job_name(kind: str) -> str:
+    return f"land_{kind}"
+
+
+def landing_asset(kind: str) -> dg.AssetsDefinition:
+    key = ASSET_KEYS[kind]
+
+    @dg.asset(
+        key=key,
+        group_name="landing",
+        kinds={"s3", "python"},
+        description=DESCRIPTIONS[kind],
+        check_specs=[
+            dg.AssetCheckSpec(
+                ALL_COMPLETED,
+                asset=key,
+                description="Every object of the run completed (Failed ones name their reason "
+                "in normalized.uploads).",
+            )
+        ],
+    )
+    def landed(
+        context: dg.AssetExecutionContext,
+        config: LandingBatchConfig,
+        warehouse: WarehouseResource,
+        landing_bucket: LandingBucketResource,
+    ) -> dg.MaterializeResult:
+        wh = warehouse.get()
+        init_warehouse(wh)
+        objects = [LandedObject(**o.model_dump()) for o in config.objects] or pending_uploads(
+            wh, kind, config.retry_failed
+        )
+        client, bucket = landing_bucket.get_client(), landing_bucket.get_bucket()
+        results = {}
+        for obj in objects:
+            results[obj.key] = process_object(wh, client, bucket, obj)
+            status, counts, reason = results[obj.key]
+            log = context.log.info if status == "Completed" else context.log.warning
+            log(
+                f"{obj.key}: {status}, {counts.loaded} rows, {counts.rejected} rejected {reason or ''}"
+            )
+        failed = {k: r for k, (s, _, r) in results.items() if s == "Failed"}
+        return dg.MaterializeResult(
+            metadata={
+                "objects": len(objects),
+                "objects_failed": len(failed),
+                "rows_loaded": sum(c.loaded for _, c, _ in results.values()),
+                "rows_rejected": sum(c.rejected for _, c, _ in results.values()),
+                "failed": dg.MetadataValue.json(failed),
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=ALL_COMPLETED,
+                    passed=not failed,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={"failed": dg.MetadataValue.json(failed)},
+                )
+            ],
+        )
+
+    return landed
+
+
+def process_object(
+    wh: Warehouse, client, bucket: str, obj: LandedObject
+) -> tuple[str, LoadCounts, str | None]:
+    """Processing → Completed with counts, or Failed with the reason. Only a warehouse fault
+    escapes (the run fails and can be re-run: every write is an idempotent upsert)."""
+    mark_processing(wh, obj.upload_id)
+    try:
+        # IfMatch: process exactly the version the sensor queued; a newer one has its own run.
+        body = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)["Body"]
+        try:
+            counts = LOADERS[obj.kind](wh, obj, body)
+        finally:
+            body.close()
+    except LandedFileError as exc:
+        mark_failed(wh, obj.upload_id, str(exc), exc.counts.loaded, exc.counts.rejected)
+        return "Failed", exc.counts, str(exc)
+    except (ClientError, BotoCoreError) as exc:
+        reason = _store_error(exc)
+        mark_failed(wh, obj.upload_id, reason)
+        return "Failed", LoadCounts(), reason
+    except Exception as exc:
+        mark_failed(wh, obj.upload_id, f"{type(exc).__name__}: {exc}")
+        raise
+    mark_completed(wh, obj.upload_id, counts.loaded, counts.rejected)
+    return "Completed", counts, None
+
+
+def _store_error(exc: Exception) -> str:
+    code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+    if code in ("PreconditionFailed", "412"):
+        return "the object was replaced after it was queued (the new version is queued apart)"
+    if code in ("NoSuchKey", "404"):
+        return "the object was deleted before it was processed"
+    return f"cannot read the object: {exc}"
+
+
+def pending_uploads(wh: Warehouse, kind: str, retry_failed: bool) -> list[LandedObject]:
+    # Failed uploads that never started were refused by the sensor (empty, bad key): not retried.
+    failed = " OR (status = 'Failed' AND started_at IS NOT NULL)" if retry_failed else ""
+    rows = wh.fetch_all(
+        f"SELECT upload_id, tenant_id, object_key, etag, size_bytes FROM {UPLOADS.qualified} "
+        f"WHERE kind = %s AND (status = 'Queued'{failed}) AND etag IS NOT NULL "
+        "ORDER BY queued_at, object_key",
+        (kind,),
+    )
+    return [
+        LandedObject.from_key(upload_id, tenant, kind, key, etag, size or 0)
+        for upload_id, tenant, key, etag, size in rows
+    ]
+
+
+landed_logs = landing_asset("logs")
+landed_events = landing_asset("events")
+landed_crawl = landing_asset("crawl")
+
+land_logs_job = dg.define_asset_job(
+    job_name("logs"), selection=[ASSET_KEYS["logs"]], executor_def=dg.in_process_executor
+)
+land_events_job = dg.define_asset_job(
+    job_name("events"), selection=[ASSET_KEYS["events"]], executor_def=dg.in_process_executor
+)
+land_crawl_job = dg.define_asset_job(
+    job_name("crawl"), selection=[ASSET_KEYS["crawl"]], executor_def=dg.in_process_executor
+)

@@ -1,0 +1,187 @@
+"""The lifecycle of a landed object in `normalized.uploads`.
+
+Created (a presigned URL was issued) → Queued (a landing sensor saw the object) → Processing →
+Completed (with row counts) or Failed (with the reason). An object that arrives without a URL
+having been issued gets its row when the sensor sees it; its upload id is derived from the object
+key and ETag, so seeing it again (a sensor tick replayed after a crash) finds the same row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ingest_pipeline.lib.landing import parse_object_key
+from ingest_pipeline.lib.landing_cursor import S3Object
+from ingest_pipeline.lib.normalized_tables import UPLOADS
+from ingest_pipeline.lib.warehouse import Warehouse
+
+# Keys minted by `upload-url`: <kind>/<tenant>/<yyyy-mm-dd>/<upload id>-<name>
+_ISSUED_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}/(?P<upload_id>[0-9a-f]{32})-")
+
+
+@dataclass(frozen=True)
+class LandedObject:
+    """One object handed to a processing run (what travels in the run config)."""
+
+    upload_id: str
+    tenant_id: str
+    kind: str
+    key: str
+    etag: str
+    size_bytes: int
+    partner: str | None = None  # crawl batches: crawl/<tenant>/<partner>/...
+
+    @classmethod
+    def from_key(
+        cls, upload_id: str, tenant_id: str, kind: str, key: str, etag: str, size_bytes: int
+    ) -> LandedObject:
+        landing_key = parse_object_key(key)
+        partner = landing_key.rest.split("/", 1)[0] if landing_key and kind == "crawl" else None
+        return cls(upload_id, tenant_id, kind, key, etag, size_bytes, partner)
+
+    def as_config(self) -> dict[str, Any]:
+        return {
+            "upload_id": self.upload_id,
+            "tenant_id": self.tenant_id,
+            "kind": self.kind,
+            "key": self.key,
+            "etag": self.etag,
+            "size_bytes": self.size_bytes,
+            "partner": self.partner,
+        }
+
+
+@dataclass
+class QueueOutcome:
+    queued: list[LandedObject] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (key, reason): Failed at once
+    already_done: list[str] = field(default_factory=list)  # same key and bytes, Completed before
+
+
+def etag_of(obj: S3Object) -> str:
+    return str(obj.get("ETag", "")).strip('"')
+
+
+def derived_upload_id(key: str, etag: str) -> str:
+    return hashlib.sha1(f"{key}@{etag}".encode()).hexdigest()[:32]
+
+
+def queue_objects(
+    warehouse: Warehouse,
+    kind: str,
+    objects: Sequence[S3Object],
+    tenants: set[str],
+    now: datetime | None = None,
+) -> QueueOutcome:
+    """Record what a sensor saw: Queued for objects to process, Failed (with the reason) for
+    objects that cannot be (empty, outside the key layout, unknown tenant). Objects whose same
+    version already completed are left alone, so a duplicate upload is not processed twice."""
+    now = now or datetime.now(UTC)
+    known = _known_uploads(warehouse, [o["Key"] for o in objects])
+    outcome, rows = QueueOutcome(), []
+    for obj in objects:
+        key, etag, size = obj["Key"], etag_of(obj), int(obj.get("Size", 0))
+        landing_key = parse_object_key(key)
+        upload_id = _upload_id(key, etag, known)
+        previous = known.get(upload_id)
+        if previous and previous["etag"] == etag and previous["status"] == "Completed":
+            outcome.already_done.append(key)
+            continue
+        row = {
+            **(previous or {"created_at": now}),
+            "upload_id": upload_id,
+            "tenant_id": landing_key.tenant if landing_key else None,
+            "kind": kind,
+            "object_key": key,
+            "etag": etag,
+            "size_bytes": size,
+            "queued_at": now,
+            "started_at": None,
+            "finished_at": None,
+            "rows_loaded": None,
+            "rows_rejected": None,
+        }
+        reason = _refusal(kind, key, size, tenants)
+        if reason:
+            outcome.refused.append((key, reason))
+            rows.append({**row, "status": "Failed", "reason": reason, "finished_at": now})
+            continue
+        assert landing_key is not None  # _refusal checked the layout
+        outcome.queued.append(
+            LandedObject.from_key(upload_id, landing_key.tenant, kind, key, etag, size)
+        )
+        rows.append({**row, "status": "Queued", "reason": None})
+    UPLOADS.upsert(warehouse, rows)
+    return outcome
+
+
+def _refusal(kind: str, key: str, size: int, tenants: set[str]) -> str | None:
+    landing_key = parse_object_key(key)
+    if landing_key is None or landing_key.kind != kind:
+        return f"key outside the layout {kind}/<tenant>/<name>"
+    if kind == "crawl" and "/" not in landing_key.rest:
+        return "crawl batches belong under crawl/<tenant>/<partner>/<name>"
+    if landing_key.tenant not in tenants:
+        return f"unknown tenant {landing_key.tenant!r} (not in the tenants file)"
+    if size == 0:
+        return "empty object (0 bytes)"
+    return None
+
+
+def _upload_id(key: str, etag: str, known: dict[str, dict[str, Any]]) -> str:
+    """The id minted with the presigned URL when the key carries one we issued for this very
+    key; otherwise one derived from the key and ETag (a new version is a new upload)."""
+    landing_key = parse_object_key(key)
+    match = _ISSUED_KEY.match(landing_key.rest) if landing_key else None
+    if match and known.get(match["upload_id"], {}).get("object_key") == key:
+        return match["upload_id"]
+    return derived_upload_id(key, etag)
+
+
+def _known_uploads(warehouse: Warehouse, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    if not keys:
+        return {}
+    columns = UPLOADS.column_names
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(keys), 1000):  # bounded IN lists
+        chunk = keys[start : start + 1000]
+        placeholders = ", ".join(["%s"] * len(chunk))
+        for row in warehouse.fetch_all(
+            f"SELECT {', '.join(columns)} FROM {UPLOADS.qualified} "
+            f"WHERE object_key IN ({placeholders})",
+            chunk,
+        ):
+            record = dict(zip(columns, row, strict=True))
+            found[record["upload_id"]] = record
+    return found
+
+
+def mark_processing(warehouse: Warehouse, upload_id: str) -> None:
+    warehouse.execute(
+        f"UPDATE {UPLOADS.qualified} SET status = 'Processing', started_at = %s, "
+        "finished_at = NULL, reason = NULL WHERE upload_id = %s",
+        (datetime.now(UTC), upload_id),
+    )
+
+
+def mark_completed(warehouse: Warehouse, upload_id: str, loaded: int, rejected: int) -> None:
+    warehouse.execute(
+        f"UPDATE {UPLOADS.qualified} SET status = 'Completed', rows_loaded = %s, "
+        "rows_rejected = %s, finished_at = %s WHERE upload_id = %s",
+        (loaded, rejected, datetime.now(UTC), upload_id),
+    )
+
+
+def mark_failed(
+    warehouse: Warehouse, upload_id: str, reason: str, loaded: int = 0, rejected: int = 0
+) -> None:
+    warehouse.execute(
+        f"UPDATE {UPLOADS.qualified} SET status = 'Failed', reason = %s, rows_loaded = %s, "
+        "rows_rejected = %s, finished_at = %s WHERE upload_id = %s",
+        (reason[:2000], loaded, rejected, datetime.now(UTC), upload_id),
+    )
