@@ -23,6 +23,7 @@ from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.sandbox.catalog_api import CatalogApi
 from ingest_pipeline.sandbox.feeds import FeedServer
 from ingest_pipeline.sandbox.instances import catalog_api_instance, catalog_csv_instance
+from ingest_pipeline.sandbox.s3 import EMULATOR_CREDENTIALS, S3Emulator
 
 POSTGRES_URL = os.environ.get(
     "INGEST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -129,40 +130,8 @@ def csv_instance(folder: Path | str, name: str = "catalog", **options: Any) -> d
 @pytest.fixture
 def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A real S3 emulator (moto's server mode) over HTTP on a free loopback port."""
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    import boto3
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    moto = Path(sys.executable).parent / "moto_server"
-    server = subprocess.Popen(
-        [str(moto), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("INGEST_S3_ENDPOINT_URL", endpoint)
-    client = boto3.client("s3", endpoint_url=endpoint)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            client.list_buckets()
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                server.kill()
-                raise
-            time.sleep(0.2)
-    try:
-        yield endpoint
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    for name, value in EMULATOR_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    with S3Emulator() as emulator:
+        monkeypatch.setenv("INGEST_S3_ENDPOINT_URL", emulator.endpoint_url)
+        yield emulator.endpoint_url
