@@ -20,6 +20,7 @@ import duckdb
 import psycopg2
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import tenacity
 
 # dlt's postgres destination insists on a password even where the server trusts local
 # connections; any placeholder works with trust auth.
@@ -66,7 +67,7 @@ class Warehouse:
         """A DB-API connection; committed on success, rolled back on error."""
         if self.dialect == "duckdb":
             self.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-            con = duckdb.connect(str(self.duckdb_path))
+            con = _connect_duckdb(self.duckdb_path)
             try:
                 con.execute("BEGIN")
                 yield con
@@ -156,6 +157,22 @@ class Warehouse:
                 con.unregister("incoming_rows")
             else:
                 _postgres_copy_upsert(con, table, rows, column_list, conflict)
+
+
+def _is_lock_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+# One process at a time may open a DuckDB file for writing: a sensor tick and a run (separate
+# processes under the daemon) wait for each other instead of failing. Each holds it briefly.
+@tenacity.retry(
+    retry=tenacity.retry_if_exception(_is_lock_conflict),
+    wait=tenacity.wait_random_exponential(multiplier=0.05, max=2),
+    stop=tenacity.stop_after_delay(60),
+    reraise=True,
+)
+def _connect_duckdb(path: Path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(path))
 
 
 def _postgres_copy_upsert(con: Any, table: str, rows: pa.Table, column_list: str, conflict: str):
