@@ -39,9 +39,11 @@ def test_defs_load_with_stable_keys_checks_and_jobs():
         "normalized/items",
         "normalized/feedback",
         *(f"metrics/{model}" for model in METRICS_MODELS),
-        # read by dbt_metrics, produced by later intake layers (external until then)
+        # the S3 landing: events and log files into their tables, crawl batches into items
         "normalized/events",
         "normalized/log_records",
+        "landing/crawl",
+        # read by dbt_metrics, produced by a later intake layer (external until then)
         "normalized/payments",
         "normalized/rejected_records",
     }
@@ -50,14 +52,26 @@ def test_defs_load_with_stable_keys_checks_and_jobs():
         for name in ("natural_key_unique", "raw_schema_unchanged", "row_count_not_anomalous"):
             assert (f"normalized/{entity}", name) in checks
     types = ["rest_api", "csv", "rss", "playstore", "twitter", "discourse", "intercom"]
-    assert {job.name for job in defs.jobs} == {f"ingest_{t}" for t in types} | {"metrics_daily"}
+    landing_kinds = ["logs", "events", "crawl"]
+    assert {job.name for job in defs.jobs} == {f"ingest_{t}" for t in types} | {
+        "metrics_daily",
+        *(f"land_{kind}" for kind in landing_kinds),
+    }
     assert {s.name for s in defs.schedules} == {f"ingest_{t}_schedule" for t in types} | {
         "metrics_daily_schedule"
     }
     # dbt's YAML tests are asset checks on the metrics assets.
     metric_checks = {name for key, name in checks if key == "metrics/leaderboard_snapshots"}
     assert "not_null_leaderboard_snapshots_rank" in metric_checks
-    assert {s.name for s in defs.sensors} == {"tenants_file_sensor"}
+    assert {s.name for s in defs.sensors} == {"tenants_file_sensor"} | {
+        f"landing_{kind}_sensor" for kind in landing_kinds
+    }
+    for key in ("normalized/events", "normalized/log_records", "landing/crawl"):
+        assert (key, "all_objects_completed") in checks
+        assert graph.get(dg.AssetKey(key.split("/"))).group_name == "landing"
+    # dbt's staging models read the landed tables: lineage runs from the landing into metrics.
+    stg_events = graph.get(dg.AssetKey(["metrics", "stg_events"]))
+    assert dg.AssetKey(["normalized", "events"]) in stg_events.parent_keys
     # One group per source.
     for source_type in types:
         [raw_key] = [k for k in graph.get_all_asset_keys() if k.path[:2] == ["raw", source_type]]
