@@ -8,6 +8,7 @@ the summary and how to open the UI. Nothing leaves 127.0.0.1.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,7 +58,9 @@ def run_demo() -> int:
         from ingest_pipeline.cli import cmd_ingest
 
         status = cmd_ingest()
-        build_demo_metrics(settings)
+        first_day, today = _demo_days()
+        land_demo_files(settings, running, first_day)
+        build_demo_metrics(settings, first_day, today)
     print(
         "\nExplore it in the Dagster UI:  make dev   (then open http://127.0.0.1:3000)\n"
         "The demo's sandboxes stop with the demo: materializing its sources from the UI\n"
@@ -67,20 +70,88 @@ def run_demo() -> int:
     return 0 if status in (0, 1) else status
 
 
-def build_demo_metrics(settings: Any) -> None:
-    """Sample app events for the last week (the events intake lands with the S3 landing), then
-    the metrics for those days as one Dagster run, and the top of today's leaderboards."""
+def _demo_days() -> tuple[datetime, datetime]:
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=DEMO_EVENT_DAYS - 1), today
+
+
+def land_demo_files(settings: Any, running: contextlib.ExitStack, first_day: datetime) -> None:
+    """Files into the landing bucket (the S3 emulator unless INGEST_S3_ENDPOINT_URL names a
+    store): a week of app events and a log file through presigned URLs, a partner crawl batch
+    and a broken gzip written directly; then each landing sensor once and the runs it asks for."""
+    import dagster as dg
+    import requests
+
+    from ingest_pipeline.definitions import defs as load_defs
+    from ingest_pipeline.lib.landing import issue_upload_url, s3_client
+    from ingest_pipeline.lib.landing_runs import process_landing
+    from ingest_pipeline.lib.normalized_tables import init_warehouse
+    from ingest_pipeline.lib.warehouse import Warehouse
+    from ingest_pipeline.sandbox.s3 import EMULATOR_CREDENTIALS, S3Emulator
+
+    if not settings.s3_endpoint_url:
+        emulator = running.enter_context(S3Emulator())
+        os.environ["INGEST_S3_ENDPOINT_URL"] = emulator.endpoint_url
+        for name, value in EMULATOR_CREDENTIALS.items():
+            os.environ.setdefault(name, value)
+        settings = get_settings()
+        print(f"\nS3 emulator (moto server): {emulator.endpoint_url}")
+    client = s3_client(settings)
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket=settings.landing_bucket)
+    init_warehouse(Warehouse(settings.resolved_warehouse_url))
+    events = sample_events("acme", first_day, DEMO_EVENT_DAYS, per_day=400)
+    uploads = {
+        "events": ("app-events.ndjson", "".join(_ndjson_event(e) for e in events)),
+        "logs": ("api.log", DEMO_LOG),
+    }
+    for kind, (filename, body) in uploads.items():
+        url = issue_upload_url(settings, "acme", kind, filename).url
+        requests.put(url, data=body.encode(), timeout=30).raise_for_status()
+    bucket = settings.landing_bucket
+    client.put_object(Bucket=bucket, Key="crawl/acme/furnico/batch.json", Body=DEMO_CRAWL)
+    client.put_object(Bucket=bucket, Key="logs/acme/broken.log.gz", Body=b"\x1f\x8bnot gzip")
+    with dg.DagsterInstance.get() as instance:
+        ticks = process_landing(load_defs(), instance)
+    print("landing: " + ", ".join(f"{t.kind} {t.runs} run(s)" for t in ticks))
+    rows = Warehouse(settings.resolved_warehouse_url).fetch_all(
+        "SELECT object_key, status, rows_loaded, rows_rejected, reason FROM normalized.uploads "
+        "ORDER BY object_key"
+    )
+    for key, status, loaded, rejected, reason in rows:
+        print(f"  {key[:60]:<60} {status:<9} rows={loaded} rejected={rejected} {reason or ''}")
+
+
+def _ndjson_event(event: dict[str, Any]) -> str:
+    fields = ("event_id", "event_type", "item_id", "author_id", "actor_id", "ip")
+    record = {name: event[name] for name in fields}
+    return json.dumps({**record, "occurred_at": event["occurred_at"].isoformat()}) + "\n"
+
+
+DEMO_LOG = (
+    "2026-01-05T10:00:00Z INFO api started\n"
+    "2026-01-05T10:00:01Z ERROR api upstream timeout after 30s\n"
+    "a line in no known format\n"
+    "2026-01-05T10:00:02Z WARN worker queue depth 120\n"
+)
+DEMO_CRAWL = json.dumps(
+    [
+        {"externalId": "f-1", "title": "Oak table", "url": "https://furnico.example/f-1"},
+        {"externalId": "f-2", "title": "Desk lamp", "url": "https://furnico.example/f-2"},
+    ]
+).encode()
+
+
+def build_demo_metrics(settings: Any, first: datetime, today: datetime) -> None:
+    """The metrics for the demo week (from the landed app events) as one Dagster run, and the
+    top of today's leaderboards."""
     import dagster as dg
 
     from ingest_pipeline.definitions import defs as load_defs
     from ingest_pipeline.lib.metrics_runs import build_metrics
-    from ingest_pipeline.lib.normalized_tables import EVENTS
     from ingest_pipeline.lib.warehouse import Warehouse
 
     warehouse = Warehouse(settings.resolved_warehouse_url)
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    first = today - timedelta(days=DEMO_EVENT_DAYS - 1)
-    EVENTS.upsert(warehouse, sample_events("acme", first, DEMO_EVENT_DAYS, per_day=400))
     with dg.DagsterInstance.get() as instance:
         result = build_metrics(load_defs(), instance, first.date(), today.date())
     print(

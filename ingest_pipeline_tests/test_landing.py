@@ -32,7 +32,7 @@ class Landing:
         self.s3.put_object(Bucket="landing", Key=key, Body=data)
 
     def evaluate(self, kind: str) -> dg.SensorResult:
-        sensor = self.env.defs.get_sensor_def(f"landing_{kind}_sensor")
+        sensor = self.env.defs.resolve_sensor_def(f"landing_{kind}_sensor")
         context = dg.build_sensor_context(
             instance=self.env.instance,
             cursor=self.cursors.get(kind),
