@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
+
 from ingest_pipeline.lib.landing import parse_object_key
 from ingest_pipeline.lib.landing_cursor import S3Object
 from ingest_pipeline.lib.normalized_tables import UPLOADS
@@ -161,27 +163,53 @@ def _known_uploads(warehouse: Warehouse, keys: Sequence[str]) -> dict[str, dict[
     return found
 
 
-def mark_processing(warehouse: Warehouse, upload_id: str) -> None:
-    warehouse.execute(
-        f"UPDATE {UPLOADS.qualified} SET status = 'Processing', started_at = %s, "
-        "finished_at = NULL, reason = NULL WHERE upload_id = %s",
-        (datetime.now(UTC), upload_id),
-    )
+def mark_processing(warehouse: Warehouse, upload_ids: Sequence[str]) -> None:
+    """A run took these uploads: Processing, with the time it started."""
+    now = datetime.now(UTC)
+    for start in range(0, len(upload_ids), 1000):
+        chunk = list(upload_ids[start : start + 1000])
+        warehouse.execute(
+            f"UPDATE {UPLOADS.qualified} SET status = 'Processing', started_at = %s, "
+            f"finished_at = NULL, reason = NULL WHERE upload_id IN ({', '.join(['%s'] * len(chunk))})",
+            [now, *chunk],
+        )
 
 
-def mark_completed(warehouse: Warehouse, upload_id: str, loaded: int, rejected: int) -> None:
-    warehouse.execute(
-        f"UPDATE {UPLOADS.qualified} SET status = 'Completed', rows_loaded = %s, "
-        "rows_rejected = %s, finished_at = %s WHERE upload_id = %s",
-        (loaded, rejected, datetime.now(UTC), upload_id),
-    )
+@dataclass(frozen=True)
+class UploadResult:
+    upload_id: str
+    status: str  # Completed or Failed
+    rows_loaded: int
+    rows_rejected: int
+    reason: str | None
+    finished_at: datetime
 
 
-def mark_failed(
-    warehouse: Warehouse, upload_id: str, reason: str, loaded: int = 0, rejected: int = 0
-) -> None:
-    warehouse.execute(
-        f"UPDATE {UPLOADS.qualified} SET status = 'Failed', reason = %s, rows_loaded = %s, "
-        "rows_rejected = %s, finished_at = %s WHERE upload_id = %s",
-        (reason[:2000], loaded, rejected, datetime.now(UTC), upload_id),
-    )
+_RESULT_SCHEMA = pa.schema(
+    [
+        ("upload_id", pa.string()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("rows_loaded", pa.int64()),
+        ("rows_rejected", pa.int64()),
+        ("finished_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def record_results(warehouse: Warehouse, results: Sequence[UploadResult]) -> None:
+    """Completed or Failed, with counts and reason, for every upload of a run in one statement
+    (only these columns change: the rest of each row stays as the sensor and URL left it)."""
+    rows = [
+        {
+            "upload_id": r.upload_id,
+            "status": r.status,
+            "reason": r.reason[:2000] if r.reason else None,
+            "rows_loaded": r.rows_loaded,
+            "rows_rejected": r.rows_rejected,
+            "finished_at": r.finished_at,
+        }
+        for r in results
+    ]
+    table = pa.Table.from_pylist(rows, schema=_RESULT_SCHEMA)
+    warehouse.upsert(UPLOADS.qualified, table, UPLOADS.key, _RESULT_SCHEMA.names[1:])

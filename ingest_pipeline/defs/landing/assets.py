@@ -5,6 +5,10 @@ in the run config. Materialized by hand from the UI with no objects configured, 
 the uploads of its kind still Queued (and, with `retry_failed`, the Failed ones) instead.
 """
 
+import contextlib
+from datetime import UTC, datetime
+from typing import Any
+
 import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -12,7 +16,12 @@ from ingest_pipeline.defs.landing.loaders import LOADERS, LandedFileError, LoadC
 from ingest_pipeline.defs.landing.resources import LandingBucketResource
 from ingest_pipeline.lib.normalized_tables import UPLOADS, init_warehouse
 from ingest_pipeline.lib.resources import WarehouseResource
-from ingest_pipeline.lib.uploads import LandedObject, mark_completed, mark_failed, mark_processing
+from ingest_pipeline.lib.uploads import (
+    LandedObject,
+    UploadResult,
+    mark_processing,
+    record_results,
+)
 from ingest_pipeline.lib.warehouse import Warehouse
 
 ASSET_KEYS = {
@@ -80,22 +89,19 @@ def landing_asset(kind: str) -> dg.AssetsDefinition:
         objects = [LandedObject(**o.model_dump()) for o in config.objects] or pending_uploads(
             wh, kind, config.retry_failed
         )
-        client, bucket = landing_bucket.get_client(), landing_bucket.get_bucket()
-        results = {}
-        for obj in objects:
-            results[obj.key] = process_object(wh, client, bucket, obj)
-            status, counts, reason = results[obj.key]
-            log = context.log.info if status == "Completed" else context.log.warning
-            log(
-                f"{obj.key}: {status}, {counts.loaded} rows, {counts.rejected} rejected {reason or ''}"
-            )
-        failed = {k: r for k, (s, _, r) in results.items() if s == "Failed"}
+        results = process_objects(
+            wh, landing_bucket.get_client(), landing_bucket.get_bucket(), kind, objects
+        )
+        failed = {r.upload_id: r.reason for r in results if r.status == "Failed"}
+        for upload_id, reason in failed.items():
+            context.log.warning(f"upload {upload_id} Failed: {reason}")
+        context.log.info(f"{len(objects) - len(failed)} of {len(objects)} objects completed")
         return dg.MaterializeResult(
             metadata={
                 "objects": len(objects),
                 "objects_failed": len(failed),
-                "rows_loaded": sum(c.loaded for _, c, _ in results.values()),
-                "rows_rejected": sum(c.rejected for _, c, _ in results.values()),
+                "rows_loaded": sum(r.rows_loaded for r in results),
+                "rows_rejected": sum(r.rows_rejected for r in results),
                 "failed": dg.MetadataValue.json(failed),
             },
             check_results=[
@@ -111,31 +117,42 @@ def landing_asset(kind: str) -> dg.AssetsDefinition:
     return landed
 
 
-def process_object(
-    wh: Warehouse, client, bucket: str, obj: LandedObject
-) -> tuple[str, LoadCounts, str | None]:
-    """Processing → Completed with counts, or Failed with the reason. Only a warehouse fault
-    escapes (the run fails and can be re-run: every write is an idempotent upsert)."""
-    mark_processing(wh, obj.upload_id)
+def process_objects(
+    wh: Warehouse, client: Any, bucket: str, kind: str, objects: list[LandedObject]
+) -> list[UploadResult]:
+    """Processing → Completed with counts, or Failed with the reason, per object; one poison
+    object fails alone. Only a warehouse fault escapes: the run fails, its uploads are marked
+    Failed with that reason, and a re-run is safe (every write is an idempotent upsert)."""
+    loader = LOADERS[kind]
+    writer = loader.writer(wh)
+    mark_processing(wh, [o.upload_id for o in objects])
+    results: list[UploadResult] = []
     try:
-        # IfMatch: process exactly the version the sensor queued; a newer one has its own run.
-        body = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)["Body"]
-        try:
-            counts = LOADERS[obj.kind](wh, obj, body)
-        finally:
-            body.close()
-    except LandedFileError as exc:
-        mark_failed(wh, obj.upload_id, str(exc), exc.counts.loaded, exc.counts.rejected)
-        return "Failed", exc.counts, str(exc)
-    except (ClientError, BotoCoreError) as exc:
-        reason = _store_error(exc)
-        mark_failed(wh, obj.upload_id, reason)
-        return "Failed", LoadCounts(), reason
+        for obj in objects:
+            writer.begin(obj)
+            status, reason, counts = "Completed", None, writer.counts
+            try:
+                # IfMatch: exactly the version the sensor queued; a newer one has its own run.
+                body = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)["Body"]
+                with contextlib.closing(body):
+                    loader.read(writer, obj, body)
+            except LandedFileError as exc:
+                status, reason, counts = "Failed", str(exc), exc.counts
+            except (ClientError, BotoCoreError) as exc:
+                status, reason, counts = "Failed", _store_error(exc), LoadCounts()
+            now = datetime.now(UTC)
+            results.append(
+                UploadResult(obj.upload_id, status, counts.loaded, counts.rejected, reason, now)
+            )
+        writer.flush()  # rows are stored before any upload is recorded Completed
     except Exception as exc:
-        mark_failed(wh, obj.upload_id, f"{type(exc).__name__}: {exc}")
+        now, reason = datetime.now(UTC), f"{type(exc).__name__}: {exc}"
+        record_results(
+            wh, [UploadResult(o.upload_id, "Failed", 0, 0, reason, now) for o in objects]
+        )
         raise
-    mark_completed(wh, obj.upload_id, counts.loaded, counts.rejected)
-    return "Completed", counts, None
+    record_results(wh, results)
+    return results
 
 
 def _store_error(exc: Exception) -> str:

@@ -56,17 +56,28 @@ class LandedFileError(ValueError):
         self.counts = counts or LoadCounts()
 
 
-class _BatchWriter:
-    """Buffers validated rows and rejects; upserts them every BATCH_ROWS (bounded memory).
-    Within a batch the last version of a key wins: one upsert cannot touch a row twice."""
+class LandingWriter:
+    """Buffers the validated rows and rejects of every object of a run and upserts them every
+    BATCH_ROWS and at the end: bounded memory for a 1M-line file, and a handful of statements
+    (not several per object) for a run of 500 small objects. Within a batch the last version
+    of a key wins: one upsert cannot touch a row twice."""
 
-    def __init__(self, warehouse: Warehouse, table: Table, obj: LandedObject, source: str):
-        self.warehouse, self.table, self.obj, self.source = warehouse, table, obj, source
+    def __init__(self, warehouse: Warehouse, table: Table, source: str, replaces_object_rows: bool):
+        self.warehouse, self.table, self.source = warehouse, table, source
+        self.replaces_object_rows = replaces_object_rows
         self.rows: dict[tuple, dict[str, Any]] = {}
         self.rejects: list[dict[str, Any]] = []
-        self.counts = LoadCounts()
+        self.replaced_keys: list[str] = []
         self.now = datetime.now(UTC)
         self.content = [c for c in table.column_names if c not in (*table.key, *_BOOKKEEPING)]
+        self.obj: LandedObject | None = None
+        self.counts = LoadCounts()
+
+    def begin(self, obj: LandedObject) -> None:
+        """Rows from here on belong to `obj`; `counts` are its own."""
+        self.obj, self.counts = obj, LoadCounts()
+        if self.replaces_object_rows:  # its old rows go before its first rows are written
+            self.replaced_keys.append(obj.key)
 
     def add(self, row: dict[str, Any]) -> None:
         self.rows[tuple(row[k] for k in self.table.key)] = row
@@ -75,6 +86,7 @@ class _BatchWriter:
             self.flush()
 
     def reject(self, line_no: int, reason: str, payload: str, instance: str) -> None:
+        assert self.obj is not None
         self.rejects.append(
             {
                 "tenant_id": self.obj.tenant_id,
@@ -92,11 +104,20 @@ class _BatchWriter:
             self.flush()
 
     def failed(self, reason: str) -> LandedFileError:
-        """Keep what was read before the damage (idempotent rows) and report it with the reason."""
-        self.flush()
-        return LandedFileError(reason, self.counts)
+        """The rows read before the damage stay (idempotent); the reason and counts go up."""
+        return LandedFileError(reason, LoadCounts(self.counts.loaded, self.counts.rejected))
 
     def flush(self) -> None:
+        if self.replaced_keys:
+            column = self.table.key[0]  # object_key: log records are keyed (object_key, line_no)
+            for start in range(0, len(self.replaced_keys), 1000):
+                chunk = self.replaced_keys[start : start + 1000]
+                self.warehouse.execute(
+                    f"DELETE FROM {self.table.qualified} WHERE {column} IN "
+                    f"({', '.join(['%s'] * len(chunk))})",
+                    chunk,
+                )
+            self.replaced_keys = []
         self.warehouse.upsert(
             self.table.qualified,
             self.table.to_arrow(self.rows.values()),
@@ -110,12 +131,10 @@ class _BatchWriter:
 # --------------------------------------------------------------------------- logs
 
 
-def load_logs(warehouse: Warehouse, obj: LandedObject, body: BinaryIO) -> LoadCounts:
+def read_logs(writer: LandingWriter, obj: LandedObject, body: BinaryIO) -> None:
     """Each line a row of normalized.log_records keyed (object key, line number); a line that
-    does not parse goes to the rejects table with its number and the file still completes."""
-    # A new version of the same key replaces every line of the old one (it may be shorter).
-    warehouse.execute(f"DELETE FROM {LOG_RECORDS.qualified} WHERE object_key = %s", (obj.key,))
-    writer = _BatchWriter(warehouse, LOG_RECORDS, obj, "logs")
+    does not parse goes to the rejects table with its number and the file still completes.
+    A new version of the same key replaces every line of the old one (it may be shorter)."""
     try:
         for line in parse_lines(body):
             if isinstance(line, BadLine):
@@ -139,17 +158,14 @@ def load_logs(warehouse: Warehouse, obj: LandedObject, body: BinaryIO) -> LoadCo
             )
     except LogFileError as exc:
         raise writer.failed(str(exc)) from exc
-    writer.flush()
-    return writer.counts
 
 
 # --------------------------------------------------------------------------- events
 
 
-def load_events(warehouse: Warehouse, obj: LandedObject, body: BinaryIO) -> LoadCounts:
+def read_events(writer: LandingWriter, obj: LandedObject, body: BinaryIO) -> None:
     """NDJSON (or a JSON array) or CSV app events into normalized.events, unique on
     (tenant_id, event_id): the same batch twice, or overlapping batches, add nothing."""
-    writer = _BatchWriter(warehouse, EVENTS, obj, EVENTS_SOURCE)
     base = {
         "tenant_id": obj.tenant_id,
         "source_type": EVENTS_SOURCE,
@@ -172,8 +188,6 @@ def load_events(warehouse: Warehouse, obj: LandedObject, body: BinaryIO) -> Load
             writer.add(row)
     except LandedFileError as exc:
         raise writer.failed(str(exc)) from exc
-    writer.flush()
-    return writer.counts
 
 
 _EVENT_TEXT_FIELDS = ("item_id", "author_id", "actor_id", "ip", "session_id")
@@ -200,12 +214,11 @@ def _event_fields(record: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- crawl
 
 
-def load_crawl(warehouse: Warehouse, obj: LandedObject, body: BinaryIO) -> LoadCounts:
+def read_crawl(writer: LandingWriter, obj: LandedObject, body: BinaryIO) -> None:
     """Partner item batches (JSON array or NDJSON) upserted into normalized.items on
     (tenant, 'crawl', partner, externalId): a changed item updates its row."""
     if not obj.partner:
         raise LandedFileError("crawl batches belong under crawl/<tenant>/<partner>/<name>")
-    writer = _BatchWriter(warehouse, ITEMS, obj, "crawl")
     base = {
         "tenant_id": obj.tenant_id,
         "source_type": "crawl",
@@ -226,8 +239,6 @@ def load_crawl(warehouse: Warehouse, obj: LandedObject, body: BinaryIO) -> LoadC
             writer.add(row)
     except LandedFileError as exc:
         raise writer.failed(str(exc)) from exc
-    writer.flush()
-    return writer.counts
 
 
 def _crawl_fields(record: dict[str, Any]) -> dict[str, Any]:
@@ -332,8 +343,21 @@ def _reason(exc: Exception) -> str:
     return str(exc)
 
 
-LOADERS: dict[str, Callable[[Warehouse, LandedObject, BinaryIO], LoadCounts]] = {
-    "logs": load_logs,
-    "events": load_events,
-    "crawl": load_crawl,
+@dataclass(frozen=True)
+class Loader:
+    """How one kind is read and where its rows go."""
+
+    table: Table
+    source_type: str
+    read: Callable[[LandingWriter, LandedObject, BinaryIO], None]
+    replaces_object_rows: bool = False
+
+    def writer(self, warehouse: Warehouse) -> LandingWriter:
+        return LandingWriter(warehouse, self.table, self.source_type, self.replaces_object_rows)
+
+
+LOADERS = {
+    "logs": Loader(LOG_RECORDS, "logs", read_logs, replaces_object_rows=True),
+    "events": Loader(EVENTS, EVENTS_SOURCE, read_events),
+    "crawl": Loader(ITEMS, "crawl", read_crawl),
 }
