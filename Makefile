@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(MANIFEST)
 	$(BIN)/python benchmarks/csv_load.py
 	$(BIN)/python benchmarks/metrics_backfill.py
+	$(BIN)/python benchmarks/landing_events.py
 
 clean:
 	rm -rf .data
