@@ -21,7 +21,11 @@ from ingest_pipeline.lib.normalized_tables import UPLOADS
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.settings import Settings
 
-LANDING_KINDS = ("logs", "events", "crawl")
+LANDING_KINDS = ("logs", "events", "crawl")  # what clients upload (upload-url, the intake)
+WEBHOOK_PROVIDERS = ("intercom", "stripe")
+# Every prefix a landing sensor watches: the uploads, and the webhook deliveries the intake lands
+# as webhooks/<provider>/<tenant>/<yyyy-mm-dd>/<event id>.json.
+SENSOR_KINDS = (*LANDING_KINDS, "webhooks")
 DEFAULT_EXPIRES_SECONDS = 3600
 MAX_EXPIRES_SECONDS = 7 * 24 * 3600  # S3's own limit for presigned URLs
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -36,14 +40,24 @@ class LandingKey:
     kind: str
     tenant: str
     rest: str
+    # crawl/<tenant>/<partner>/...: the partner; webhooks/<provider>/<tenant>/...: the provider
+    channel: str | None = None
 
 
 def parse_object_key(key: str) -> LandingKey | None:
-    """`<kind>/<tenant>/<anything>` or None for a key outside the layout."""
+    """`<kind>/<tenant>/<anything>` (webhooks: `webhooks/<provider>/<tenant>/<anything>`), or
+    None for a key outside the layout."""
+    if key.startswith("webhooks/"):
+        parts = key.split("/", 3)
+        if len(parts) != 4 or parts[1] not in WEBHOOK_PROVIDERS or not parts[2] or not parts[3]:
+            return None
+        return LandingKey("webhooks", parts[2], parts[3], parts[1])
     parts = key.split("/", 2)
     if len(parts) != 3 or parts[0] not in LANDING_KINDS or not parts[1] or not parts[2]:
         return None
-    return LandingKey(*parts)
+    kind, tenant, rest = parts
+    partner = rest.split("/", 1)[0] if kind == "crawl" and "/" in rest else None
+    return LandingKey(kind, tenant, rest, partner)
 
 
 def safe_filename(filename: str) -> str:

@@ -22,6 +22,12 @@ from ingest_pipeline.lib.landing_cursor import S3Object
 from ingest_pipeline.lib.normalized_tables import UPLOADS
 from ingest_pipeline.lib.warehouse import Warehouse
 
+KEY_LAYOUTS = {
+    "logs": "logs/<tenant>/<name>",
+    "events": "events/<tenant>/<name>",
+    "crawl": "crawl/<tenant>/<partner>/<name>",
+    "webhooks": "webhooks/<intercom|stripe>/<tenant>/<yyyy-mm-dd>/<event id>.json",
+}
 # Keys minted by `upload-url`: <kind>/<tenant>/<yyyy-mm-dd>/<upload id>-<name>
 _ISSUED_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}/(?P<upload_id>[0-9a-f]{32})-")
 
@@ -36,15 +42,15 @@ class LandedObject:
     key: str
     etag: str
     size_bytes: int
-    partner: str | None = None  # crawl batches: crawl/<tenant>/<partner>/...
+    channel: str | None = None  # the crawl partner, or the webhook provider
 
     @classmethod
     def from_key(
         cls, upload_id: str, tenant_id: str, kind: str, key: str, etag: str, size_bytes: int
     ) -> LandedObject:
         landing_key = parse_object_key(key)
-        partner = landing_key.rest.split("/", 1)[0] if landing_key and kind == "crawl" else None
-        return cls(upload_id, tenant_id, kind, key, etag, size_bytes, partner)
+        channel = landing_key.channel if landing_key else None
+        return cls(upload_id, tenant_id, kind, key, etag, size_bytes, channel)
 
     def as_config(self) -> dict[str, Any]:
         return {
@@ -54,7 +60,7 @@ class LandedObject:
             "key": self.key,
             "etag": self.etag,
             "size_bytes": self.size_bytes,
-            "partner": self.partner,
+            "channel": self.channel,
         }
 
 
@@ -125,9 +131,9 @@ def queue_objects(
 def _refusal(kind: str, key: str, size: int, tenants: set[str]) -> str | None:
     landing_key = parse_object_key(key)
     if landing_key is None or landing_key.kind != kind:
-        return f"key outside the layout {kind}/<tenant>/<name>"
-    if kind == "crawl" and "/" not in landing_key.rest:
-        return "crawl batches belong under crawl/<tenant>/<partner>/<name>"
+        return f"key outside the layout {KEY_LAYOUTS[kind]}"
+    if kind == "crawl" and not landing_key.channel:
+        return f"crawl batches belong under {KEY_LAYOUTS['crawl']}"
     if landing_key.tenant not in tenants:
         return f"unknown tenant {landing_key.tenant!r} (not in the tenants file)"
     if size == 0:

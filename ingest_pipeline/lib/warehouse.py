@@ -129,11 +129,14 @@ class Warehouse:
         rows: pa.Table,
         key_columns: Sequence[str],
         compare_columns: Sequence[str],
+        not_older_than: str | None = None,
     ) -> None:
         """Insert rows, updating a conflicting row only where a compared column changed.
 
         Columns outside `compare_columns` (load ids, ingestion times) follow a real change but
         never cause one, so re-loading the same data leaves the table byte-for-byte as it was.
+        With `not_older_than` (a timestamp column), an incoming row older than the stored one
+        changes nothing: deliveries that arrive out of order cannot roll a row back.
         """
         if rows.num_rows == 0:
             return
@@ -141,6 +144,12 @@ class Warehouse:
         update_columns = [c for c in columns if c not in key_columns]
         sets = ", ".join(f"{c} = excluded.{c}" for c in update_columns)
         changed = " OR ".join(f"t.{c} IS DISTINCT FROM excluded.{c}" for c in compare_columns)
+        if not_older_than:
+            column = not_older_than
+            changed = (
+                f"({changed}) AND (t.{column} IS NULL OR excluded.{column} IS NULL "
+                f"OR excluded.{column} >= t.{column})"
+            )
         conflict = f"ON CONFLICT ({', '.join(key_columns)}) DO NOTHING"
         if compare_columns:
             conflict = (

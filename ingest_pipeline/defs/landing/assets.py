@@ -30,6 +30,8 @@ ASSET_KEYS = {
     # Crawl batches land in normalized.items, which normalized/items (the pulled item sources)
     # also writes; one table, two assets that each own their rows (source_type 'crawl').
     "crawl": dg.AssetKey(["landing", "crawl"]),
+    # Deliveries land in two tables (feedback, payments), each shared with a pull source.
+    "webhooks": dg.AssetKey(["landing", "webhooks"]),
 }
 DESCRIPTIONS = {
     "logs": "Uploaded log files (logs/<tenant>/...), one row per line keyed (object key, line "
@@ -38,6 +40,9 @@ DESCRIPTIONS = {
     "(tenant_id, event_id): re-sent and overlapping batches add nothing.",
     "crawl": "Partner crawl batches (crawl/<tenant>/<partner>/..., JSON array or NDJSON) "
     "upserted into normalized.items on (tenant, 'crawl', partner, externalId).",
+    "webhooks": "Webhook deliveries the intake verified and landed (webhooks/<provider>/<tenant>/"
+    "...): Intercom conversations into normalized.feedback on the Intercom pull source's key, "
+    "Stripe payment events into normalized.payments on the PaymentIntent id.",
 }
 ALL_COMPLETED = "all_objects_completed"
 
@@ -49,7 +54,7 @@ class LandedObjectConfig(dg.Config):
     key: str
     etag: str
     size_bytes: int
-    partner: str | None = None
+    channel: str | None = None  # the crawl partner, or the webhook provider
 
 
 class LandingBatchConfig(dg.Config):
@@ -182,6 +187,7 @@ def pending_uploads(wh: Warehouse, kind: str, retry_failed: bool) -> list[Landed
 landed_logs = landing_asset("logs")
 landed_events = landing_asset("events")
 landed_crawl = landing_asset("crawl")
+landed_webhooks = landing_asset("webhooks")
 
 land_logs_job = dg.define_asset_job(
     job_name("logs"), selection=[ASSET_KEYS["logs"]], executor_def=dg.in_process_executor
@@ -191,4 +197,7 @@ land_events_job = dg.define_asset_job(
 )
 land_crawl_job = dg.define_asset_job(
     job_name("crawl"), selection=[ASSET_KEYS["crawl"]], executor_def=dg.in_process_executor
+)
+land_webhooks_job = dg.define_asset_job(
+    job_name("webhooks"), selection=[ASSET_KEYS["webhooks"]], executor_def=dg.in_process_executor
 )

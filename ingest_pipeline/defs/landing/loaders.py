@@ -20,23 +20,29 @@ from typing import Any, BinaryIO, TextIO
 
 from pydantic import ValidationError
 
+from ingest_pipeline.defs.normalized.mappers import dig, map_intercom_row
 from ingest_pipeline.defs.normalized.models import APP_EVENT, ITEM, blank_to_none
+from ingest_pipeline.defs.normalized.models import FEEDBACK as FEEDBACK_SHAPE
 from ingest_pipeline.lib.log_formats import BadLine, LogFileError, open_text, parse_lines
 from ingest_pipeline.lib.normalized_tables import (
     EVENTS,
+    FEEDBACK,
     ITEMS,
     LOG_RECORDS,
     REJECTED_RECORDS,
     Table,
 )
+from ingest_pipeline.lib.tenants import TenantsFileError, load_source_instances
 from ingest_pipeline.lib.uploads import LandedObject
 from ingest_pipeline.lib.warehouse import Warehouse
+from ingest_pipeline.settings import get_settings
 
 BATCH_ROWS = 50_000
 MAX_PAYLOAD_CHARS = 2000
 # What identifies where a landed row came from, per kind (source_type, source_instance).
 EVENTS_SOURCE = "app_events"
 LANDING_INSTANCE = "landing"
+WEBHOOK_INSTANCE = "webhooks"  # a pushed row's instance when the tenant has no pull instance
 # Bookkeeping columns: they follow a real change but never count as one.
 _BOOKKEEPING = {"raw_load_id", "ingested_at"}
 
@@ -62,9 +68,17 @@ class LandingWriter:
     (not several per object) for a run of 500 small objects. Within a batch the last version
     of a key wins: one upsert cannot touch a row twice."""
 
-    def __init__(self, warehouse: Warehouse, table: Table, source: str, replaces_object_rows: bool):
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        table: Table,
+        source: str,
+        replaces_object_rows: bool = False,
+        not_older_than: str | None = None,
+    ):
         self.warehouse, self.table, self.source = warehouse, table, source
         self.replaces_object_rows = replaces_object_rows
+        self.not_older_than = not_older_than
         self.rows: dict[tuple, dict[str, Any]] = {}
         self.rejects: list[dict[str, Any]] = []
         self.replaced_keys: list[str] = []
@@ -85,12 +99,14 @@ class LandingWriter:
         if len(self.rows) >= BATCH_ROWS:
             self.flush()
 
-    def reject(self, line_no: int, reason: str, payload: str, instance: str) -> None:
+    def reject(
+        self, line_no: int, reason: str, payload: str, instance: str, source: str | None = None
+    ) -> None:
         assert self.obj is not None
         self.rejects.append(
             {
                 "tenant_id": self.obj.tenant_id,
-                "source_type": self.source,
+                "source_type": source or self.source,
                 "source_instance": instance,
                 "record_ref": f"{self.obj.key}:{line_no}",
                 "reason": reason,
@@ -123,6 +139,7 @@ class LandingWriter:
             self.table.to_arrow(self.rows.values()),
             self.table.key,
             self.content,
+            self.not_older_than,
         )
         REJECTED_RECORDS.upsert(self.warehouse, self.rejects)
         self.rows, self.rejects = {}, []
@@ -217,24 +234,24 @@ def _event_fields(record: dict[str, Any]) -> dict[str, Any]:
 def read_crawl(writer: LandingWriter, obj: LandedObject, body: BinaryIO) -> None:
     """Partner item batches (JSON array or NDJSON) upserted into normalized.items on
     (tenant, 'crawl', partner, externalId): a changed item updates its row."""
-    if not obj.partner:
+    if not obj.channel:
         raise LandedFileError("crawl batches belong under crawl/<tenant>/<partner>/<name>")
     base = {
         "tenant_id": obj.tenant_id,
         "source_type": "crawl",
-        "source_instance": obj.partner,
+        "source_instance": obj.channel,
         "raw_load_id": obj.upload_id,
         "ingested_at": writer.now,
     }
     try:
         for line_no, record, raw in _records(body, allow_csv=False):
             if isinstance(record, str):
-                writer.reject(line_no, record, raw, obj.partner)
+                writer.reject(line_no, record, raw, obj.channel)
                 continue
             try:
                 row = ITEM.validate_python({**blank_to_none(_crawl_fields(record)), **base})
             except (ValidationError, ValueError, TypeError) as exc:
-                writer.reject(line_no, _reason(exc), raw, obj.partner)
+                writer.reject(line_no, _reason(exc), raw, obj.channel)
                 continue
             writer.add(row)
     except LandedFileError as exc:
@@ -254,6 +271,108 @@ def _crawl_fields(record: dict[str, Any]) -> dict[str, Any]:
         "published_at": first("publishedAt", "published_at"),
         "updated_at": first("updatedAt", "updated_at"),
     }
+
+
+# --------------------------------------------------------------------------- webhooks
+
+MAX_DELIVERY_BYTES = 1024 * 1024  # the intake refuses larger bodies; anything bigger is not one
+
+
+class WebhooksWriter(LandingWriter):
+    """Deliveries landed by the intake: Intercom conversations into normalized.feedback (on the
+    Intercom pull source's key, so a conversation pulled and pushed is one row; a delivery older
+    than the row changes nothing) and Stripe payment events into normalized.payments."""
+
+    def __init__(self, warehouse: Warehouse):
+        super().__init__(warehouse, FEEDBACK, "intercom", not_older_than="updated_at")
+        self.payments: list[dict[str, Any]] = []
+        self.intercom_instances = _intercom_instances()
+
+    def add_payment(self, row: dict[str, Any]) -> None:
+        self.payments.append(row)
+        self.counts.loaded += 1
+        if len(self.payments) >= BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        from ingest_pipeline.lib.payments import upsert_payments  # TODO(top-level)
+
+        super().flush()
+        upsert_payments(self.warehouse, self.payments)
+        self.payments = []
+
+
+def _intercom_instances() -> dict[str, str]:
+    """tenant → its Intercom pull instance: pushed conversations join the pulled rows."""
+    try:
+        instances = load_source_instances(get_settings().tenants_file)
+    except TenantsFileError:
+        return {}
+    found: dict[str, str] = {}
+    for instance in instances:
+        if instance.type == "intercom":
+            found.setdefault(instance.tenant, instance.name)
+    return found
+
+
+def read_webhooks(writer: LandingWriter, obj: LandedObject, body: BinaryIO) -> None:
+    """One delivery, as the intake verified and stored it (the provider's raw JSON body)."""
+    assert isinstance(writer, WebhooksWriter)
+    data = body.read(MAX_DELIVERY_BYTES + 1)
+    if len(data) > MAX_DELIVERY_BYTES:
+        raise LandedFileError(f"larger than {MAX_DELIVERY_BYTES} bytes: not a webhook delivery")
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LandedFileError(f"not a JSON delivery: {exc}") from None
+    if not isinstance(document, dict):
+        raise LandedFileError("a webhook delivery must be a JSON object")
+    raw = data.decode("utf-8")
+    if obj.channel == "intercom":
+        _intercom_delivery(writer, obj, document, raw)
+    elif obj.channel == "stripe":
+        _stripe_delivery(writer, obj, document, raw)
+    else:
+        raise LandedFileError(f"unknown webhook provider {obj.channel!r}")
+
+
+def _intercom_delivery(
+    writer: WebhooksWriter, obj: LandedObject, notification: dict[str, Any], raw: str
+) -> None:
+    item = dig(notification, "data.item")
+    topic = str(notification.get("topic") or "")
+    if not topic.startswith("conversation.") or not isinstance(item, dict):
+        return  # a topic without a conversation (ping, contact.*): nothing to store
+    instance = writer.intercom_instances.get(obj.tenant_id, WEBHOOK_INSTANCE)
+    try:
+        row = FEEDBACK_SHAPE.validate_python(
+            {
+                **blank_to_none(map_intercom_row(item, None)),
+                "tenant_id": obj.tenant_id,
+                "source_type": "intercom",
+                "source_instance": instance,
+                "raw_load_id": obj.upload_id,
+                "ingested_at": writer.now,
+            }
+        )
+    except (ValidationError, ValueError, TypeError) as exc:
+        writer.reject(1, _reason(exc), raw, instance, source="intercom")
+        return
+    writer.add(row)
+
+
+def _stripe_delivery(
+    writer: WebhooksWriter, obj: LandedObject, event: dict[str, Any], raw: str
+) -> None:
+    from ingest_pipeline.lib.payments import payment_from_event  # TODO(top-level)
+
+    try:
+        row = payment_from_event(event, obj.tenant_id)
+    except (ValueError, TypeError) as exc:
+        writer.reject(1, str(exc), raw, WEBHOOK_INSTANCE, source="stripe")
+        return
+    if row is not None:  # other event types are not payments: nothing to store
+        writer.add_payment(row)
 
 
 # --------------------------------------------------------------------------- reading
@@ -345,19 +464,17 @@ def _reason(exc: Exception) -> str:
 
 @dataclass(frozen=True)
 class Loader:
-    """How one kind is read and where its rows go."""
+    """How one kind is read (`read`) and where its rows go (`writer`, one per run)."""
 
-    table: Table
-    source_type: str
     read: Callable[[LandingWriter, LandedObject, BinaryIO], None]
-    replaces_object_rows: bool = False
-
-    def writer(self, warehouse: Warehouse) -> LandingWriter:
-        return LandingWriter(warehouse, self.table, self.source_type, self.replaces_object_rows)
+    writer: Callable[[Warehouse], LandingWriter]
 
 
 LOADERS = {
-    "logs": Loader(LOG_RECORDS, "logs", read_logs, replaces_object_rows=True),
-    "events": Loader(EVENTS, EVENTS_SOURCE, read_events),
-    "crawl": Loader(ITEMS, "crawl", read_crawl),
+    "logs": Loader(
+        read_logs, lambda wh: LandingWriter(wh, LOG_RECORDS, "logs", replaces_object_rows=True)
+    ),
+    "events": Loader(read_events, lambda wh: LandingWriter(wh, EVENTS, EVENTS_SOURCE)),
+    "crawl": Loader(read_crawl, lambda wh: LandingWriter(wh, ITEMS, "crawl")),
+    "webhooks": Loader(read_webhooks, WebhooksWriter),
 }

@@ -93,3 +93,4 @@ def landing_sensor(kind: str) -> dg.SensorDefinition:
 landing_logs_sensor = landing_sensor("logs")
 landing_events_sensor = landing_sensor("events")
 landing_crawl_sensor = landing_sensor("crawl")
+landing_webhooks_sensor = landing_sensor("webhooks")
