@@ -35,6 +35,7 @@ SOURCE_TYPES: dict[str, SourceType] = {
         SourceType("twitter", "tweets", "feedback", EVERY_15_MINUTES),
         SourceType("discourse", "posts", "feedback", EVERY_15_MINUTES),
         SourceType("intercom", "conversations", "feedback", EVERY_15_MINUTES),
+        SourceType("stripe", "events", "payments", EVERY_15_MINUTES),
     )
 }
 

@@ -68,3 +68,16 @@ def feedback_instance(
         "intercom": {"token_env": secret_env},
     }[platform]
     return {"type": platform, "name": name, "base_url": base_url, **settings, **extra}
+
+
+def stripe_instance(
+    base_url: str, api_key_env: str, name: str = "payments", **extra: Any
+) -> dict[str, Any]:
+    """A `stripe` instance reading an account's events (the secret key in `api_key_env`)."""
+    return {
+        "type": "stripe",
+        "name": name,
+        "api_key_env": api_key_env,
+        "base_url": base_url,
+        **extra,
+    }

@@ -1,4 +1,4 @@
-"""Asset checks on `normalized/items`, shown beside it in the UI."""
+"""Asset checks on the normalized assets (items, feedback, payments), shown beside them in the UI."""
 
 import statistics
 from typing import Any
@@ -6,6 +6,7 @@ from typing import Any
 import dagster as dg
 
 from ingest_pipeline.defs.normalized.normalize import ENTITIES, Entity
+from ingest_pipeline.lib.normalized_tables import PAYMENTS, Table
 from ingest_pipeline.lib.raw_assets import normalized_asset_key
 from ingest_pipeline.lib.resources import WarehouseResource
 
@@ -16,8 +17,12 @@ ANOMALY_FACTOR = 10
 
 
 def normalized_checks(entity: Entity) -> list[dg.AssetChecksDefinition]:
-    key = normalized_asset_key(entity.name)
-    table = entity.table
+    return table_checks(entity.name, entity.table)
+
+
+def table_checks(entity_name: str, table: Table) -> list[dg.AssetChecksDefinition]:
+    """The checks of `normalized/<entity_name>`, whose rows live in `table`."""
+    key = normalized_asset_key(entity_name)
 
     @dg.asset_check(asset=key, name="natural_key_unique", description="The natural key is unique.")
     def natural_key_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -69,6 +74,7 @@ def normalized_checks(entity: Entity) -> list[dg.AssetChecksDefinition]:
 
 items_checks = normalized_checks(ENTITIES["items"])
 feedback_checks = normalized_checks(ENTITIES["feedback"])
+payments_checks = table_checks("payments", PAYMENTS)
 
 
 def schema_diff(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict[str, Any]:

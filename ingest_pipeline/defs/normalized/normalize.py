@@ -82,14 +82,12 @@ def normalize_source_type(
     by_key = {(i.tenant, i.name): i for i in instances}
     ingested_at = datetime.now(UTC)
     schema = raw_dataset(source_type)
-    for table, columns in _instance_tables(warehouse, schema).items():
+    for table, columns in instance_tables(warehouse, schema).items():
         qualified = f"{schema}.{table}"
-        load_ids = _pending_loads(warehouse, qualified, replay)
+        load_ids = pending_loads(warehouse, qualified, replay)
         if not load_ids:
             continue
-        order = "_dlt_load_id, _file, _line" if "_file" in columns else "_dlt_load_id"
-        in_list = ", ".join(f"'{load_id}'" for load_id in load_ids)  # dlt load ids are numeric
-        query = f"SELECT * FROM {qualified} WHERE _dlt_load_id IN ({in_list}) ORDER BY {order}"
+        query = raw_rows_query(qualified, columns, load_ids)
         for rows in warehouse.iter_dict_batches(query, BATCH_ROWS):
             records, rejects = _validate(
                 rows, qualified, entity, source_type, mapper, by_key, ingested_at
@@ -100,20 +98,15 @@ def normalize_source_type(
                 entity.table.key,
                 entity.content_columns,
             )
-            warehouse.upsert(
-                REJECTED_RECORDS.qualified,
-                REJECTED_RECORDS.to_arrow(rejects),
-                REJECTED_RECORDS.key,
-                REJECT_CONTENT_COLUMNS,
-            )
+            upsert_rejects(warehouse, rejects)
             stats.normalized.update(f"{r['tenant_id']}.{r['source_instance']}" for r in records)
             stats.rejected.update(f"{r['tenant_id']}.{r['source_instance']}" for r in rejects)
-        _mark_normalized(warehouse, qualified, load_ids)
+        mark_normalized(warehouse, qualified, load_ids)
         stats.loads += len(load_ids)
     return stats
 
 
-def _instance_tables(warehouse: Warehouse, schema: str) -> dict[str, list[str]]:
+def instance_tables(warehouse: Warehouse, schema: str) -> dict[str, list[str]]:
     """Raw tables holding instance rows (dlt's own tables and child tables have no tenant)."""
     return {
         table: columns
@@ -122,7 +115,24 @@ def _instance_tables(warehouse: Warehouse, schema: str) -> dict[str, list[str]]:
     }
 
 
-def _pending_loads(warehouse: Warehouse, qualified: str, replay: bool) -> list[str]:
+def raw_rows_query(qualified: str, columns: list[str], load_ids: list[str]) -> str:
+    """Every row of these loads of a raw table, in load (and file line) order."""
+    order = "_dlt_load_id, _file, _line" if "_file" in columns else "_dlt_load_id"
+    in_list = ", ".join(f"'{load_id}'" for load_id in load_ids)  # dlt load ids are numeric
+    return f"SELECT * FROM {qualified} WHERE _dlt_load_id IN ({in_list}) ORDER BY {order}"
+
+
+def upsert_rejects(warehouse: Warehouse, rejects: list[dict[str, Any]]) -> None:
+    """Write reject rows (a re-processed raw row rewrites its own reject)."""
+    warehouse.upsert(
+        REJECTED_RECORDS.qualified,
+        REJECTED_RECORDS.to_arrow(rejects),
+        REJECTED_RECORDS.key,
+        REJECT_CONTENT_COLUMNS,
+    )
+
+
+def pending_loads(warehouse: Warehouse, qualified: str, replay: bool) -> list[str]:
     done = (
         ""
         if replay
@@ -134,7 +144,7 @@ def _pending_loads(warehouse: Warehouse, qualified: str, replay: bool) -> list[s
     return sorted(row[0] for row in rows)
 
 
-def _mark_normalized(warehouse: Warehouse, qualified: str, load_ids: list[str]) -> None:
+def mark_normalized(warehouse: Warehouse, qualified: str, load_ids: list[str]) -> None:
     now = datetime.now(UTC)
     marks = [{"raw_table": qualified, "load_id": i, "normalized_at": now} for i in load_ids]
     warehouse.upsert(
@@ -173,13 +183,13 @@ def _validate(
                 }
             )
         except (ValidationError, ValueError, TypeError) as exc:
-            rejects.append(_reject(row, qualified, source_type, exc, ingested_at))
+            rejects.append(reject_row(row, qualified, source_type, exc, ingested_at))
             continue
         records[tuple(record[k] for k in entity.table.key)] = record
-    return list(records.values()), _dedupe_rejects(rejects)
+    return list(records.values()), dedupe_rejects(rejects)
 
 
-def _reject(
+def reject_row(
     row: Mapping[str, Any], qualified: str, source_type: str, exc: Exception, at: datetime
 ) -> dict[str, Any]:
     payload = {k: v for k, v in row.items() if not k.startswith("_dlt")}
@@ -202,7 +212,7 @@ def _row_ref(row: Mapping[str, Any]) -> str:
     return str(row["_dlt_id"])
 
 
-def _dedupe_rejects(rejects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def dedupe_rejects(rejects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list({tuple(r[k] for k in REJECTED_RECORDS.key): r for r in rejects}.values())
 
 

@@ -1,0 +1,165 @@
+"""`normalized/payments`: Stripe payment events from raw, merged into one row per PaymentIntent.
+
+Consumes every raw dlt load of `raw_stripe` not yet normalized (tracked in
+`normalized.normalized_loads`, as the other normalized assets do). Each raw event row becomes a
+row with `payment_from_event` (other event types are ignored); malformed payment events go to
+`normalized.rejected_records` with the reason. Rows are applied with `upsert_payments`, an
+order-independent, idempotent merge, so a replay (`replay: true`) simply re-applies every raw
+load: the result is what the raw events say, and rows the webhook deliveries wrote stay.
+
+A raw row is normalized even if its instance has left the tenants file: a payment that
+happened stays a payment.
+"""
+
+from collections import Counter
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+
+from ingest_pipeline.defs.normalized.assets import NormalizeConfig
+from ingest_pipeline.defs.normalized.mappers import as_json
+from ingest_pipeline.defs.normalized.normalize import (
+    BATCH_ROWS,
+    dedupe_rejects,
+    instance_tables,
+    mark_normalized,
+    pending_loads,
+    raw_rows_query,
+    reject_row,
+    upsert_rejects,
+)
+from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, raw_dataset
+from ingest_pipeline.lib.normalized_tables import PAYMENTS, REJECTED_RECORDS, init_warehouse
+from ingest_pipeline.lib.payments import payment_from_event, upsert_payments
+from ingest_pipeline.lib.raw_assets import normalized_asset_key, raw_asset_key
+from ingest_pipeline.lib.resources import WarehouseResource
+from ingest_pipeline.lib.source_types import types_of_entity
+from ingest_pipeline.lib.warehouse import Warehouse
+
+ENTITY = "payments"
+PREVIEW_ROWS = 10
+# Raw columns holding JSON that the event's reader expects as objects.
+JSON_COLUMNS = ("data", "request")
+
+
+def raw_event(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The Stripe event a raw row holds (dlt's and the instance's own columns left out)."""
+    event = {k: v for k, v in row.items() if not k.startswith("_")}
+    for column in JSON_COLUMNS:
+        if event.get(column) is not None:
+            event[column] = as_json(event[column])
+    return event
+
+
+def normalize_payments(
+    warehouse: Warehouse, source_type: str, replay: bool = False
+) -> tuple[Counter[str], Counter[str], Counter[str], int]:
+    """Normalize the pending raw loads of one payment source type.
+
+    Returns per `tenant.instance` the payments normalized (distinct per batch: a payment's
+    events are one row), the events rejected and the events ignored; and the loads consumed.
+    """
+    normalized: Counter[str] = Counter()
+    rejected: Counter[str] = Counter()
+    ignored: Counter[str] = Counter()
+    loads = 0
+    schema = raw_dataset(source_type)
+    at = datetime.now(UTC)
+    for table, columns in instance_tables(warehouse, schema).items():
+        qualified = f"{schema}.{table}"
+        load_ids = pending_loads(warehouse, qualified, replay)
+        if not load_ids:
+            continue
+        query = raw_rows_query(qualified, columns, load_ids)
+        for rows in warehouse.iter_dict_batches(query, BATCH_ROWS):
+            payments: list[dict[str, Any]] = []
+            rejects: list[dict[str, Any]] = []
+            touched: set[tuple[str, str]] = set()  # (tenant.instance, payment id)
+            for row in rows:
+                instance = f"{row[TENANT_COLUMN]}.{row[INSTANCE_COLUMN]}"
+                try:
+                    payment = payment_from_event(raw_event(row), row[TENANT_COLUMN])
+                except (ValueError, TypeError) as exc:
+                    rejects.append(reject_row(row, qualified, source_type, exc, at))
+                    rejected[instance] += 1
+                    continue
+                if payment is None:
+                    ignored[instance] += 1
+                else:
+                    payments.append(payment)
+                    touched.add((instance, payment["payment_id"]))
+            # Counted as payments, not events: a payment's several events are one row.
+            normalized.update(instance for instance, _ in touched)
+            upsert_payments(warehouse, payments)  # merges rows of one payment first
+            upsert_rejects(warehouse, dedupe_rejects(rejects))
+        mark_normalized(warehouse, qualified, load_ids)
+        loads += len(load_ids)
+    return normalized, rejected, ignored, loads
+
+
+@dg.asset(
+    key=normalized_asset_key(ENTITY),
+    deps=[raw_asset_key(t.name) for t in types_of_entity(ENTITY)],
+    group_name="normalized",
+    kinds={"python"},
+    description="Payments from Stripe events, one row per (tenant_id, payment_id = PaymentIntent "
+    "id): succeeded or refunded (a refund is final), merged whatever the order the events come "
+    "in; malformed payment events go to normalized.rejected_records.",
+)
+def normalized_payments(
+    context: dg.AssetExecutionContext, config: NormalizeConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    init_warehouse(wh)
+    per_instance: dict[str, dict[str, int]] = {}
+    source_types = types_of_entity(ENTITY)
+    for source_type in source_types:
+        normalized, rejected, ignored, loads = normalize_payments(
+            wh, source_type.name, config.replay
+        )
+        for key in normalized.keys() | rejected.keys() | ignored.keys():
+            per_instance[f"{source_type.name}:{key}"] = {
+                "normalized": normalized[key],
+                "rejected": rejected[key],
+                "ignored": ignored[key],
+            }
+        context.log.info(f"{source_type.name}: {loads} raw loads normalized")
+    total = wh.fetch_all(f"SELECT count(*) FROM {PAYMENTS.qualified}")[0][0]
+    rejected_total = wh.fetch_all(f"SELECT count(*) FROM {REJECTED_RECORDS.qualified}")[0][0]
+    return dg.MaterializeResult(
+        metadata={
+            "rows_normalized": sum(v["normalized"] for v in per_instance.values()),
+            "rows_rejected": sum(v["rejected"] for v in per_instance.values()),
+            "events_ignored": sum(v["ignored"] for v in per_instance.values()),
+            "per_instance": dg.MetadataValue.json(per_instance),
+            "dagster/row_count": dg.MetadataValue.int(total),
+            "rejected_records_total": dg.MetadataValue.int(rejected_total),
+            "raw_columns": dg.MetadataValue.json(_raw_columns(wh, [t.name for t in source_types])),
+            "preview": dg.MetadataValue.md(_preview(wh)),
+        }
+    )
+
+
+def _raw_columns(wh: Warehouse, source_types: list[str]) -> dict[str, list[str]]:
+    """Column lists of every raw table: what the schema-drift check compares run to run."""
+    return {
+        f"{raw_dataset(t)}.{table}": names
+        for t in source_types
+        for table, names in wh.table_columns(raw_dataset(t)).items()
+        if not table.startswith("_dlt")
+    }
+
+
+def _preview(wh: Warehouse) -> str:
+    columns = PAYMENTS.column_names
+    rows = wh.fetch_all(
+        f"SELECT {', '.join(columns)} FROM {PAYMENTS.qualified} "
+        f"ORDER BY updated_at DESC, payment_id LIMIT {PREVIEW_ROWS}"
+    )
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = ("" if v is None else str(v)[:60].replace("|", "\\|") for v in row)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
