@@ -24,6 +24,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser(
         "demo", help="run the whole pipeline on sandbox sources and print a summary"
     )
+    serve = commands.add_parser(
+        "serve-intake", help="serve the HTTP intake: signed webhooks and upload URLs"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8090)
+    serve.add_argument(
+        "--debug", action="store_true", help="tracebacks in answers (refused in production)"
+    )
     args = parser.parse_args(argv)
     if args.command == "init":
         return cmd_init()
@@ -31,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_ingest(args.tenant, args.source)
     if args.command == "upload-url":
         return cmd_upload_url(args.tenant, args.kind, args.filename, args.expires)
+    if args.command == "serve-intake":
+        return cmd_serve_intake(args.host, args.port, args.debug)
     from ingest_pipeline.demo import run_demo
 
     return run_demo()
@@ -69,6 +79,29 @@ def cmd_upload_url(tenant: str, kind: str, filename: str | None, expires: int) -
         f"upload_id={upload.upload_id} key={upload.object_key} "
         f"expires_at={upload.expires_at.isoformat()}",
         file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_serve_intake(host: str, port: int, debug: bool = False) -> int:
+    """Run the intake service until interrupted (uvicorn, one process)."""
+    import uvicorn
+
+    from ingest_pipeline.intake.app import create_app
+    from ingest_pipeline.intake.config import IntakeStartupError
+
+    settings = get_settings()
+    try:
+        app = create_app(settings, debug=debug or None)
+    except IntakeStartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="debug" if debug or settings.intake_debug else "info",
+        server_header=False,
     )
     return 0
 

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     dagster_pg_url: str = ""
     # First day of the metrics' daily partitions (UTC).
     metrics_start_date: str = "2025-01-01"
+    # The intake service (`serve-intake`) with debug on: tracebacks in error answers, debug
+    # logging. Refused in production.
+    intake_debug: bool = False
 
     @model_validator(mode="after")
     def _refuse_unsafe_production_defaults(self) -> Settings:

@@ -135,3 +135,23 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with S3Emulator() as emulator:
         monkeypatch.setenv("INGEST_S3_ENDPOINT_URL", emulator.endpoint_url)
         yield emulator.endpoint_url
+
+
+@pytest.fixture
+def intake(duck_env, s3_endpoint, monkeypatch):
+    """The intake service under uvicorn on a free loopback port (DuckDB warehouse)."""
+    from ingest_pipeline_tests.test_intake import start_intake
+
+    service = start_intake(duck_env, s3_endpoint, monkeypatch)
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def intake_both(env, s3_endpoint, monkeypatch):
+    """The same, on DuckDB and on PostgreSQL."""
+    from ingest_pipeline_tests.test_intake import start_intake
+
+    service = start_intake(env, s3_endpoint, monkeypatch)
+    yield service
+    service.stop()

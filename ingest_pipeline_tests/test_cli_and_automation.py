@@ -24,6 +24,7 @@ def test_init_is_idempotent_on_both_warehouses(env, capsys):
     assert [t for (t,) in tables] == [
         "events",
         "feedback",
+        "intake_audit",
         "items",
         "log_records",
         "normalized_loads",

@@ -206,6 +206,25 @@ NORMALIZED_LOADS = Table(
     ("raw_table", "load_id"),
 )
 
+# One row per request to the intake service (`ingest-pipeline serve-intake`): who, which route,
+# what was decided and why. Never a secret, a token or a signature header.
+INTAKE_AUDIT = Table(
+    "intake_audit",
+    (
+        ("audit_id", "text"),  # uuid4 hex
+        ("received_at", "timestamptz"),
+        ("tenant_id", "text"),
+        ("provider", "text"),  # intercom | stripe | uploads | null (health, metrics, ...)
+        ("route", "text"),  # e.g. "POST /webhooks/stripe/{tenant}"
+        ("event_id", "text"),  # webhook event id, or the upload id
+        ("verdict", "text"),  # accepted | duplicate | rejected | error
+        ("status_code", "integer"),
+        ("reason", "text"),
+        ("object_key", "text"),  # the landed object (or the upload's key)
+    ),
+    ("audit_id",),
+)
+
 ALL_TABLES = (
     ITEMS,
     FEEDBACK,
@@ -215,6 +234,7 @@ ALL_TABLES = (
     PAYMENTS,
     REJECTED_RECORDS,
     NORMALIZED_LOADS,
+    INTAKE_AUDIT,
 )
 
 

@@ -3,6 +3,9 @@
 Read at run time (never cached across runs), so a tenant is onboarded by editing the file.
 Secrets are referenced by environment-variable name (`*_env` keys) and resolved only when a
 source is built, so a secret value never sits in a config object that could be logged.
+
+A tenant may also have an `intake` block: the env-var names of the secrets the intake service
+(`ingest-pipeline serve-intake`) checks its webhook signatures and upload tokens against.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DEFAULT_INTAKE_RATE_LIMIT_PER_MINUTE = 600
 
 
 class TenantsFileError(ValueError):
@@ -127,3 +132,64 @@ def find_instance(path: Path, source_type: str, partition_key: str) -> SourceIns
         if instance.partition_key == partition_key:
             return instance
     raise TenantsFileError(f"no {source_type} source {partition_key} in tenants file {path}")
+
+
+class TenantIntake(BaseModel):
+    """One tenant's intake settings: which env vars hold its secrets (names, never values).
+
+    A route whose secret is not named here is not served for the tenant (404).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    token_env: str | None = None  # bearer token of POST /uploads/{tenant}
+    intercom_secret_env: str | None = None  # Intercom app client secret (X-Hub-Signature)
+    stripe_secret_env: str | None = None  # Stripe endpoint signing secret (whsec_...)
+    # Requests per minute on all of the tenant's routes, also the burst allowed at once.
+    rate_limit_per_minute: int = Field(default=DEFAULT_INTAKE_RATE_LIMIT_PER_MINUTE, ge=1)
+
+    @field_validator("token_env", "intercom_secret_env", "stripe_secret_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not ENV_NAME_PATTERN.match(value):
+            raise ValueError(f"must name an environment variable ({ENV_NAME_PATTERN.pattern})")
+        return value
+
+    @property
+    def secret_env_names(self) -> list[str]:
+        """Every env var this intake block names, in a stable order."""
+        names = (self.token_env, self.intercom_secret_env, self.stripe_secret_env)
+        return [name for name in names if name]
+
+
+def load_intake_configs(path: Path) -> dict[str, TenantIntake]:
+    """{tenant: its validated `intake` block} for every tenant that has one.
+
+    Raises TenantsFileError (naming the tenant) for an invalid block.
+    """
+    configs: dict[str, TenantIntake] = {}
+    for tenant, tenant_config in _tenants(path).items():
+        raw = (tenant_config or {}).get("intake") if isinstance(tenant_config, dict) else None
+        if raw is None:
+            continue
+        if not NAME_PATTERN.match(str(tenant)):
+            raise TenantsFileError(
+                f"tenants file {path}: tenant {tenant!r} must match {NAME_PATTERN.pattern}"
+            )
+        if not isinstance(raw, dict):
+            raise TenantsFileError(
+                f"tenants file {path}: tenant {tenant}: intake must be a mapping"
+            )
+        try:
+            configs[str(tenant)] = TenantIntake.model_validate(raw)
+        except ValidationError as exc:
+            # Without the input values: a secret written in the file by mistake stays out of
+            # the message (and so out of logs and start-up errors).
+            details = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'intake'}: {error['msg']}"
+                for error in exc.errors(include_url=False, include_input=False)
+            )
+            raise TenantsFileError(
+                f"tenants file {path}: tenant {tenant}: intake: {details}"
+            ) from None
+    return configs

@@ -1,0 +1,175 @@
+"""`normalized.intake_audit`: one row per request to the intake service.
+
+Rows are queued in memory by the request (no database round trip on the request path) and
+written by one background task in batches: every `flush_interval` seconds, or at once when
+`batch_size` rows wait. The app's lifespan starts the task and, at shutdown, flushes what is
+left, so a clean stop loses nothing; a crash loses at most the rows of the last interval.
+While the warehouse is unreachable, rows wait (up to `max_pending`, then the oldest are
+dropped and counted in `intake_audit_rows_dropped_total`).
+
+One writer per process also means one DuckDB writer per process: the writes (and the intake's
+other warehouse writes) take `lock`, and each batch opens and closes its connection, so the
+Dagster processes sharing the DuckDB file get their turn between batches.
+
+Rows hold what the service decided and why. Never a secret, a token or a signature header:
+reasons are written by the service, not copied from the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import uuid
+from collections import deque
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+
+from ingest_pipeline.intake.metrics import IntakeMetrics
+from ingest_pipeline.lib.normalized_tables import INTAKE_AUDIT, init_warehouse
+from ingest_pipeline.lib.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+VERDICTS = ("accepted", "duplicate", "rejected", "error")
+_MAX_TEXT = 500  # tenant names and reasons from the outside are cut to this length
+
+
+def audit_row(
+    *,
+    route: str,
+    verdict: str,
+    status_code: int,
+    reason: str | None = None,
+    tenant_id: str | None = None,
+    provider: str | None = None,
+    event_id: str | None = None,
+    object_key: str | None = None,
+    received_at: datetime | None = None,
+) -> dict[str, Any]:
+    assert verdict in VERDICTS, verdict
+    return {
+        "audit_id": uuid.uuid4().hex,
+        "received_at": received_at or datetime.now(UTC),
+        "tenant_id": tenant_id[:_MAX_TEXT] if tenant_id else tenant_id,
+        "provider": provider,
+        "route": route[:_MAX_TEXT],
+        "event_id": event_id,
+        "verdict": verdict,
+        "status_code": status_code,
+        "reason": reason[:_MAX_TEXT] if reason else reason,
+        "object_key": object_key,
+    }
+
+
+class AuditWriter:
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        metrics: IntakeMetrics,
+        lock: threading.Lock | None = None,
+        flush_interval: float = 0.5,
+        batch_size: int = 500,
+        max_pending: int = 100_000,
+    ) -> None:
+        self.warehouse = warehouse
+        self.metrics = metrics
+        self.lock = lock or threading.Lock()
+        self.flush_interval = flush_interval
+        self.batch_size = batch_size
+        self.max_pending = max_pending
+        self._pending: deque[dict[str, Any]] = deque()
+        self._wake: asyncio.Event | None = None
+        self._stopped: asyncio.Event | None = None
+        self._stopping = False
+        self._table_ready = False
+
+    # Called on the event loop (the request's task): O(1), never blocks.
+    def record(self, row: dict[str, Any]) -> None:
+        self._pending.append(row)
+        while len(self._pending) > self.max_pending:
+            self._pending.popleft()
+            self.metrics.audit_dropped.inc()
+        self.metrics.audit_pending.set(len(self._pending))
+        if self._wake is not None and len(self._pending) >= self.batch_size:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def run(self) -> None:
+        """The background writer: until `stop()`, then a final flush of everything queued."""
+        self._wake, self._stopped = asyncio.Event(), asyncio.Event()
+        failures = 0
+        try:
+            while not self._stopping:
+                # After a failure, back off (up to 16x the interval) whatever the queue length.
+                event = self._stopped if failures else self._wake
+                delay = self.flush_interval * (2 ** min(failures, 5))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), delay)
+                self._wake.clear()
+                while self._pending and not self._stopping:
+                    if not await self._flush_batch():
+                        failures += 1
+                        break
+                    failures = 0
+        finally:
+            await self._final_flush()
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._wake is not None and self._stopped is not None:
+            self._wake.set()
+            self._stopped.set()
+
+    async def _flush_batch(self) -> bool:
+        batch = [self._pending.popleft() for _ in range(min(self.batch_size, len(self._pending)))]
+        try:
+            await anyio.to_thread.run_sync(self.write, batch)
+        except Exception as exc:
+            self.metrics.audit_failures.inc()
+            log.warning(
+                "intake audit: %d rows not written yet (%s)", len(batch), describe_error(exc)
+            )
+            self._pending.extendleft(reversed(batch))
+            return False
+        finally:
+            self.metrics.audit_pending.set(len(self._pending))
+        return True
+
+    async def _final_flush(self) -> None:
+        with anyio.CancelScope(shield=True):
+            for _ in range(3):
+                while self._pending:
+                    if not await self._flush_batch():
+                        break
+                if not self._pending:
+                    return
+                await anyio.sleep(0.5)
+            log.error("intake audit: %d rows lost at shutdown", len(self._pending))
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        """Write rows now (blocking; the background task calls it on a worker thread)."""
+        if not rows:
+            return
+        with self.lock:
+            self.ensure_table()
+            INTAKE_AUDIT.upsert(self.warehouse, rows)
+        self.metrics.audit_written.inc(len(rows))
+
+    def ensure_table(self) -> None:
+        """Create the warehouse's normalized tables once per process (callers hold `lock`)."""
+        if not self._table_ready:
+            init_warehouse(self.warehouse)
+            self._table_ready = True
+
+
+def describe_error(exc: BaseException) -> str:
+    """An exception's class and first line, cut short (for logs and answers)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
