@@ -21,10 +21,11 @@ from ingest_pipeline.settings import get_settings
 class Landing:
     """One test's bucket, sensors (with their cursors, as the daemon would keep them) and runs."""
 
-    def __init__(self, env, endpoint: str):
+    def __init__(self, env, endpoint: str, create_bucket: bool = True):
         self.env = env
         self.s3 = boto3.client("s3", endpoint_url=endpoint)
-        self.s3.create_bucket(Bucket="landing")
+        if create_bucket:
+            self.s3.create_bucket(Bucket="landing")
         self.cursors: dict[str, str | None] = {}
         self.run_keys: set[str] = set()
 

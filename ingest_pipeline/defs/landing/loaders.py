@@ -32,6 +32,7 @@ from ingest_pipeline.lib.normalized_tables import (
     REJECTED_RECORDS,
     Table,
 )
+from ingest_pipeline.lib.payments import payment_from_event, upsert_payments
 from ingest_pipeline.lib.tenants import TenantsFileError, load_source_instances
 from ingest_pipeline.lib.uploads import LandedObject
 from ingest_pipeline.lib.warehouse import Warehouse
@@ -295,8 +296,6 @@ class WebhooksWriter(LandingWriter):
             self.flush()
 
     def flush(self) -> None:
-        from ingest_pipeline.lib.payments import upsert_payments  # TODO(top-level)
-
         super().flush()
         upsert_payments(self.warehouse, self.payments)
         self.payments = []
@@ -364,8 +363,6 @@ def _intercom_delivery(
 def _stripe_delivery(
     writer: WebhooksWriter, obj: LandedObject, event: dict[str, Any], raw: str
 ) -> None:
-    from ingest_pipeline.lib.payments import payment_from_event  # TODO(top-level)
-
     try:
         row = payment_from_event(event, obj.tenant_id)
     except (ValueError, TypeError) as exc:
