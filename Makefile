@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/csv_load.py
 	$(BIN)/python benchmarks/metrics_backfill.py
 	$(BIN)/python benchmarks/landing_events.py
+	$(BIN)/python benchmarks/intake_load.py
 
 clean:
 	rm -rf .data

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ingest_pipeline.sandbox import discourse, intercom, playstore, twitter
+from ingest_pipeline.sandbox import discourse, intercom, playstore, stripe, twitter
 from ingest_pipeline.sandbox.app_events import sample_events
 from ingest_pipeline.sandbox.catalog_api import CatalogApi, sample_products
 from ingest_pipeline.sandbox.feeds import FeedServer
@@ -24,6 +24,7 @@ from ingest_pipeline.sandbox.instances import (
     catalog_api_instance,
     catalog_csv_instance,
     feedback_instance,
+    stripe_instance,
 )
 from ingest_pipeline.settings import get_settings
 
@@ -111,6 +112,7 @@ def land_demo_files(settings: Any, running: contextlib.ExitStack, first_day: dat
     bucket = settings.landing_bucket
     client.put_object(Bucket=bucket, Key="crawl/acme/furnico/batch.json", Body=DEMO_CRAWL)
     client.put_object(Bucket=bucket, Key="logs/acme/broken.log.gz", Body=b"\x1f\x8bnot gzip")
+    deliver_demo_webhooks(settings)
     with dg.DagsterInstance.get() as instance:
         ticks = process_landing(load_defs(), instance)
     print("landing: " + ", ".join(f"{t.kind} {t.runs} run(s)" for t in ticks))
@@ -120,6 +122,48 @@ def land_demo_files(settings: Any, running: contextlib.ExitStack, first_day: dat
     )
     for key, status, loaded, rejected, reason in rows:
         print(f"  {key[:60]:<60} {status:<9} rows={loaded} rejected={rejected} {reason or ''}")
+
+
+def deliver_demo_webhooks(settings: Any) -> None:
+    """Signed deliveries over HTTP to the intake service: a Stripe refund of a pulled payment
+    (push and pull meet in one payments row) and an Intercom reply to a pulled conversation."""
+    import requests
+
+    from ingest_pipeline.intake.background import running_intake
+    from ingest_pipeline.intake.signatures import sign_intercom, sign_stripe
+
+    refund = stripe.payment_event(
+        "charge.refunded",
+        stripe.payment_intent_id(1),
+        1000,
+        created=stripe.BASE_TIME + 3600 + 1800,
+        author_id=stripe.AUTHORS[1],
+        item_id="item-1",
+    )
+    conversation = intercom.sample_conversations(1)[0]
+    conversation["updated_at"] += 3600
+    reply = {
+        "type": "notification_event",
+        "id": "notif_demo_1",
+        "topic": "conversation.user.replied",
+        "created_at": conversation["updated_at"],
+        "data": {"type": "notification_event_data", "item": conversation},
+    }
+    with running_intake(settings) as url:
+        for path, document, header, sign in [
+            ("/webhooks/stripe/acme", refund, "Stripe-Signature", sign_stripe),
+            (f"/webhooks/intercom/{FEEDBACK_TENANT}", reply, "X-Hub-Signature", sign_intercom),
+        ]:
+            body = json.dumps(document).encode()
+            secret_env = (
+                "DEMO_ACME_STRIPE_WHSEC" if "stripe" in path else "DEMO_INITECH_INTERCOM_WEBHOOK"
+            )
+            headers = {
+                "Content-Type": "application/json",
+                header: sign(body, os.environ[secret_env]),
+            }
+            answer = requests.post(url + path, data=body, headers=headers, timeout=30)
+            print(f"intake {path}: {answer.status_code} {answer.json().get('status')}")
 
 
 def _ndjson_event(event: dict[str, Any]) -> str:
@@ -175,6 +219,7 @@ def start_sandboxes(running: contextlib.ExitStack) -> dict[str, Any]:
     secret = _demo_secret
     sandboxes: dict[str, Any] = {
         "catalog": CatalogApi(os.environ[DEMO_TOKEN_ENV], sample_products(12)),
+        "stripe": stripe.StripeSandbox(),
         "feeds": FeedServer(),
         "playstore": playstore.PlayStoreSandbox(),
         "twitter": twitter.TwitterSandbox(),
@@ -187,6 +232,7 @@ def start_sandboxes(running: contextlib.ExitStack) -> dict[str, Any]:
     sandboxes["twitter"].add_account(secret("twitter"), *twitter.sample_tweets(30))
     sandboxes["discourse"].add_account(secret("discourse"), "system", discourse.sample_posts(18))
     sandboxes["intercom"].add_account(secret("intercom"), intercom.sample_conversations(12))
+    sandboxes["stripe"].add_account(secret("stripe"), stripe.sample_payment_events(12))
     for sandbox in sandboxes.values():
         sandbox.server.start()
         running.callback(sandbox.server.stop)
@@ -194,6 +240,12 @@ def start_sandboxes(running: contextlib.ExitStack) -> dict[str, Any]:
     sandboxes["twitter"].server.faults.every_nth_rate_limited = 3
     sandboxes["intercom"].server.faults.queue = [503]
     return sandboxes
+
+
+def _demo_env(name: str) -> str:
+    """A demo secret in this process's environment (a real deployment sets its own); its name."""
+    os.environ.setdefault(name, f"demo-{name.lower()}")
+    return name
 
 
 def _demo_secret(platform: str) -> str:
@@ -216,11 +268,16 @@ def demo_tenants(sandboxes: dict[str, Any], landing: Path) -> dict[str, Any]:
     return {
         "tenants": {
             "acme": {
+                "intake": {
+                    "token_env": _demo_env("DEMO_ACME_INTAKE_TOKEN"),
+                    "stripe_secret_env": _demo_env("DEMO_ACME_STRIPE_WHSEC"),
+                },
                 "sources": [
                     catalog_api_instance(sandboxes["catalog"].server.url, DEMO_TOKEN_ENV),
                     catalog_csv_instance(landing),
                     {"type": "rss", "name": "eng-blog", "url": f"{feeds_url}/feed.xml"},
-                ]
+                    stripe_instance(sandboxes["stripe"].server.url, "DEMO_STRIPE_SECRET"),
+                ],
             },
             "globex": {
                 "sources": [
@@ -229,6 +286,9 @@ def demo_tenants(sandboxes: dict[str, Any], landing: Path) -> dict[str, Any]:
                     {"type": "rss", "name": "dead-feed", "url": f"{feeds_url}/broken.xml"},
                 ]
             },
-            FEEDBACK_TENANT: {"sources": feedback},
+            FEEDBACK_TENANT: {
+                "intake": {"intercom_secret_env": _demo_env("DEMO_INITECH_INTERCOM_WEBHOOK")},
+                "sources": feedback,
+            },
         }
     }

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from ingest_pipeline.lib.landing import LANDING_KINDS
+from ingest_pipeline.lib.landing import SENSOR_KINDS
 from ingest_pipeline.lib.metrics_runs import QUIET_CONSOLE
 
 
@@ -23,7 +23,7 @@ class LandingTick:
 
 
 def process_landing(
-    defs: dg.Definitions, instance: dg.DagsterInstance, kinds: tuple[str, ...] = LANDING_KINDS
+    defs: dg.Definitions, instance: dg.DagsterInstance, kinds: tuple[str, ...] = SENSOR_KINDS
 ) -> list[LandingTick]:
     """One tick per kind from an empty cursor: objects whose version already completed are
     skipped by the uploads table, so evaluating again processes only what is new or failed."""

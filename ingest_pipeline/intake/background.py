@@ -1,0 +1,39 @@
+"""The intake service in a background thread on a loopback port (the demo; tools)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import uvicorn
+
+from ingest_pipeline.intake.app import create_app
+from ingest_pipeline.settings import Settings
+
+
+@contextlib.contextmanager
+def running_intake(settings: Settings, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve the intake over real HTTP until the block ends; yields its base URL. A clean stop
+    flushes the audit queue."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(settings), host=host, port=port, log_level="warning", access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the intake service did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
