@@ -1,21 +1,16 @@
 """`normalized/<entity>`: every source of an entity in one validated, keyed table."""
 
-from typing import Any
-
 import dagster as dg
 
 from ingest_pipeline.defs.normalized.mappers import MAPPERS
+from ingest_pipeline.defs.normalized.metadata import preview_markdown, raw_columns
 from ingest_pipeline.defs.normalized.normalize import ENTITIES, Entity, normalize_source_type
-from ingest_pipeline.lib.dlt_pipelines import raw_dataset
 from ingest_pipeline.lib.normalized_tables import REJECTED_RECORDS, init_warehouse
 from ingest_pipeline.lib.raw_assets import normalized_asset_key, raw_asset_key
 from ingest_pipeline.lib.resources import WarehouseResource
 from ingest_pipeline.lib.source_types import types_of_entity
 from ingest_pipeline.lib.tenants import load_source_instances
-from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.settings import get_settings
-
-PREVIEW_ROWS = 10
 
 
 class NormalizeConfig(dg.Config):
@@ -63,8 +58,12 @@ def normalized_asset(entity: Entity, description: str) -> dg.AssetsDefinition:
                 "per_instance": dg.MetadataValue.json(per_instance),
                 "dagster/row_count": dg.MetadataValue.int(total),
                 "rejected_records_total": dg.MetadataValue.int(rejected),
-                "raw_columns": dg.MetadataValue.json(_raw_columns(wh, source_types)),
-                "preview": dg.MetadataValue.md(_preview(wh, entity)),
+                "raw_columns": dg.MetadataValue.json(
+                    raw_columns(wh, [t.name for t in source_types])
+                ),
+                "preview": dg.MetadataValue.md(
+                    preview_markdown(wh, entity.table, "ingested_at DESC, external_id")
+                ),
             }
         )
 
@@ -81,27 +80,3 @@ normalized_feedback = normalized_asset(
     "Customer feedback (reviews, tweets, posts, conversations) from every feedback platform, "
     "unique on (tenant_id, source_type, source_instance, external_id).",
 )
-
-
-def _raw_columns(wh: Warehouse, source_types: list[Any]) -> dict[str, list[str]]:
-    """Column lists of every raw table: what the schema-drift check compares run to run."""
-    columns: dict[str, list[str]] = {}
-    for source_type in source_types:
-        schema = raw_dataset(source_type.name)
-        for table, names in wh.table_columns(schema).items():
-            if not table.startswith("_dlt"):
-                columns[f"{schema}.{table}"] = names
-    return columns
-
-
-def _preview(wh: Warehouse, entity: Entity) -> str:
-    columns = entity.table.column_names[:8]
-    rows = wh.fetch_all(
-        f"SELECT {', '.join(columns)} FROM {entity.table.qualified} "
-        f"ORDER BY ingested_at DESC, external_id LIMIT {PREVIEW_ROWS}"
-    )
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        cells = ("" if v is None else str(v)[:60].replace("|", "\\|") for v in row)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)

@@ -20,6 +20,7 @@ import dagster as dg
 
 from ingest_pipeline.defs.normalized.assets import NormalizeConfig
 from ingest_pipeline.defs.normalized.mappers import as_json
+from ingest_pipeline.defs.normalized.metadata import preview_markdown, raw_columns
 from ingest_pipeline.defs.normalized.normalize import (
     BATCH_ROWS,
     dedupe_rejects,
@@ -39,7 +40,6 @@ from ingest_pipeline.lib.source_types import types_of_entity
 from ingest_pipeline.lib.warehouse import Warehouse
 
 ENTITY = "payments"
-PREVIEW_ROWS = 10
 # Raw columns holding JSON that the event's reader expects as objects.
 JSON_COLUMNS = ("data", "request")
 
@@ -136,30 +136,9 @@ def normalized_payments(
             "per_instance": dg.MetadataValue.json(per_instance),
             "dagster/row_count": dg.MetadataValue.int(total),
             "rejected_records_total": dg.MetadataValue.int(rejected_total),
-            "raw_columns": dg.MetadataValue.json(_raw_columns(wh, [t.name for t in source_types])),
-            "preview": dg.MetadataValue.md(_preview(wh)),
+            "raw_columns": dg.MetadataValue.json(raw_columns(wh, [t.name for t in source_types])),
+            "preview": dg.MetadataValue.md(
+                preview_markdown(wh, PAYMENTS, "updated_at DESC, payment_id")
+            ),
         }
     )
-
-
-def _raw_columns(wh: Warehouse, source_types: list[str]) -> dict[str, list[str]]:
-    """Column lists of every raw table: what the schema-drift check compares run to run."""
-    return {
-        f"{raw_dataset(t)}.{table}": names
-        for t in source_types
-        for table, names in wh.table_columns(raw_dataset(t)).items()
-        if not table.startswith("_dlt")
-    }
-
-
-def _preview(wh: Warehouse) -> str:
-    columns = PAYMENTS.column_names
-    rows = wh.fetch_all(
-        f"SELECT {', '.join(columns)} FROM {PAYMENTS.qualified} "
-        f"ORDER BY updated_at DESC, payment_id LIMIT {PREVIEW_ROWS}"
-    )
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        cells = ("" if v is None else str(v)[:60].replace("|", "\\|") for v in row)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
