@@ -1,0 +1,36 @@
+"""Materialization metadata shared by the normalized assets: what the UI shows for each run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ingest_pipeline.lib.dlt_pipelines import raw_dataset
+from ingest_pipeline.lib.normalized_tables import Table
+from ingest_pipeline.lib.warehouse import Warehouse
+
+PREVIEW_ROWS = 10
+MAX_PREVIEW_COLUMNS = 8
+
+
+def raw_columns(wh: Warehouse, source_types: Iterable[str]) -> dict[str, list[str]]:
+    """Column lists of every raw table: what the schema-drift check compares run to run."""
+    return {
+        f"{raw_dataset(t)}.{table}": names
+        for t in source_types
+        for table, names in wh.table_columns(raw_dataset(t)).items()
+        if not table.startswith("_dlt")
+    }
+
+
+def preview_markdown(wh: Warehouse, table: Table, order_by: str) -> str:
+    """The newest rows of a normalized table as a Markdown table."""
+    columns = table.column_names[:MAX_PREVIEW_COLUMNS]
+    rows = wh.fetch_all(
+        f"SELECT {', '.join(columns)} FROM {table.qualified} ORDER BY {order_by} "
+        f"LIMIT {PREVIEW_ROWS}"
+    )
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = ("" if v is None else str(v)[:60].replace("|", "\\|") for v in row)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
