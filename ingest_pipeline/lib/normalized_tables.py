@@ -36,9 +36,12 @@ class Table:
     def to_arrow(self, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
         """Rows (dicts; missing keys are null) as an Arrow table of this table's columns."""
         schema = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in self.columns])
-        return pa.Table.from_pylist(
-            [{name: row.get(name) for name in schema.names} for row in rows], schema=schema
-        )
+        rows = rows if isinstance(rows, list) else list(rows)
+        # Column by column: about twice the rate of building a dict per row for from_pylist.
+        columns = [
+            pa.array([row.get(field.name) for row in rows], type=field.type) for field in schema
+        ]
+        return pa.Table.from_arrays(columns, schema=schema)
 
     def upsert(self, warehouse: Warehouse, rows: Iterable[Mapping[str, Any]]) -> None:
         """Insert rows, replacing any with the same key (every non-key column compared)."""
