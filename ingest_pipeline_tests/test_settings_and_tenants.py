@@ -74,7 +74,7 @@ def test_missing_tenants_file_names_the_setting(tmp_path):
 
 def test_docker_compose_has_the_production_shape():
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
-    assert {"postgres", "minio", "webserver", "daemon", "code-location"} <= compose[
+    assert {"postgres", "minio", "webserver", "daemon", "code-location", "intake"} <= compose[
         "services"
     ].keys()
     daemon_env = compose["services"]["daemon"]["environment"]
