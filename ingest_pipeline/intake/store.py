@@ -30,7 +30,6 @@ from botocore.exceptions import ClientError
 
 from ingest_pipeline.settings import Settings
 
-WEBHOOK_PROVIDERS = ("intercom", "stripe")
 EVENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 REDELIVERY_LOOKBACK_DAYS = 3  # Stripe's automatic-retry window
 CLOCK_SKEW = timedelta(minutes=5)  # the sender's clock may be this far ahead of ours
