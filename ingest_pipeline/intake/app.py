@@ -60,14 +60,19 @@ from ingest_pipeline.intake.store import (
     WebhookStore,
     intake_s3_client,
 )
-from ingest_pipeline.lib.landing import DEFAULT_EXPIRES_SECONDS, LandingError, issue_upload_url
+from ingest_pipeline.lib.landing import (
+    DEFAULT_EXPIRES_SECONDS,
+    MAX_WEBHOOK_BYTES,
+    LandingError,
+    issue_upload_url,
+)
 from ingest_pipeline.lib.tenants import TenantIntake, TenantsFileError
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1024 * 1024  # 1 MiB: more is 413
+MAX_BODY_BYTES = MAX_WEBHOOK_BYTES  # 1 MiB: more is 413
 PROBE_TIMEOUT_SECONDS = 2.0
 
 ROUTE_INTERCOM = "POST /webhooks/intercom/{tenant}"

@@ -23,6 +23,7 @@ from ingest_pipeline.settings import Settings
 
 LANDING_KINDS = ("logs", "events", "crawl")  # what clients upload (upload-url, the intake)
 WEBHOOK_PROVIDERS = ("intercom", "stripe")
+MAX_WEBHOOK_BYTES = 1024 * 1024  # the intake answers 413 above this: no delivery is bigger
 # Every prefix a landing sensor watches: the uploads, and the webhook deliveries the intake lands
 # as webhooks/<provider>/<tenant>/<yyyy-mm-dd>/<event id>.json.
 SENSOR_KINDS = (*LANDING_KINDS, "webhooks")

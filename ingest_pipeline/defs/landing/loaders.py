@@ -23,6 +23,8 @@ from pydantic import ValidationError
 from ingest_pipeline.defs.normalized.mappers import dig, map_intercom_row
 from ingest_pipeline.defs.normalized.models import APP_EVENT, ITEM, blank_to_none
 from ingest_pipeline.defs.normalized.models import FEEDBACK as FEEDBACK_SHAPE
+from ingest_pipeline.defs.normalized.normalize import rejection_reason
+from ingest_pipeline.lib.landing import MAX_WEBHOOK_BYTES
 from ingest_pipeline.lib.log_formats import BadLine, LogFileError, open_text, parse_lines
 from ingest_pipeline.lib.normalized_tables import (
     EVENTS,
@@ -199,7 +201,7 @@ def read_events(writer: LandingWriter, obj: LandedObject, body: BinaryIO) -> Non
             try:
                 row = APP_EVENT.validate_python({**_event_fields(record), **base})
             except (ValidationError, ValueError, TypeError) as exc:
-                writer.reject(line_no, _reason(exc), raw, LANDING_INSTANCE)
+                writer.reject(line_no, rejection_reason(exc), raw, LANDING_INSTANCE)
                 continue
             if row["properties"] is not None:
                 row["properties"] = json.dumps(row["properties"], sort_keys=True)
@@ -252,7 +254,7 @@ def read_crawl(writer: LandingWriter, obj: LandedObject, body: BinaryIO) -> None
             try:
                 row = ITEM.validate_python({**blank_to_none(_crawl_fields(record)), **base})
             except (ValidationError, ValueError, TypeError) as exc:
-                writer.reject(line_no, _reason(exc), raw, obj.channel)
+                writer.reject(line_no, rejection_reason(exc), raw, obj.channel)
                 continue
             writer.add(row)
     except LandedFileError as exc:
@@ -275,8 +277,6 @@ def _crawl_fields(record: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- webhooks
-
-MAX_DELIVERY_BYTES = 1024 * 1024  # the intake refuses larger bodies; anything bigger is not one
 
 
 class WebhooksWriter(LandingWriter):
@@ -317,16 +317,16 @@ def _intercom_instances() -> dict[str, str]:
 def read_webhooks(writer: LandingWriter, obj: LandedObject, body: BinaryIO) -> None:
     """One delivery, as the intake verified and stored it (the provider's raw JSON body)."""
     assert isinstance(writer, WebhooksWriter)
-    data = body.read(MAX_DELIVERY_BYTES + 1)
-    if len(data) > MAX_DELIVERY_BYTES:
-        raise LandedFileError(f"larger than {MAX_DELIVERY_BYTES} bytes: not a webhook delivery")
+    data = body.read(MAX_WEBHOOK_BYTES + 1)
+    if len(data) > MAX_WEBHOOK_BYTES:
+        raise LandedFileError(f"larger than {MAX_WEBHOOK_BYTES} bytes: not a webhook delivery")
     try:
-        document = json.loads(data.decode("utf-8"))
+        raw = data.decode("utf-8")
+        document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise LandedFileError(f"not a JSON delivery: {exc}") from None
     if not isinstance(document, dict):
         raise LandedFileError("a webhook delivery must be a JSON object")
-    raw = data.decode("utf-8")
     if obj.channel == "intercom":
         _intercom_delivery(writer, obj, document, raw)
     elif obj.channel == "stripe":
@@ -355,7 +355,7 @@ def _intercom_delivery(
             }
         )
     except (ValidationError, ValueError, TypeError) as exc:
-        writer.reject(1, _reason(exc), raw, instance, source="intercom")
+        writer.reject(1, rejection_reason(exc), raw, instance, source="intercom")
         return
     writer.add(row)
 
@@ -449,14 +449,6 @@ def _csv_rows(lines: Iterable[str], first_no: int) -> Iterator[_Record]:
             yield reader.line_num + first_no - 1, row, raw
     except csv.Error as exc:
         raise LandedFileError(f"line {reader.line_num + first_no - 1}: {exc}") from None
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors()
-        )
-    return str(exc)
 
 
 @dataclass(frozen=True)

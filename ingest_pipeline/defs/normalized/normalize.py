@@ -198,7 +198,7 @@ def reject_row(
         "source_type": source_type,
         "source_instance": row[INSTANCE_COLUMN],
         "record_ref": f"{qualified}:{_row_ref(row)}",
-        "reason": _reason(exc),
+        "reason": rejection_reason(exc),
         "payload": json.dumps(payload, default=str, sort_keys=True),
         "raw_load_id": row["_dlt_load_id"],
         "rejected_at": at,
@@ -216,7 +216,8 @@ def dedupe_rejects(rejects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list({tuple(r[k] for k in REJECTED_RECORDS.key): r for r in rejects}.values())
 
 
-def _reason(exc: Exception) -> str:
+def rejection_reason(exc: Exception) -> str:
+    """Why a record was rejected: pydantic's errors as `field: message`, else the message."""
     if isinstance(exc, ValidationError):
         return "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors()
