@@ -19,9 +19,14 @@ T = TypeVar("T")
 S3Object = Mapping[str, Any]  # one `Contents` entry of list_objects_v2
 
 
+def etag(obj: S3Object) -> str:
+    """The object's ETag without S3's quotes: its content version."""
+    return str(obj.get("ETag", "")).strip('"')
+
+
 def run_key(obj: S3Object) -> str:
     """Dagster run key of an object: its key and content version."""
-    return f"{obj['Key']}@{str(obj.get('ETag', '')).strip(chr(34))}"
+    return f"{obj['Key']}@{etag(obj)}"
 
 
 @dataclass

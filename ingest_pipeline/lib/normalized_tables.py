@@ -7,7 +7,7 @@ Every table exists from day one (empty) so later layers can be built before a so
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +33,14 @@ class Table:
     def column_names(self) -> list[str]:
         return [name for name, _ in self.columns]
 
-    def to_arrow(self, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
-        """Rows (dicts; missing keys are null) as an Arrow table of this table's columns."""
-        schema = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in self.columns])
+    def to_arrow(
+        self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None
+    ) -> pa.Table:
+        """Rows (dicts; missing keys are null) as an Arrow table of this table's columns (or of
+        `columns` only, in that order)."""
+        kinds = dict(self.columns)
+        names = columns or [name for name, _ in self.columns]
+        schema = pa.schema([(name, _ARROW_TYPES[kinds[name]]) for name in names])
         rows = rows if isinstance(rows, list) else list(rows)
         # Column by column: about twice the rate of building a dict per row for from_pylist.
         columns = [

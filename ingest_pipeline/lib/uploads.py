@@ -8,6 +8,7 @@ key and ETag, so seeing it again (a sensor tick replayed after a crash) finds th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Sequence
@@ -15,10 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow as pa
-
-from ingest_pipeline.lib.landing import parse_object_key
-from ingest_pipeline.lib.landing_cursor import S3Object
+from ingest_pipeline.lib.landing import LandingKey, parse_object_key
+from ingest_pipeline.lib.landing_cursor import S3Object, batched, etag, run_key
 from ingest_pipeline.lib.normalized_tables import UPLOADS
 from ingest_pipeline.lib.warehouse import Warehouse
 
@@ -28,6 +27,7 @@ KEY_LAYOUTS = {
     "crawl": "crawl/<tenant>/<partner>/<name>",
     "webhooks": "webhooks/<intercom|stripe>/<tenant>/<yyyy-mm-dd>/<event id>.json",
 }
+IN_LIST_SIZE = 1000  # keys per `IN (...)`: bounded statements for any backlog
 # Keys minted by `upload-url`: <kind>/<tenant>/<yyyy-mm-dd>/<upload id>-<name>
 _ISSUED_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}/(?P<upload_id>[0-9a-f]{32})-")
 
@@ -52,16 +52,13 @@ class LandedObject:
         channel = landing_key.channel if landing_key else None
         return cls(upload_id, tenant_id, kind, key, etag, size_bytes, channel)
 
+    @property
+    def version(self) -> str:
+        """key@ETag, as the landing cursor's run keys name an object version."""
+        return f"{self.key}@{self.etag}"
+
     def as_config(self) -> dict[str, Any]:
-        return {
-            "upload_id": self.upload_id,
-            "tenant_id": self.tenant_id,
-            "kind": self.kind,
-            "key": self.key,
-            "etag": self.etag,
-            "size_bytes": self.size_bytes,
-            "channel": self.channel,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -71,12 +68,9 @@ class QueueOutcome:
     already_done: list[str] = field(default_factory=list)  # same key and bytes, Completed before
 
 
-def etag_of(obj: S3Object) -> str:
-    return str(obj.get("ETag", "")).strip('"')
-
-
-def derived_upload_id(key: str, etag: str) -> str:
-    return hashlib.sha1(f"{key}@{etag}".encode()).hexdigest()[:32]
+def derived_upload_id(version: str) -> str:
+    """The upload id of an object version (key@ETag) that arrived without an issued URL."""
+    return hashlib.sha1(version.encode()).hexdigest()[:32]
 
 
 def queue_objects(
@@ -93,11 +87,11 @@ def queue_objects(
     known = _known_uploads(warehouse, [o["Key"] for o in objects])
     outcome, rows = QueueOutcome(), []
     for obj in objects:
-        key, etag, size = obj["Key"], etag_of(obj), int(obj.get("Size", 0))
+        key, version, size = obj["Key"], etag(obj), int(obj.get("Size", 0))
         landing_key = parse_object_key(key)
-        upload_id = _upload_id(key, etag, known)
+        upload_id = _upload_id(key, landing_key, run_key(obj), known)
         previous = known.get(upload_id)
-        if previous and previous["etag"] == etag and previous["status"] == "Completed":
+        if previous and previous["etag"] == version and previous["status"] == "Completed":
             outcome.already_done.append(key)
             continue
         row = {
@@ -106,7 +100,7 @@ def queue_objects(
             "tenant_id": landing_key.tenant if landing_key else None,
             "kind": kind,
             "object_key": key,
-            "etag": etag,
+            "etag": version,
             "size_bytes": size,
             "queued_at": now,
             "started_at": None,
@@ -114,22 +108,20 @@ def queue_objects(
             "rows_loaded": None,
             "rows_rejected": None,
         }
-        reason = _refusal(kind, key, size, tenants)
+        reason = _refusal(kind, landing_key, size, tenants)
         if reason:
             outcome.refused.append((key, reason))
             rows.append({**row, "status": "Failed", "reason": reason, "finished_at": now})
             continue
         assert landing_key is not None  # _refusal checked the layout
-        outcome.queued.append(
-            LandedObject.from_key(upload_id, landing_key.tenant, kind, key, etag, size)
-        )
+        tenant, channel = landing_key.tenant, landing_key.channel
+        outcome.queued.append(LandedObject(upload_id, tenant, kind, key, version, size, channel))
         rows.append({**row, "status": "Queued", "reason": None})
     UPLOADS.upsert(warehouse, rows)
     return outcome
 
 
-def _refusal(kind: str, key: str, size: int, tenants: set[str]) -> str | None:
-    landing_key = parse_object_key(key)
+def _refusal(kind: str, landing_key: LandingKey | None, size: int, tenants: set[str]) -> str | None:
     if landing_key is None or landing_key.kind != kind:
         return f"key outside the layout {KEY_LAYOUTS[kind]}"
     if kind == "crawl" and not landing_key.channel:
@@ -141,14 +133,15 @@ def _refusal(kind: str, key: str, size: int, tenants: set[str]) -> str | None:
     return None
 
 
-def _upload_id(key: str, etag: str, known: dict[str, dict[str, Any]]) -> str:
+def _upload_id(
+    key: str, landing_key: LandingKey | None, version: str, known: dict[str, dict[str, Any]]
+) -> str:
     """The id minted with the presigned URL when the key carries one we issued for this very
     key; otherwise one derived from the key and ETag (a new version is a new upload)."""
-    landing_key = parse_object_key(key)
     match = _ISSUED_KEY.match(landing_key.rest) if landing_key else None
     if match and known.get(match["upload_id"], {}).get("object_key") == key:
         return match["upload_id"]
-    return derived_upload_id(key, etag)
+    return derived_upload_id(version)
 
 
 def _known_uploads(warehouse: Warehouse, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -156,8 +149,7 @@ def _known_uploads(warehouse: Warehouse, keys: Sequence[str]) -> dict[str, dict[
         return {}
     columns = UPLOADS.column_names
     found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(keys), 1000):  # bounded IN lists
-        chunk = keys[start : start + 1000]
+    for chunk in batched(keys, IN_LIST_SIZE):
         placeholders = ", ".join(["%s"] * len(chunk))
         for row in warehouse.fetch_all(
             f"SELECT {', '.join(columns)} FROM {UPLOADS.qualified} "
@@ -172,8 +164,7 @@ def _known_uploads(warehouse: Warehouse, keys: Sequence[str]) -> dict[str, dict[
 def mark_processing(warehouse: Warehouse, upload_ids: Sequence[str]) -> None:
     """A run took these uploads: Processing, with the time it started."""
     now = datetime.now(UTC)
-    for start in range(0, len(upload_ids), 1000):
-        chunk = list(upload_ids[start : start + 1000])
+    for chunk in batched(upload_ids, IN_LIST_SIZE):
         warehouse.execute(
             f"UPDATE {UPLOADS.qualified} SET status = 'Processing', started_at = %s, "
             f"finished_at = NULL, reason = NULL WHERE upload_id IN ({', '.join(['%s'] * len(chunk))})",
@@ -191,16 +182,8 @@ class UploadResult:
     finished_at: datetime
 
 
-_RESULT_SCHEMA = pa.schema(
-    [
-        ("upload_id", pa.string()),
-        ("status", pa.string()),
-        ("reason", pa.string()),
-        ("rows_loaded", pa.int64()),
-        ("rows_rejected", pa.int64()),
-        ("finished_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
+# What a run decides; the rest of each row stays as the sensor and the URL left it.
+_RESULT_COLUMNS = ["upload_id", "status", "reason", "rows_loaded", "rows_rejected", "finished_at"]
 
 
 def record_results(warehouse: Warehouse, results: Sequence[UploadResult]) -> None:
@@ -217,5 +200,5 @@ def record_results(warehouse: Warehouse, results: Sequence[UploadResult]) -> Non
         }
         for r in results
     ]
-    table = pa.Table.from_pylist(rows, schema=_RESULT_SCHEMA)
-    warehouse.upsert(UPLOADS.qualified, table, UPLOADS.key, _RESULT_SCHEMA.names[1:])
+    table = UPLOADS.to_arrow(rows, _RESULT_COLUMNS)
+    warehouse.upsert(UPLOADS.qualified, table, UPLOADS.key, _RESULT_COLUMNS[1:])

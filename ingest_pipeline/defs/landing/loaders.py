@@ -25,6 +25,7 @@ from ingest_pipeline.defs.normalized.models import APP_EVENT, ITEM, blank_to_non
 from ingest_pipeline.defs.normalized.models import FEEDBACK as FEEDBACK_SHAPE
 from ingest_pipeline.defs.normalized.normalize import rejection_reason
 from ingest_pipeline.lib.landing import MAX_WEBHOOK_BYTES
+from ingest_pipeline.lib.landing_cursor import batched
 from ingest_pipeline.lib.log_formats import BadLine, LogFileError, open_text, parse_lines
 from ingest_pipeline.lib.normalized_tables import (
     EVENTS,
@@ -36,7 +37,7 @@ from ingest_pipeline.lib.normalized_tables import (
 )
 from ingest_pipeline.lib.payments import payment_from_event, upsert_payments
 from ingest_pipeline.lib.tenants import TenantsFileError, load_source_instances
-from ingest_pipeline.lib.uploads import LandedObject
+from ingest_pipeline.lib.uploads import IN_LIST_SIZE, LandedObject
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.settings import get_settings
 
@@ -129,8 +130,7 @@ class LandingWriter:
     def flush(self) -> None:
         if self.replaced_keys:
             column = self.table.key[0]  # object_key: log records are keyed (object_key, line_no)
-            for start in range(0, len(self.replaced_keys), 1000):
-                chunk = self.replaced_keys[start : start + 1000]
+            for chunk in batched(self.replaced_keys, IN_LIST_SIZE):
                 self.warehouse.execute(
                     f"DELETE FROM {self.table.qualified} WHERE {column} IN "
                     f"({', '.join(['%s'] * len(chunk))})",

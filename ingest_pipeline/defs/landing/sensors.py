@@ -25,7 +25,7 @@ from ingest_pipeline.settings import get_settings
 
 
 def batch_run_key(kind: str, batch: Sequence[LandedObject]) -> str:
-    versions = "\n".join(f"{o.key}@{o.etag}" for o in batch)
+    versions = "\n".join(o.version for o in batch)
     return f"{kind}:{len(batch)}:{hashlib.sha1(versions.encode()).hexdigest()}"
 
 
