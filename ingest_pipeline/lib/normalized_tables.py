@@ -33,6 +33,13 @@ class Table:
     def column_names(self) -> list[str]:
         return [name for name, _ in self.columns]
 
+    @property
+    def content_columns(self) -> list[str]:
+        """The columns whose change makes a row "updated": neither key nor lineage (load ids
+        and ingestion times follow a real change but never count as one)."""
+        lineage = {name for name, _ in LINEAGE_COLUMNS}
+        return [c for c in self.column_names if c not in self.key and c not in lineage]
+
     def to_arrow(
         self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None
     ) -> pa.Table:

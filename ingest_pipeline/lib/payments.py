@@ -18,13 +18,9 @@ the order and however often each event is applied:
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
-
-import pyarrow as pa
-import pyarrow.csv as pa_csv
 
 from ingest_pipeline.lib.normalized_tables import PAYMENTS
 from ingest_pipeline.lib.warehouse import Warehouse
@@ -37,7 +33,6 @@ STATUS_RANK = {SUCCEEDED: 1, REFUNDED: 2}
 # Columns merged as "the newer event's non-null value".
 NEWEST_COLUMNS = ("author_id", "item_id", "amount", "currency")
 _KEY = PAYMENTS.key
-_INCOMING = "incoming_payments"
 
 
 def payment_from_event(event: Mapping[str, Any], tenant_id: str) -> dict[str, Any] | None:
@@ -127,22 +122,9 @@ def upsert_payments(warehouse: Warehouse, rows: Sequence[Mapping[str, Any]]) -> 
         merged[key] = merge_payment_rows(merged[key], row) if key in merged else dict(row)
     if not merged:
         return
-    table = PAYMENTS.to_arrow(merged.values())
-    columns = ", ".join(PAYMENTS.column_names)
-    insert = (
-        f"INSERT INTO {PAYMENTS.qualified} AS t ({columns}) "
-        f"SELECT {columns} FROM {_INCOMING} {_on_conflict()}"
+    warehouse.insert_on_conflict(
+        PAYMENTS.qualified, PAYMENTS.to_arrow(merged.values()), _on_conflict()
     )
-    with warehouse.connect() as con:
-        if warehouse.dialect == "duckdb":
-            con.register(_INCOMING, table)
-            try:
-                con.execute(insert)
-            finally:
-                con.unregister(_INCOMING)
-        else:
-            _copy_into_temp(con.cursor(), table, columns)
-            con.cursor().execute(insert)
 
 
 def _on_conflict() -> str:
@@ -169,18 +151,6 @@ def _on_conflict() -> str:
         f"({value}) IS DISTINCT FROM t.{column}" for column, value in values.items()
     )
     return f"ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET {sets} WHERE {changed}"
-
-
-def _copy_into_temp(cur: Any, table: pa.Table, columns: str) -> None:
-    # COPY into a temp table, then one set-based upsert (as Warehouse.upsert does).
-    cur.execute(
-        f"CREATE TEMP TABLE {_INCOMING} ON COMMIT DROP AS "
-        f"SELECT {columns} FROM {PAYMENTS.qualified} WITH NO DATA"
-    )
-    buffer = io.BytesIO()
-    pa_csv.write_csv(table, buffer)
-    buffer.seek(0)
-    cur.copy_expert(f"COPY {_INCOMING} ({columns}) FROM STDIN WITH (FORMAT csv, HEADER)", buffer)
 
 
 def _id_of(value: Any, where: str) -> str | None:

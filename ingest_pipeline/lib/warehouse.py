@@ -155,7 +155,15 @@ class Warehouse:
             conflict = (
                 f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {sets} WHERE {changed}"
             )
-        column_list = ", ".join(columns)
+        self.insert_on_conflict(table, rows, conflict)
+
+    def insert_on_conflict(self, table: str, rows: pa.Table, conflict: str) -> None:
+        """`INSERT INTO table AS t ... SELECT` the rows, set-based, with the given `ON CONFLICT`
+        clause (`t` the stored row, `excluded` the incoming one). DuckDB reads the Arrow table
+        in place; PostgreSQL gets it by COPY into a temp table."""
+        if rows.num_rows == 0:
+            return
+        column_list = ", ".join(rows.column_names)
         with self.connect() as con:
             if self.dialect == "duckdb":
                 con.register("incoming_rows", rows)

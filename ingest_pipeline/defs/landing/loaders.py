@@ -47,8 +47,6 @@ MAX_PAYLOAD_CHARS = 2000
 EVENTS_SOURCE = "app_events"
 LANDING_INSTANCE = "landing"
 WEBHOOK_INSTANCE = "webhooks"  # a pushed row's instance when the tenant has no pull instance
-# Bookkeeping columns: they follow a real change but never count as one.
-_BOOKKEEPING = {"raw_load_id", "ingested_at"}
 
 
 @dataclass
@@ -87,7 +85,7 @@ class LandingWriter:
         self.rejects: list[dict[str, Any]] = []
         self.replaced_keys: list[str] = []
         self.now = datetime.now(UTC)
-        self.content = [c for c in table.column_names if c not in (*table.key, *_BOOKKEEPING)]
+        self.content = table.content_columns
         self.obj: LandedObject | None = None
         self.counts = LoadCounts()
 

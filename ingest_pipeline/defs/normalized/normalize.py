@@ -33,15 +33,6 @@ from ingest_pipeline.lib.warehouse import Warehouse
 
 BATCH_ROWS = 50_000
 REJECT_CONTENT_COLUMNS = ("reason", "payload")
-# Bookkeeping columns: they follow a real change but never count as one.
-_LINEAGE = {
-    "tenant_id",
-    "source_type",
-    "source_instance",
-    "external_id",
-    "raw_load_id",
-    "ingested_at",
-}
 
 
 @dataclass(frozen=True)
@@ -49,10 +40,6 @@ class Entity:
     name: str
     table: Table
     adapter: TypeAdapter
-
-    @property
-    def content_columns(self) -> tuple[str, ...]:
-        return tuple(c for c in self.table.column_names if c not in _LINEAGE)
 
 
 ENTITIES = {
@@ -96,7 +83,7 @@ def normalize_source_type(
                 entity.table.qualified,
                 entity.table.to_arrow(records),
                 entity.table.key,
-                entity.content_columns,
+                entity.table.content_columns,
             )
             upsert_rejects(warehouse, rejects)
             stats.normalized.update(f"{r['tenant_id']}.{r['source_instance']}" for r in records)
