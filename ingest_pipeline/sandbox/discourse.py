@@ -16,7 +16,6 @@ from ingest_pipeline.sandbox.server import (
     Response,
     SandboxServer,
     json_response,
-    retry_after_headers,
 )
 
 DEFAULT_PAGE_SIZE = 20
@@ -27,11 +26,6 @@ INVALID_ACCESS = {
     "error_type": "invalid_access",
 }
 USERS = [(1, "ada", "Ada Lovelace"), (2, "grace", "Grace Hopper"), (3, "linus", "Linus Torvalds")]
-
-
-def discourse_rate_limit_headers(seconds: int) -> dict[str, str]:
-    """Discourse answers 429 with `Retry-After`."""
-    return retry_after_headers(seconds)
 
 
 def cook(raw: str) -> str:
@@ -47,9 +41,7 @@ class DiscourseSandbox:
         self.page_size = page_size
         self.accounts: dict[str, tuple[str, list[dict[str, Any]]]] = {}
         self._lock = threading.Lock()
-        self.server = SandboxServer(
-            self.handle, port, rate_limit_headers=discourse_rate_limit_headers
-        )
+        self.server = SandboxServer(self.handle, port)  # 429 with `Retry-After`, the default
 
     def add_account(self, api_key: str, api_username: str, posts: list[dict[str, Any]]) -> None:
         """Register (or replace) an account's posts, readable with this key and username."""

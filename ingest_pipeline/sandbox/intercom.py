@@ -151,10 +151,8 @@ class IntercomSandbox:
         """Answer conversation search."""
         if ROUTE.search(request.path) is None or request.method != "POST":
             return error_list(404, "not_found", "Resource Not Found")
-        auth = request.headers.get("authorization", "")
-        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
         with self._lock:
-            conversations = self.accounts.get(token) if token is not None else None
+            conversations = self.accounts.get(request.bearer_token)
             if conversations is None:
                 return error_list(401, "unauthorized", "Access Token Invalid")
             conversations = list(conversations)

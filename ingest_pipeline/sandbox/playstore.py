@@ -25,11 +25,6 @@ def google_error(status: int, message: str, reason: str) -> Response:
     return json_response(status, {"error": {"code": status, "message": message, "status": reason}})
 
 
-def play_rate_limit_headers(seconds: int) -> dict[str, str]:
-    """Play answers quota errors with a plain `Retry-After`."""
-    return {"Retry-After": str(seconds)}
-
-
 def _last_modified(review: dict[str, Any]) -> int:
     for comment in review.get("comments", []):
         if "userComment" in comment:
@@ -57,7 +52,8 @@ class PlayStoreSandbox:
     def __init__(self, port: int = 0):
         self.accounts: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self._lock = threading.Lock()
-        self.server = SandboxServer(self.handle, port, rate_limit_headers=play_rate_limit_headers)
+        # Play answers quota errors with a plain `Retry-After` (the server's default).
+        self.server = SandboxServer(self.handle, port)
 
     def add_account(self, token: str, package_name: str, reviews: list[dict[str, Any]]) -> None:
         """Register (or replace) the reviews of `package_name`, readable with `token` only."""
@@ -91,10 +87,8 @@ class PlayStoreSandbox:
         match = ROUTE.search(request.path)
         if match is None or request.method != "GET":
             return google_error(404, "Requested entity was not found.", "NOT_FOUND")
-        auth = request.headers.get("authorization", "")
-        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
         with self._lock:
-            packages = self.accounts.get(token) if token is not None else None
+            packages = self.accounts.get(request.bearer_token)
             if packages is None:
                 return google_error(
                     401, "Request had invalid authentication credentials.", "UNAUTHENTICATED"

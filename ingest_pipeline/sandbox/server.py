@@ -29,6 +29,11 @@ class Request:
     def arg(self, name: str, default: str | None = None) -> str | None:
         return (self.query.get(name) or [default])[0]
 
+    @property
+    def bearer_token(self) -> str | None:
+        auth = self.headers.get("authorization", "")
+        return auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
+
     def json(self) -> Any:
         return json.loads(self.body or b"null")
 

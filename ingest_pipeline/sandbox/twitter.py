@@ -104,10 +104,9 @@ class TwitterSandbox:
             return json_response(
                 404, {"title": "Not Found Error", "type": "about:blank", "status": 404}
             )
-        auth = request.headers.get("authorization", "")
-        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
+        token = request.bearer_token
         with self._lock:
-            if token is None or token not in self.tweets:
+            if token not in self.tweets:
                 return json_response(401, UNAUTHORIZED)
             tweets = sorted(self.tweets[token], key=lambda t: int(t["id"]), reverse=True)
             users = dict(self.users[token])

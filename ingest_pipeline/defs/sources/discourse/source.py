@@ -25,8 +25,8 @@ class BeforeIdPaginator(BaseReferencePaginator):
     """Discourse's `before=<lowest id of the last page>` paging; an empty page ends it."""
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
-        posts = response.json().get("latest_posts") or []
-        self._next_reference = str(min(p["id"] for p in posts)) if posts else None
+        # `data`: the page's `latest_posts`, already selected from the parsed body by dlt.
+        self._next_reference = str(min(p["id"] for p in data)) if data else None
 
     def update_request(self, request: Request) -> None:
         request.params = {**(request.params or {}), "before": self._next_reference}
