@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import requests
 from botocore.config import Config as BotoConfig
 
 from ingest_pipeline.intake.signatures import sign_stripe
+from ingest_pipeline.lib.ports import free_port
 from ingest_pipeline.sandbox.s3 import EMULATOR_CREDENTIALS, S3Emulator
 
 BASELINE_LABEL = "baseline emulator PUT (boto3)"
@@ -105,12 +105,6 @@ def report(label: str, n: int, wall: float, latencies: list[float], baseline: fl
         line += f"  ({rate / baseline:.2f}x of baseline)"
     print(line, flush=True)
     return rate
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -100,7 +100,7 @@ def cmd_serve_intake(host: str, port: int, debug: bool = False) -> int:
         app,
         host=host,
         port=port,
-        log_level="debug" if debug or settings.intake_debug else "info",
+        log_level="debug" if app.state.intake.debug else "info",
         server_header=False,
     )
     return 0

@@ -7,9 +7,8 @@ from `normalized.intake_audit`.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import socket
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -20,11 +19,11 @@ from typing import Any
 import boto3
 import pytest
 import requests
-import uvicorn
 import yaml
 
 from ingest_pipeline.cli import main
 from ingest_pipeline.intake.app import MAX_BODY_BYTES, create_app
+from ingest_pipeline.intake.background import running_intake
 from ingest_pipeline.intake.config import IntakeStartupError
 from ingest_pipeline.intake.signatures import (
     sign_intercom,
@@ -106,39 +105,21 @@ def intercom_headers(body: bytes, secret: str = ACME_INTERCOM):
 
 
 class Service:
-    """The app under uvicorn in a thread, on a free loopback port."""
+    """The app under uvicorn in a thread (`running_intake`), on a free loopback port."""
 
-    def __init__(self, env: Any, bucket_client: Any, **app_options: Any) -> None:
+    def __init__(self, env: Any, bucket_client: Any) -> None:
         self.env = env
         self.s3 = bucket_client
-        self.app = create_app(Settings(), audit_flush_interval=0.1, **app_options)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.http = requests.Session()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        self.running = contextlib.ExitStack()
 
     def start(self) -> Service:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "intake did not start"
-            time.sleep(0.02)
+        self.url = self.running.enter_context(running_intake(Settings(), audit_flush_interval=0.1))
         return self
 
     def stop(self) -> None:  # idempotent; a clean stop flushes the audit queue
         self.http.close()
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
-        assert not self.thread.is_alive()
+        self.running.close()
 
     def post(self, path: str, body: bytes | Any = b"", **headers: str) -> requests.Response:
         return self.http.post(self.url + path, data=body, headers=headers, timeout=20)
@@ -167,13 +148,13 @@ class Service:
             time.sleep(0.05)
 
 
-def start_intake(env: Any, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, **options: Any):
+def start_intake(env: Any, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch):
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     write_tenants(env.tenants_file)
     client = boto3.client("s3", endpoint_url=s3_endpoint)
     client.create_bucket(Bucket="landing")
-    return Service(env, client, **options).start()
+    return Service(env, client).start()
 
 
 def today() -> str:

@@ -56,15 +56,17 @@ from ingest_pipeline.intake.ratelimit import RateLimiter
 from ingest_pipeline.intake.signatures import verify_intercom, verify_stripe
 from ingest_pipeline.intake.store import (
     EVENT_ID_PATTERN,
+    PROBE_CONFIG,
     REDELIVERY_LOOKBACK_DAYS,
+    STORE_CONFIG,
     WebhookStore,
-    intake_s3_client,
 )
 from ingest_pipeline.lib.landing import (
     DEFAULT_EXPIRES_SECONDS,
     MAX_WEBHOOK_BYTES,
     LandingError,
     issue_upload_url,
+    s3_client,
 )
 from ingest_pipeline.lib.tenants import TenantIntake, TenantsFileError
 from ingest_pipeline.lib.warehouse import Warehouse
@@ -124,9 +126,9 @@ class Intake:
         self.audit = AuditWriter(
             self.warehouse, self.metrics, self.warehouse_lock, flush_interval=audit_flush_interval
         )
-        self.s3_probe = intake_s3_client(settings, fast=True)
+        self.s3_probe = s3_client(settings, PROBE_CONFIG)
         self.store = WebhookStore(
-            intake_s3_client(settings), settings.landing_bucket, lookback_days
+            s3_client(settings, STORE_CONFIG), settings.landing_bucket, lookback_days
         )
 
     # -- routes ---------------------------------------------------------------------------
@@ -143,7 +145,10 @@ class Intake:
         if isinstance(found, Response):
             return found
         intake, env_name = found
-        body = await self._checked_body(request, record, intake)
+        limited = self._rate_limited(record, intake)
+        if limited:
+            return limited
+        body = await self._checked_body(request, record)
         if isinstance(body, Response):
             return body
         secret = secret_value(env_name)
@@ -205,7 +210,7 @@ class Intake:
         if not hmac.compare_digest(token.strip().encode(), expected.encode()):
             invalid = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
             return _answer(record, 401, "rejected", "invalid token", headers=invalid)
-        body = await self._checked_body(request, record, intake, rate_limit=False)
+        body = await self._checked_body(request, record)
         if isinstance(body, Response):
             return body
         try:
@@ -237,11 +242,18 @@ class Intake:
         return _answer(record, 201, "accepted", "upload URL issued", answer, status_field=False)
 
     def _issue_upload(self, tenant: str, kind: str, filename: str | None, expires: int) -> Any:
-        # One at a time: issue_upload_url creates a boto3 client from the default session (not
-        # thread-safe) and writes the warehouse (one DuckDB writer per process).
+        # One at a time: it writes the warehouse (one DuckDB writer per process).
         with self.warehouse_lock:
             self.audit.ensure_table()
-            return issue_upload_url(self.settings, tenant, kind, filename, expires)
+            return issue_upload_url(
+                self.settings,
+                tenant,
+                kind,
+                filename,
+                expires,
+                client=self.store.client,
+                warehouse=self.warehouse,
+            )
 
     async def health(self, request: Request) -> Response:
         record = _begin(request, ROUTE_HEALTH)
@@ -272,9 +284,7 @@ class Intake:
         return _answer(record, 200, "accepted", None, body, status_field=False)
 
     async def metrics_page(self, request: Request) -> Response:
-        record = _begin(request, ROUTE_METRICS)
-        record.verdict = "accepted"
-        self.metrics.audit_pending.set(self.audit.pending)
+        _begin(request, ROUTE_METRICS)  # the middleware audits and counts it (200: accepted)
         return Response(self.metrics.render(), media_type=self.metrics.content_type)
 
     def _probe_object_store(self) -> None:
@@ -320,13 +330,7 @@ class Intake:
         headers = {"Retry-After": RateLimiter.retry_after_header(wait)}
         return _answer(record, 429, "rejected", reason, headers=headers)
 
-    async def _checked_body(
-        self, request: Request, record: RequestRecord, intake: TenantIntake, rate_limit: bool = True
-    ) -> bytes | Response:
-        if rate_limit:
-            limited = self._rate_limited(record, intake)
-            if limited:
-                return limited
+    async def _checked_body(self, request: Request, record: RequestRecord) -> bytes | Response:
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media != "application/json":
             return _answer(record, 415, "rejected", "content type must be application/json")
@@ -344,7 +348,7 @@ class Intake:
         state = scope.get("state") or {}
         record: RequestRecord | None = state.get("intake")
         if record is None:  # no route matched (404, 405): the raw path, cut short
-            received_at = state.get("received_at") or datetime.now(UTC)
+            received_at = state["received_at"]  # set by this middleware before the app ran
             path = f"{scope.get('method', '')} {scope.get('path', '')}"
             record = RequestRecord(route=path[:200], received_at=received_at)
             label = UNMATCHED
@@ -460,7 +464,7 @@ def create_app(
 
 
 def _begin(request: Request, route: str, provider: str | None = None) -> RequestRecord:
-    received_at = request.scope.get("state", {}).get("received_at") or datetime.now(UTC)
+    received_at = request.scope["state"]["received_at"]  # set by the middleware
     record = RequestRecord(route=route, received_at=received_at, provider=provider)
     request.state.intake = record
     return record

@@ -23,7 +23,7 @@ import logging
 import threading
 import uuid
 from collections import deque
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -48,12 +48,12 @@ def audit_row(
     provider: str | None = None,
     event_id: str | None = None,
     object_key: str | None = None,
-    received_at: datetime | None = None,
+    received_at: datetime,
 ) -> dict[str, Any]:
     assert verdict in VERDICTS, verdict
     return {
         "audit_id": uuid.uuid4().hex,
-        "received_at": received_at or datetime.now(UTC),
+        "received_at": received_at,
         "tenant_id": tenant_id[:_MAX_TEXT] if tenant_id else tenant_id,
         "provider": provider,
         "route": route[:_MAX_TEXT],
@@ -82,6 +82,8 @@ class AuditWriter:
         self.batch_size = batch_size
         self.max_pending = max_pending
         self._pending: deque[dict[str, Any]] = deque()
+        # Read at each scrape: the gauge is the queue's length, never a stale copy of it.
+        metrics.audit_pending.set_function(lambda: len(self._pending))
         self._wake: asyncio.Event | None = None
         self._stopped: asyncio.Event | None = None
         self._stopping = False
@@ -93,13 +95,8 @@ class AuditWriter:
         while len(self._pending) > self.max_pending:
             self._pending.popleft()
             self.metrics.audit_dropped.inc()
-        self.metrics.audit_pending.set(len(self._pending))
         if self._wake is not None and len(self._pending) >= self.batch_size:
             self._wake.set()
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
 
     async def run(self) -> None:
         """The background writer: until `stop()`, then a final flush of everything queued."""
@@ -138,8 +135,6 @@ class AuditWriter:
             )
             self._pending.extendleft(reversed(batch))
             return False
-        finally:
-            self.metrics.audit_pending.set(len(self._pending))
         return True
 
     async def _final_flush(self) -> None:

@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 
 from ingest_pipeline.intake.app import create_app
+from ingest_pipeline.lib.ports import free_port
 from ingest_pipeline.settings import Settings
 
 
 @contextlib.contextmanager
-def running_intake(settings: Settings, host: str = "127.0.0.1") -> Iterator[str]:
+def running_intake(
+    settings: Settings, host: str = "127.0.0.1", **app_options: Any
+) -> Iterator[str]:
     """Serve the intake over real HTTP until the block ends; yields its base URL. A clean stop
-    flushes the audit queue."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        port = probe.getsockname()[1]
+    flushes the audit queue. `app_options` go to `create_app`."""
+    port = free_port(host)
     config = uvicorn.Config(
-        create_app(settings), host=host, port=port, log_level="warning", access_log=False
+        create_app(settings, **app_options),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -37,3 +42,5 @@ def running_intake(settings: Settings, host: str = "127.0.0.1") -> Iterator[str]
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+        if thread.is_alive():
+            raise RuntimeError("the intake service did not stop")

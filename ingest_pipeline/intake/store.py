@@ -24,11 +24,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
-
-from ingest_pipeline.settings import Settings
 
 EVENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 REDELIVERY_LOOKBACK_DAYS = 3  # Stripe's automatic-retry window
@@ -43,24 +40,16 @@ def webhook_key(provider: str, tenant: str, event_id: str, received_at: datetime
     return f"webhooks/{provider}/{tenant}/{day}/{event_id}.json"
 
 
-def intake_s3_client(settings: Settings, *, fast: bool = False) -> Any:
-    """A thread-safe S3 client of its own session (boto3's default session is not safe to
-    create clients from on several threads). `fast`: for readiness probes, no retries and
-    short timeouts."""
-    if fast:
-        config = BotoConfig(
-            connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 1}
-        )
-    else:
-        config = BotoConfig(
-            connect_timeout=5,
-            read_timeout=15,
-            retries={"mode": "standard", "max_attempts": 3},
-            max_pool_connections=64,
-        )
-    return boto3.session.Session().client(
-        "s3", endpoint_url=settings.s3_endpoint_url or None, config=config
-    )
+# Readiness probes: no retries, short timeouts. Landing: a few retries, a pool for the threads.
+PROBE_CONFIG = BotoConfig(
+    connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 1}
+)
+STORE_CONFIG = BotoConfig(
+    connect_timeout=5,
+    read_timeout=15,
+    retries={"mode": "standard", "max_attempts": 3},
+    max_pool_connections=64,
+)
 
 
 class WebhookStore:

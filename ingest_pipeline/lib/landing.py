@@ -67,10 +67,16 @@ def safe_filename(filename: str) -> str:
     return _UNSAFE.sub("_", base).strip("._") or "upload"
 
 
-def s3_client(settings: Settings) -> Any:
-    # botocore's standard retry mode: backoff on throttling, 5xx and connection errors.
-    config = BotoConfig(retries={"mode": "standard", "max_attempts": 5})
-    return boto3.client("s3", endpoint_url=settings.s3_endpoint_url or None, config=config)
+# botocore's standard retry mode: backoff on throttling, 5xx and connection errors.
+STANDARD_RETRIES = BotoConfig(retries={"mode": "standard", "max_attempts": 5})
+
+
+def s3_client(settings: Settings, config: BotoConfig = STANDARD_RETRIES) -> Any:
+    """An S3 client on the configured endpoint, from a session of its own: boto3's shared
+    default session is not safe to create clients from on several threads."""
+    return boto3.session.Session().client(
+        "s3", endpoint_url=settings.s3_endpoint_url or None, config=config
+    )
 
 
 @dataclass(frozen=True)
@@ -88,8 +94,11 @@ def issue_upload_url(
     filename: str | None = None,
     expires_seconds: int = DEFAULT_EXPIRES_SECONDS,
     now: datetime | None = None,
+    client: Any = None,
+    warehouse: Warehouse | None = None,
 ) -> UploadUrl:
-    """Presign a PUT for a new object under `<kind>/<tenant>/` and record the upload Created."""
+    """Presign a PUT for a new object under `<kind>/<tenant>/` and record the upload Created.
+    A long-lived caller (the intake) passes its own S3 client and warehouse."""
     if kind not in LANDING_KINDS:
         raise LandingError(f"kind must be one of {', '.join(LANDING_KINDS)}, not {kind!r}")
     if not 1 <= expires_seconds <= MAX_EXPIRES_SECONDS:
@@ -98,13 +107,13 @@ def issue_upload_url(
     upload_id = uuid.uuid4().hex
     name = safe_filename(filename or f"{kind}.dat")
     key = f"{kind}/{tenant}/{now:%Y-%m-%d}/{upload_id}-{name}"
-    url = s3_client(settings).generate_presigned_url(
+    url = (client or s3_client(settings)).generate_presigned_url(
         "put_object",
         Params={"Bucket": settings.landing_bucket, "Key": key},
         ExpiresIn=expires_seconds,
     )
     UPLOADS.upsert(
-        Warehouse(settings.resolved_warehouse_url),
+        warehouse or Warehouse(settings.resolved_warehouse_url),
         [
             {
                 "upload_id": upload_id,

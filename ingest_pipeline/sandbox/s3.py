@@ -5,13 +5,14 @@ Used by `ingest-pipeline demo`, the tests and the benchmarks; never a mock in th
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import boto3
+
+from ingest_pipeline.lib.ports import free_port
 
 # Any key pair works with the emulator; set only where the environment has none.
 EMULATOR_CREDENTIALS = {
@@ -23,7 +24,7 @@ EMULATOR_CREDENTIALS = {
 
 class S3Emulator:
     def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
-        self.host, self.port = host, port or _free_port(host)
+        self.host, self.port = host, port or free_port(host)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -66,9 +67,3 @@ class S3Emulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
