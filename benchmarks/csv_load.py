@@ -15,17 +15,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import psycopg2
-
 from ingest_pipeline.sandbox.instances import catalog_csv_instance
+from ingest_pipeline.sandbox.postgres import throwaway_database
 
 BASELINE_LABEL = "baseline psql \\copy (pk)"
-POSTGRES_URL = os.environ.get(
-    "INGEST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 
 
 def write_csv(path: Path, rows: int) -> None:
@@ -119,41 +114,32 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         return worker()
-    db = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(POSTGRES_URL)
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {db}")
-    db_url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{db}"
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            folder = work / "landing"
-            folder.mkdir()
-            write_csv(folder / "rows.csv", args.rows)
-            print(f"{args.rows:,} CSV rows, {(folder / 'rows.csv').stat().st_size / 1e6:.0f} MB")
-            baseline = psql_copy_baseline(folder / "rows.csv", db_url)
-            print(f"{BASELINE_LABEL:<34} {baseline:7.1f}s {args.rows / baseline:>10,.0f} rows/s")
-            for name, url in [
-                ("duckdb", f"duckdb:///{work / 'bench_wh.duckdb'}"),
-                ("postgres", db_url),
+    with throwaway_database("bench") as db_url, tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        folder = work / "landing"
+        folder.mkdir()
+        write_csv(folder / "rows.csv", args.rows)
+        print(f"{args.rows:,} CSV rows, {(folder / 'rows.csv').stat().st_size / 1e6:.0f} MB")
+        baseline = psql_copy_baseline(folder / "rows.csv", db_url)
+        print(f"{BASELINE_LABEL:<34} {baseline:7.1f}s {args.rows / baseline:>10,.0f} rows/s")
+        for name, url in [
+            ("duckdb", f"duckdb:///{work / 'bench_wh.duckdb'}"),
+            ("postgres", db_url),
+        ]:
+            (work / name).mkdir()
+            r = run_worker(url, folder, work / name)
+            assert r["status"] == "ok", r["error"]
+            assert r["rows_normalized"] == args.rows, r
+            for stage, seconds in [
+                ("raw (dlt, arrow)", r["raw_s"]),
+                ("normalize (pydantic+upsert)", r["normalize_s"]),
+                ("raw → normalized, whole run", r["total_s"]),
             ]:
-                (work / name).mkdir()
-                r = run_worker(url, folder, work / name)
-                assert r["status"] == "ok", r["error"]
-                assert r["rows_normalized"] == args.rows, r
-                for stage, seconds in [
-                    ("raw (dlt, arrow)", r["raw_s"]),
-                    ("normalize (pydantic+upsert)", r["normalize_s"]),
-                    ("raw → normalized, whole run", r["total_s"]),
-                ]:
-                    print(
-                        f"{name + ' ' + stage:<34} {seconds:7.1f}s {args.rows / seconds:>10,.0f} rows/s"
-                        f"  ({baseline / seconds:.2f}x of \\copy)"
-                    )
-                print(f"{name + ' peak RSS':<34} {r['peak_rss_mb']:7.0f} MB")
-    finally:
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        admin.close()
+                print(
+                    f"{name + ' ' + stage:<34} {seconds:7.1f}s {args.rows / seconds:>10,.0f} rows/s"
+                    f"  ({baseline / seconds:.2f}x of \\copy)"
+                )
+            print(f"{name + ' peak RSS':<34} {r['peak_rss_mb']:7.0f} MB")
 
 
 if __name__ == "__main__":

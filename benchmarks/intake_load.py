@@ -15,6 +15,7 @@ Needs the PostgreSQL server of INGEST_TEST_POSTGRES_URL for --warehouse postgres
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -23,23 +24,20 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
-import psycopg2
 import requests
 from botocore.config import Config as BotoConfig
 
 from ingest_pipeline.intake.signatures import sign_stripe
 from ingest_pipeline.lib.ports import free_port
+from ingest_pipeline.sandbox.postgres import throwaway_database
 from ingest_pipeline.sandbox.s3 import EMULATOR_CREDENTIALS, S3Emulator
 
 BASELINE_LABEL = "baseline emulator PUT (boto3)"
-POSTGRES_URL = os.environ.get(
-    "INGEST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 SECRET = "whsec_bench_" + uuid.uuid4().hex
 
 
@@ -114,19 +112,13 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def fresh_warehouse(kind: str, work: Path) -> tuple[str, Callable[[], None]]:
+@contextlib.contextmanager
+def fresh_warehouse(kind: str, work: Path) -> Iterator[str]:
     if kind == "duckdb":
-        return f"duckdb:///{work / 'bench_wh.duckdb'}", lambda: None
-    db = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(POSTGRES_URL)
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {db}")
-
-    def drop() -> None:
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        admin.close()
-
-    return POSTGRES_URL.rsplit("/", 1)[0] + f"/{db}", drop
+        yield f"duckdb:///{work / 'bench_wh.duckdb'}"
+        return
+    with throwaway_database("bench") as url:
+        yield url
 
 
 def audit_rows(warehouse_url: str) -> int:
@@ -174,8 +166,7 @@ def main() -> None:
         wall, latencies, _ = run_clients(jobs, args.clients, put)
         baseline = report(BASELINE_LABEL, len(jobs), wall, latencies, None)
 
-        warehouse_url, drop_warehouse = fresh_warehouse(args.warehouse, work)
-        try:
+        with fresh_warehouse(args.warehouse, work) as warehouse_url:
             (work / "tenants.yaml").write_text(
                 json.dumps(
                     {
@@ -250,8 +241,6 @@ def main() -> None:
             if failures or landed != len(jobs) or audited != len(jobs):
                 print(stderr[-3000:], file=sys.stderr)
                 sys.exit(1)
-        finally:
-            drop_warehouse()
 
 
 def _wait_ready(url: str, service: subprocess.Popen, timeout: float = 30) -> None:

@@ -25,18 +25,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
-import psycopg2
 
 from ingest_pipeline.lib.landing import issue_upload_url
 from ingest_pipeline.lib.normalized_tables import init_warehouse
 from ingest_pipeline.lib.warehouse import Warehouse
+from ingest_pipeline.sandbox.postgres import throwaway_database
 from ingest_pipeline.sandbox.s3 import EMULATOR_CREDENTIALS, S3Emulator
 from ingest_pipeline.settings import get_settings
 
 BASELINE_LABEL = "baseline psql \\copy (pk)"
-POSTGRES_URL = os.environ.get(
-    "INGEST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 TYPES = ("VIEW", "VIEW", "VIEW", "VIEW", "COPY", "SAVE", "FORK", "VOTE")
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -185,46 +182,41 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         return worker(*args.worker)
-    db = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(POSTGRES_URL)
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {db}")
-    db_url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{db}"
-    try:
-        with tempfile.TemporaryDirectory() as tmp, S3Emulator() as emulator:
-            os.environ.update(EMULATOR_CREDENTIALS, INGEST_S3_ENDPOINT_URL=emulator.endpoint_url)
-            s3 = boto3.client("s3", endpoint_url=emulator.endpoint_url)
-            s3.create_bucket(Bucket="landing")
-            work = Path(tmp)
-            ndjson, csv_path = work / "events.ndjson", work / "events.csv"
-            write_events(ndjson, csv_path, args.events)
-            print(f"{args.events:,} events, NDJSON {ndjson.stat().st_size / 1e6:.0f} MB")
-            baseline = psql_copy_baseline(csv_path, db_url)
-            line(BASELINE_LABEL, baseline, f"{args.events / baseline:>10,.0f} rows/s")
-            for name, url in [("duckdb", f"duckdb:///{work / 'wh.duckdb'}"), ("postgres", db_url)]:
-                r = run_worker("load", url, work / name, str(ndjson))
-                assert r["success"] and r["status"] == "Completed", r
-                assert r["rows"] == args.events, r
-                for obj in s3.list_objects_v2(Bucket="landing").get("Contents", []):
-                    s3.delete_object(Bucket="landing", Key=obj["Key"])  # not pending later
-                mb_s = ndjson.stat().st_size / 1e6 / r["upload_s"]
-                run_s, rate = r["run_s"], args.events / r["run_s"]
-                line(f"{name} upload (presigned PUT)", r["upload_s"], f"{mb_s:>7,.0f} MB/s")
-                line(f"{name} sensor tick (1 object)", r["tick_s"])
-                line(f"{name} land_events run", run_s, f"{rate:>10,.0f} rows/s", baseline / run_s)
-                print(f"{name + ' peak RSS':<34} {r['peak_mb']:7.0f} MB ", end="")
-                print(f"({r['before_mb']:.0f} MB before the run)")
-            pending_url = f"duckdb:///{work / 'pending.duckdb'}"
-            r = run_worker("pending", pending_url, work / "pending", str(args.pending))
-            line(f"duckdb PUT of {args.pending:,} small objects", r["put_s"], "(16 threads)")
-            first, last, total = r["seconds"][0], r["seconds"][-1], sum(r["seconds"])
-            print(
-                f"duckdb sensor over them: first tick {first:.1f}s, {r['ticks']} ticks requesting "
-                f"{r['runs']} runs, then an empty tick {last:.1f}s; {total:.1f}s in all"
-            )
-    finally:
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        admin.close()
+    with (
+        throwaway_database("bench") as db_url,
+        tempfile.TemporaryDirectory() as tmp,
+        S3Emulator() as emulator,
+    ):
+        os.environ.update(EMULATOR_CREDENTIALS, INGEST_S3_ENDPOINT_URL=emulator.endpoint_url)
+        s3 = boto3.client("s3", endpoint_url=emulator.endpoint_url)
+        s3.create_bucket(Bucket="landing")
+        work = Path(tmp)
+        ndjson, csv_path = work / "events.ndjson", work / "events.csv"
+        write_events(ndjson, csv_path, args.events)
+        print(f"{args.events:,} events, NDJSON {ndjson.stat().st_size / 1e6:.0f} MB")
+        baseline = psql_copy_baseline(csv_path, db_url)
+        line(BASELINE_LABEL, baseline, f"{args.events / baseline:>10,.0f} rows/s")
+        for name, url in [("duckdb", f"duckdb:///{work / 'wh.duckdb'}"), ("postgres", db_url)]:
+            r = run_worker("load", url, work / name, str(ndjson))
+            assert r["success"] and r["status"] == "Completed", r
+            assert r["rows"] == args.events, r
+            for obj in s3.list_objects_v2(Bucket="landing").get("Contents", []):
+                s3.delete_object(Bucket="landing", Key=obj["Key"])  # not pending later
+            mb_s = ndjson.stat().st_size / 1e6 / r["upload_s"]
+            run_s, rate = r["run_s"], args.events / r["run_s"]
+            line(f"{name} upload (presigned PUT)", r["upload_s"], f"{mb_s:>7,.0f} MB/s")
+            line(f"{name} sensor tick (1 object)", r["tick_s"])
+            line(f"{name} land_events run", run_s, f"{rate:>10,.0f} rows/s", baseline / run_s)
+            print(f"{name + ' peak RSS':<34} {r['peak_mb']:7.0f} MB ", end="")
+            print(f"({r['before_mb']:.0f} MB before the run)")
+        pending_url = f"duckdb:///{work / 'pending.duckdb'}"
+        r = run_worker("pending", pending_url, work / "pending", str(args.pending))
+        line(f"duckdb PUT of {args.pending:,} small objects", r["put_s"], "(16 threads)")
+        first, last, total = r["seconds"][0], r["seconds"][-1], sum(r["seconds"])
+        print(
+            f"duckdb sensor over them: first tick {first:.1f}s, {r['ticks']} ticks requesting "
+            f"{r['runs']} runs, then an empty tick {last:.1f}s; {total:.1f}s in all"
+        )
 
 
 if __name__ == "__main__":

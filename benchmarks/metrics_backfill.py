@@ -15,15 +15,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
-import psycopg2
+from ingest_pipeline.sandbox.postgres import throwaway_database
 
-POSTGRES_URL = os.environ.get(
-    "INGEST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 FIRST_DAY = date(2025, 1, 1)
 ITEMS = 5_000
 
@@ -116,18 +112,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         return worker(args.days)
-    db = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(POSTGRES_URL)
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {db}")
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            run("duckdb", f"duckdb:///{work / 'bench_wh.duckdb'}", args.events, args.days, work)
-            run("postgres", POSTGRES_URL.rsplit("/", 1)[0] + f"/{db}", args.events, args.days, work)
-    finally:
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        admin.close()
+    with throwaway_database("bench") as db_url, tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        run("duckdb", f"duckdb:///{work / 'bench_wh.duckdb'}", args.events, args.days, work)
+        run("postgres", db_url, args.events, args.days, work)
 
 
 if __name__ == "__main__":

@@ -3,14 +3,11 @@ servers on loopback, and real Dagster runs recorded in a temporary Dagster insta
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import psycopg2
 import pytest
 import yaml
 
@@ -23,11 +20,9 @@ from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.sandbox.catalog_api import CatalogApi
 from ingest_pipeline.sandbox.feeds import FeedServer
 from ingest_pipeline.sandbox.instances import catalog_api_instance, catalog_csv_instance
+from ingest_pipeline.sandbox.postgres import throwaway_database
 from ingest_pipeline.sandbox.s3 import EMULATOR_CREDENTIALS, S3Emulator
 
-POSTGRES_URL = os.environ.get(
-    "INGEST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 API_TOKEN = "acme-secret-token-3f9a"
 
 
@@ -36,16 +31,8 @@ def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[st
     if request.param == "duckdb":
         yield f"duckdb:///{tmp_path / 'wh.duckdb'}"
         return
-    name = f"ingest_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(POSTGRES_URL)
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {name}")
-    base = POSTGRES_URL.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+    with throwaway_database("ingest_test") as url:
+        yield url
 
 
 @pytest.fixture
