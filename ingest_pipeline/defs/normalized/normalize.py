@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -68,6 +68,35 @@ def normalize_source_type(
     stats = NormalizeStats()
     by_key = {(i.tenant, i.name): i for i in instances}
     ingested_at = datetime.now(UTC)
+
+    def normalize_batch(rows: list[dict[str, Any]], qualified: str) -> None:
+        records, rejects = _validate(
+            rows, qualified, entity, source_type, mapper, by_key, ingested_at
+        )
+        warehouse.upsert(
+            entity.table.qualified,
+            entity.table.to_arrow(records),
+            entity.table.key,
+            entity.table.content_columns,
+        )
+        upsert_rejects(warehouse, rejects)
+        stats.normalized.update(f"{r['tenant_id']}.{r['source_instance']}" for r in records)
+        stats.rejected.update(f"{r['tenant_id']}.{r['source_instance']}" for r in rejects)
+
+    stats.loads = consume_pending_loads(warehouse, source_type, replay, normalize_batch)
+    return stats
+
+
+def consume_pending_loads(
+    warehouse: Warehouse,
+    source_type: str,
+    replay: bool,
+    normalize_batch: Callable[[list[dict[str, Any]], str], None],
+) -> int:
+    """Hand every row of the raw loads not yet normalized (every load, with `replay`) to
+    `normalize_batch(rows, raw_table)` in batches of BATCH_ROWS, then record those loads as
+    normalized. Returns how many loads were consumed."""
+    loads = 0
     schema = raw_dataset(source_type)
     for table, columns in instance_tables(warehouse, schema).items():
         qualified = f"{schema}.{table}"
@@ -76,21 +105,10 @@ def normalize_source_type(
             continue
         query = raw_rows_query(qualified, columns, load_ids)
         for rows in warehouse.iter_dict_batches(query, BATCH_ROWS):
-            records, rejects = _validate(
-                rows, qualified, entity, source_type, mapper, by_key, ingested_at
-            )
-            warehouse.upsert(
-                entity.table.qualified,
-                entity.table.to_arrow(records),
-                entity.table.key,
-                entity.table.content_columns,
-            )
-            upsert_rejects(warehouse, rejects)
-            stats.normalized.update(f"{r['tenant_id']}.{r['source_instance']}" for r in records)
-            stats.rejected.update(f"{r['tenant_id']}.{r['source_instance']}" for r in rejects)
+            normalize_batch(rows, qualified)
         mark_normalized(warehouse, qualified, load_ids)
-        stats.loads += len(load_ids)
-    return stats
+        loads += len(load_ids)
+    return loads
 
 
 def instance_tables(warehouse: Warehouse, schema: str) -> dict[str, list[str]]:
@@ -113,7 +131,7 @@ def upsert_rejects(warehouse: Warehouse, rejects: list[dict[str, Any]]) -> None:
     """Write reject rows (a re-processed raw row rewrites its own reject)."""
     warehouse.upsert(
         REJECTED_RECORDS.qualified,
-        REJECTED_RECORDS.to_arrow(rejects),
+        REJECTED_RECORDS.to_arrow(dedupe_rejects(rejects)),
         REJECTED_RECORDS.key,
         REJECT_CONTENT_COLUMNS,
     )

@@ -22,16 +22,11 @@ from ingest_pipeline.defs.normalized.assets import NormalizeConfig
 from ingest_pipeline.defs.normalized.mappers import as_json
 from ingest_pipeline.defs.normalized.metadata import preview_markdown, raw_columns
 from ingest_pipeline.defs.normalized.normalize import (
-    BATCH_ROWS,
-    dedupe_rejects,
-    instance_tables,
-    mark_normalized,
-    pending_loads,
-    raw_rows_query,
+    consume_pending_loads,
     reject_row,
     upsert_rejects,
 )
-from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, raw_dataset
+from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN
 from ingest_pipeline.lib.normalized_tables import PAYMENTS, REJECTED_RECORDS, init_warehouse
 from ingest_pipeline.lib.payments import payment_from_event, upsert_payments
 from ingest_pipeline.lib.raw_assets import normalized_asset_key, raw_asset_key
@@ -64,38 +59,31 @@ def normalize_payments(
     normalized: Counter[str] = Counter()
     rejected: Counter[str] = Counter()
     ignored: Counter[str] = Counter()
-    loads = 0
-    schema = raw_dataset(source_type)
     at = datetime.now(UTC)
-    for table, columns in instance_tables(warehouse, schema).items():
-        qualified = f"{schema}.{table}"
-        load_ids = pending_loads(warehouse, qualified, replay)
-        if not load_ids:
-            continue
-        query = raw_rows_query(qualified, columns, load_ids)
-        for rows in warehouse.iter_dict_batches(query, BATCH_ROWS):
-            payments: list[dict[str, Any]] = []
-            rejects: list[dict[str, Any]] = []
-            touched: set[tuple[str, str]] = set()  # (tenant.instance, payment id)
-            for row in rows:
-                instance = f"{row[TENANT_COLUMN]}.{row[INSTANCE_COLUMN]}"
-                try:
-                    payment = payment_from_event(raw_event(row), row[TENANT_COLUMN])
-                except (ValueError, TypeError) as exc:
-                    rejects.append(reject_row(row, qualified, source_type, exc, at))
-                    rejected[instance] += 1
-                    continue
-                if payment is None:
-                    ignored[instance] += 1
-                else:
-                    payments.append(payment)
-                    touched.add((instance, payment["payment_id"]))
-            # Counted as payments, not events: a payment's several events are one row.
-            normalized.update(instance for instance, _ in touched)
-            upsert_payments(warehouse, payments)  # merges rows of one payment first
-            upsert_rejects(warehouse, dedupe_rejects(rejects))
-        mark_normalized(warehouse, qualified, load_ids)
-        loads += len(load_ids)
+
+    def normalize_batch(rows: list[dict[str, Any]], qualified: str) -> None:
+        payments: list[dict[str, Any]] = []
+        rejects: list[dict[str, Any]] = []
+        touched: set[tuple[str, str]] = set()  # (tenant.instance, payment id)
+        for row in rows:
+            instance = f"{row[TENANT_COLUMN]}.{row[INSTANCE_COLUMN]}"
+            try:
+                payment = payment_from_event(raw_event(row), row[TENANT_COLUMN])
+            except (ValueError, TypeError) as exc:
+                rejects.append(reject_row(row, qualified, source_type, exc, at))
+                rejected[instance] += 1
+                continue
+            if payment is None:
+                ignored[instance] += 1
+            else:
+                payments.append(payment)
+                touched.add((instance, payment["payment_id"]))
+        # Counted as payments, not events: a payment's several events are one row.
+        normalized.update(instance for instance, _ in touched)
+        upsert_payments(warehouse, payments)  # merges rows of one payment first
+        upsert_rejects(warehouse, rejects)
+
+    loads = consume_pending_loads(warehouse, source_type, replay, normalize_batch)
     return normalized, rejected, ignored, loads
 
 
