@@ -3,9 +3,9 @@
 import dagster as dg
 
 from ingest_pipeline.defs.normalized.mappers import MAPPERS
-from ingest_pipeline.defs.normalized.metadata import preview_markdown, raw_columns
+from ingest_pipeline.defs.normalized.metadata import normalized_metadata
 from ingest_pipeline.defs.normalized.normalize import ENTITIES, Entity, normalize_source_type
-from ingest_pipeline.lib.normalized_tables import REJECTED_RECORDS, init_warehouse
+from ingest_pipeline.lib.normalized_tables import init_warehouse
 from ingest_pipeline.lib.raw_assets import normalized_asset_key, raw_asset_key
 from ingest_pipeline.lib.resources import WarehouseResource
 from ingest_pipeline.lib.source_types import types_of_entity
@@ -49,22 +49,14 @@ def normalized_asset(entity: Entity, description: str) -> dg.AssetsDefinition:
                     "rejected": stats.rejected[key],
                 }
             context.log.info(f"{source_type.name}: {stats.loads} raw loads normalized")
-        total = wh.fetch_all(f"SELECT count(*) FROM {entity.table.qualified}")[0][0]
-        rejected = wh.fetch_all(f"SELECT count(*) FROM {REJECTED_RECORDS.qualified}")[0][0]
         return dg.MaterializeResult(
-            metadata={
-                "rows_normalized": sum(v["normalized"] for v in per_instance.values()),
-                "rows_rejected": sum(v["rejected"] for v in per_instance.values()),
-                "per_instance": dg.MetadataValue.json(per_instance),
-                "dagster/row_count": dg.MetadataValue.int(total),
-                "rejected_records_total": dg.MetadataValue.int(rejected),
-                "raw_columns": dg.MetadataValue.json(
-                    raw_columns(wh, [t.name for t in source_types])
-                ),
-                "preview": dg.MetadataValue.md(
-                    preview_markdown(wh, entity.table, "ingested_at DESC, external_id")
-                ),
-            }
+            metadata=normalized_metadata(
+                wh,
+                entity.table,
+                [t.name for t in source_types],
+                per_instance,
+                "ingested_at DESC, external_id",
+            )
         )
 
     return normalized

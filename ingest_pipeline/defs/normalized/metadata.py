@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import dagster as dg
 
 from ingest_pipeline.lib.dlt_pipelines import raw_dataset
-from ingest_pipeline.lib.normalized_tables import Table
+from ingest_pipeline.lib.normalized_tables import REJECTED_RECORDS, Table
 from ingest_pipeline.lib.warehouse import Warehouse
 
 PREVIEW_ROWS = 10
@@ -34,3 +37,25 @@ def preview_markdown(wh: Warehouse, table: Table, order_by: str) -> str:
         cells = ("" if v is None else str(v)[:60].replace("|", "\\|") for v in row)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def normalized_metadata(
+    wh: Warehouse,
+    table: Table,
+    source_types: Iterable[str],
+    per_instance: Mapping[str, Mapping[str, int]],
+    order_by: str,
+) -> dict[str, Any]:
+    """A normalized asset's metadata: this run's counts (in total and per `type:tenant.instance`),
+    the table's and the rejects' sizes, the raw columns (for the schema-drift check), a preview."""
+    [(total,)] = wh.fetch_all(f"SELECT count(*) FROM {table.qualified}")
+    [(rejected,)] = wh.fetch_all(f"SELECT count(*) FROM {REJECTED_RECORDS.qualified}")
+    return {
+        "rows_normalized": sum(v["normalized"] for v in per_instance.values()),
+        "rows_rejected": sum(v["rejected"] for v in per_instance.values()),
+        "per_instance": dg.MetadataValue.json(dict(per_instance)),
+        "dagster/row_count": dg.MetadataValue.int(total),
+        "rejected_records_total": dg.MetadataValue.int(rejected),
+        "raw_columns": dg.MetadataValue.json(raw_columns(wh, source_types)),
+        "preview": dg.MetadataValue.md(preview_markdown(wh, table, order_by)),
+    }

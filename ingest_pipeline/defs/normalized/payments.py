@@ -20,14 +20,14 @@ import dagster as dg
 
 from ingest_pipeline.defs.normalized.assets import NormalizeConfig
 from ingest_pipeline.defs.normalized.mappers import as_json
-from ingest_pipeline.defs.normalized.metadata import preview_markdown, raw_columns
+from ingest_pipeline.defs.normalized.metadata import normalized_metadata
 from ingest_pipeline.defs.normalized.normalize import (
     consume_pending_loads,
     reject_row,
     upsert_rejects,
 )
 from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN
-from ingest_pipeline.lib.normalized_tables import PAYMENTS, REJECTED_RECORDS, init_warehouse
+from ingest_pipeline.lib.normalized_tables import PAYMENTS, init_warehouse
 from ingest_pipeline.lib.payments import payment_from_event, upsert_payments
 from ingest_pipeline.lib.raw_assets import normalized_asset_key, raw_asset_key
 from ingest_pipeline.lib.resources import WarehouseResource
@@ -114,19 +114,12 @@ def normalized_payments(
                 "ignored": ignored[key],
             }
         context.log.info(f"{source_type.name}: {loads} raw loads normalized")
-    total = wh.fetch_all(f"SELECT count(*) FROM {PAYMENTS.qualified}")[0][0]
-    rejected_total = wh.fetch_all(f"SELECT count(*) FROM {REJECTED_RECORDS.qualified}")[0][0]
-    return dg.MaterializeResult(
-        metadata={
-            "rows_normalized": sum(v["normalized"] for v in per_instance.values()),
-            "rows_rejected": sum(v["rejected"] for v in per_instance.values()),
-            "events_ignored": sum(v["ignored"] for v in per_instance.values()),
-            "per_instance": dg.MetadataValue.json(per_instance),
-            "dagster/row_count": dg.MetadataValue.int(total),
-            "rejected_records_total": dg.MetadataValue.int(rejected_total),
-            "raw_columns": dg.MetadataValue.json(raw_columns(wh, [t.name for t in source_types])),
-            "preview": dg.MetadataValue.md(
-                preview_markdown(wh, PAYMENTS, "updated_at DESC, payment_id")
-            ),
-        }
+    metadata = normalized_metadata(
+        wh,
+        PAYMENTS,
+        [t.name for t in source_types],
+        per_instance,
+        "updated_at DESC, payment_id",
     )
+    metadata["events_ignored"] = sum(v["ignored"] for v in per_instance.values())
+    return dg.MaterializeResult(metadata=metadata)
