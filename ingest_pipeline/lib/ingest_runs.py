@@ -75,9 +75,15 @@ def _materialization_metadata(result: Any) -> dict[tuple[str, ...], dict[str, An
 
 def _failure_message(result: Any) -> str:
     for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data.error:
-            error = event.step_failure_data.error
-            # Our own Failure's description is the message; drop the class-path prefix.
-            message = (error.message or "").strip().splitlines()[0]
-            return message.split("Failure: ", 1)[-1][:500]
+        if not event.is_step_failure:
+            continue
+        failure = event.step_failure_data
+        # Our own dg.Failure carries its description; any other error, its message.
+        if failure.user_failure_data and failure.user_failure_data.description:
+            message = failure.user_failure_data.description
+        elif failure.error:
+            message = failure.error.message or ""
+        else:
+            continue
+        return (message.strip().splitlines() or ["run failed"])[0][:500]
     return "run failed"
