@@ -28,7 +28,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -53,7 +53,7 @@ from ingest_pipeline.intake.config import (
 )
 from ingest_pipeline.intake.metrics import UNKNOWN_TENANT_LABEL, IntakeMetrics
 from ingest_pipeline.intake.ratelimit import RateLimiter
-from ingest_pipeline.intake.signatures import verify_intercom, verify_stripe
+from ingest_pipeline.intake.signatures import Verdict, verify_intercom, verify_stripe
 from ingest_pipeline.intake.store import (
     EVENT_ID_PATTERN,
     PROBE_CONFIG,
@@ -84,8 +84,19 @@ ROUTE_HEALTH = "GET /health"
 ROUTE_READY = "GET /ready"
 ROUTE_METRICS = "GET /metrics"
 UNMATCHED = "unmatched"
-SIGNATURE_HEADERS = {"intercom": "x-hub-signature", "stripe": "stripe-signature"}
-CREATED_FIELDS = {"intercom": "created_at", "stripe": "created"}  # unix seconds, signed
+
+
+@dataclass(frozen=True)
+class WebhookProvider:
+    signature_header: str
+    created_field: str  # the event's creation time (unix seconds), inside the signed body
+    verify: Callable[[bytes, str | None, str], Verdict]
+
+
+PROVIDERS = {
+    "intercom": WebhookProvider("x-hub-signature", "created_at", verify_intercom),
+    "stripe": WebhookProvider("stripe-signature", "created", verify_stripe),
+}
 
 
 @dataclass
@@ -154,11 +165,8 @@ class Intake:
         secret = secret_value(env_name)
         if not secret:
             return _answer(record, 503, "error", f"secret env var {env_name} is not set")
-        header = request.headers.get(SIGNATURE_HEADERS[provider])
-        if provider == "intercom":
-            verdict = verify_intercom(body, header, secret)
-        else:
-            verdict = verify_stripe(body, header, [secret])
+        spec = PROVIDERS[provider]
+        verdict = spec.verify(body, request.headers.get(spec.signature_header), secret)
         if not verdict:
             return _answer(record, verdict.status, "rejected", verdict.reason)
         try:
@@ -170,7 +178,7 @@ class Intake:
             reason = f"event id missing or not {EVENT_ID_PATTERN.pattern}"
             return _answer(record, 400, "rejected", reason)
         record.event_id = event_id
-        created_at = _created_at(event, CREATED_FIELDS[provider])
+        created_at = _created_at(event, spec.created_field)
         try:
             outcome, key = await run_in_threadpool(
                 self.store.land,
