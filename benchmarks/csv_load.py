@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import peak_rss_mb, psql_copy_seconds
 
 from ingest_pipeline.sandbox.instances import catalog_csv_instance
 from ingest_pipeline.sandbox.postgres import throwaway_database
@@ -32,11 +33,7 @@ def write_csv(path: Path, rows: int) -> None:
 
 def psql_copy_baseline(csv_path: Path, db_url: str) -> float:
     ddl = "CREATE TABLE bench_copy (sku text PRIMARY KEY, name text, link text, updated text)"
-    subprocess.run(["psql", db_url, "-qc", ddl], check=True)
-    started = time.perf_counter()
-    copy = f"\\copy bench_copy FROM '{csv_path}' WITH (FORMAT csv, HEADER)"
-    subprocess.run(["psql", db_url, "-qc", copy], check=True)
-    return time.perf_counter() - started
+    return psql_copy_seconds(db_url, ddl, "bench_copy", csv_path, header=True)
 
 
 def run_worker(warehouse_url: str, folder: Path, work: Path) -> dict:
@@ -77,7 +74,7 @@ def worker() -> None:
         outcome = ingest_instance(load_defs(), store, instance)
         total = time.perf_counter() - started
         steps = _step_seconds(store, outcome.run_id)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(
         json.dumps(
             {

@@ -15,7 +15,6 @@ import csv
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
+from _common import peak_rss_mb, psql_copy_seconds
 
 from ingest_pipeline.lib.landing import issue_upload_url
 from ingest_pipeline.lib.normalized_tables import init_warehouse
@@ -71,11 +71,7 @@ def psql_copy_baseline(csv_path: Path, db_url: str) -> float:
         "occurred_at timestamptz, item_id text, author_id text, actor_id text, ip text, "
         "session_id text, properties jsonb, PRIMARY KEY (tenant_id, event_id))"
     )
-    subprocess.run(["psql", db_url, "-qc", ddl], check=True)
-    started = time.perf_counter()
-    copy = f"\\copy bench_events FROM '{csv_path}' WITH (FORMAT csv)"
-    subprocess.run(["psql", db_url, "-qc", copy], check=True)
-    return time.perf_counter() - started
+    return psql_copy_seconds(db_url, ddl, "bench_events", csv_path, header=False)
 
 
 def run_worker(mode: str, warehouse_url: str, work: Path, arg: str) -> dict:
@@ -126,7 +122,7 @@ def load_worker(settings, warehouse: Warehouse, defs, instance, ndjson: str) -> 
     upload_s = time.perf_counter() - started
     started = time.perf_counter()
     [request] = tick(defs, instance, None).run_requests
-    tick_s, before_mb = time.perf_counter() - started, _peak_mb()
+    tick_s, before_mb = time.perf_counter() - started, peak_rss_mb()
     started = time.perf_counter()
     result = defs.resolve_job_def("land_events").execute_in_process(
         run_config=request.run_config, instance=instance, tags=request.tags
@@ -134,13 +130,9 @@ def load_worker(settings, warehouse: Warehouse, defs, instance, ndjson: str) -> 
     run_s = time.perf_counter() - started
     [(rows,)] = warehouse.fetch_all("SELECT count(*) FROM normalized.events")
     [(status,)] = warehouse.fetch_all("SELECT status FROM normalized.uploads")
-    report = {"success": result.success, "rows": rows, "status": status, "peak_mb": _peak_mb()}
+    report = {"success": result.success, "rows": rows, "status": status, "peak_mb": peak_rss_mb()}
     times = {"upload_s": upload_s, "tick_s": tick_s, "run_s": run_s, "before_mb": before_mb}
     return {**report, **times}
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def pending_worker(settings, warehouse: Warehouse, defs, instance, count: str) -> dict:

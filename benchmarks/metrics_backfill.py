@@ -18,6 +18,8 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from _common import peak_rss_mb
+
 from ingest_pipeline.sandbox.postgres import throwaway_database
 
 FIRST_DAY = date(2025, 1, 1)
@@ -62,9 +64,9 @@ def worker(days: int) -> None:
             {
                 "success": result.success,
                 "seconds": seconds,
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_rss_mb": peak_rss_mb(),
                 # dbt runs in a child process: its peak is the one that matters for the SQL engines.
-                "dbt_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+                "dbt_peak_rss_mb": peak_rss_mb(resource.RUSAGE_CHILDREN),
             }
         )
     )
