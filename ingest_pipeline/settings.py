@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     landing_objects_per_tick: int = Field(default=2000, ge=1)
     landing_objects_per_run: int = Field(default=500, ge=1)
     dagster_pg_url: str = ""
+    # DuckDB is single-writer: a process that finds the file locked waits this long for it
+    # (with a message naming the holder), then gives up with a one-line error.
+    duckdb_lock_wait_seconds: float = Field(default=120.0, gt=0)
     # First day of the metrics' daily partitions (UTC).
     metrics_start_date: str = "2025-01-01"
     # The intake service (`serve-intake`) with debug on: tracebacks in error answers, debug

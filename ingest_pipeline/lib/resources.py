@@ -15,3 +15,15 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def get(self) -> Warehouse:
         return Warehouse(self.url or get_settings().resolved_warehouse_url)
+
+
+# DuckDB takes one writer at a time: every step that writes the warehouse is in this Dagster
+# concurrency pool (dagster.yaml gives pools a limit of 1), so runs wait for each other instead
+# of colliding on the file lock. PostgreSQL keeps its parallelism: no pool.
+DUCKDB_POOL = "duckdb_warehouse"
+
+
+def warehouse_pool() -> str | None:
+    """The pool of warehouse-writing steps under the current settings (read at load time)."""
+    url = get_settings().resolved_warehouse_url
+    return DUCKDB_POOL if url.startswith("duckdb") else None

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ import tenacity
 # dlt's postgres destination insists on a password even where the server trusts local
 # connections; any placeholder works with trust auth.
 _PLACEHOLDER_PASSWORD = "unused"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -180,16 +183,55 @@ def _is_lock_conflict(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
 
 
-# One process at a time may open a DuckDB file for writing: a sensor tick and a run (separate
-# processes under the daemon) wait for each other instead of failing. Each holds it briefly.
-@tenacity.retry(
-    retry=tenacity.retry_if_exception(_is_lock_conflict),
-    wait=tenacity.wait_random_exponential(multiplier=0.05, max=2),
-    stop=tenacity.stop_after_delay(60),
-    reraise=True,
-)
+class WarehouseBusyError(RuntimeError):
+    """Another process held the DuckDB file for longer than we wait; the message names it."""
+
+
+def lock_holder(exc: BaseException) -> str:
+    """DuckDB's lock error names the holding program and PID: 'in /usr/bin/python (PID 42)'."""
+    found = re.search(r"held in (.+?) \(PID (\d+)\)", str(exc))
+    if not found:
+        return "another process"
+    program, pid = found.groups()
+    return f"PID {pid} ({_command_line(int(pid)) or program})"
+
+
+def _command_line(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        return " ".join(w.decode(errors="replace") for w in words if w)[:120]
+    return ""
+
+
 def _connect_duckdb(path: Path) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(path))
+    """One process at a time may open a DuckDB file for writing: a sensor tick, a run, the CLI
+    and the intake wait for each other instead of failing (Dagster's `duckdb_warehouse` pool
+    already serializes the runs' steps). The first wait is logged with the holder; a wait past
+    INGEST_DUCKDB_LOCK_WAIT_SECONDS raises WarehouseBusyError naming it."""
+    from ingest_pipeline.settings import get_settings
+
+    limit = get_settings().duckdb_lock_wait_seconds
+
+    def announce(state: tenacity.RetryCallState) -> None:
+        if state.attempt_number == 1 and state.outcome is not None:
+            holder = lock_holder(state.outcome.exception())
+            log.warning(f"waiting up to {limit:g} s for the DuckDB file {path}: held by {holder}")
+
+    def give_up(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        raise WarehouseBusyError(
+            f"the DuckDB file {path} stayed locked by {lock_holder(exc)} for {limit:g} s "
+            "(INGEST_DUCKDB_LOCK_WAIT_SECONDS); try again when it has finished"
+        ) from exc
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_is_lock_conflict),
+        wait=tenacity.wait_random_exponential(multiplier=0.05, max=2),
+        stop=tenacity.stop_after_delay(limit),
+        before_sleep=announce,
+        retry_error_callback=give_up,
+    )
+    return retrying(duckdb.connect, str(path))
 
 
 def _postgres_copy_upsert(con: Any, table: str, rows: pa.Table, column_list: str, conflict: str):
