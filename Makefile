@@ -34,12 +34,11 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# The Dagster UI on http://127.0.0.1:3000 with the daemon (schedules, sensors).
+# The whole local system until Ctrl-C: S3 emulator, sandboxes, demo tenants, intake, and the
+# Dagster UI on http://127.0.0.1:3000 with the daemon; its settings in .data/dev.env.
 dev: $(STAMP)
 	$(MANIFEST)
-	# SQLite by default; dagster-postgres when INGEST_DAGSTER_PG_URL is set (same rule as the CLI).
-	$(BIN)/python -c "from ingest_pipeline.lib.dagster_home import ensure_dagster_home as e; from ingest_pipeline.settings import get_settings as s; e(s())"
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/ingest-pipeline dev
 
 bench: $(STAMP)
 	$(MANIFEST)

@@ -24,6 +24,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser(
         "demo", help="run the whole pipeline on sandbox sources and print a summary"
     )
+    dev = commands.add_parser(
+        "dev", help="run the whole local platform (what `make dev` runs) until Ctrl-C"
+    )
+    dev.add_argument("--host", default="127.0.0.1", help="address of the Dagster UI")
+    dev.add_argument("--port", type=int, default=3000, help="port of the Dagster UI")
+    dev.add_argument("--free-ports", action="store_true", help="every part on a free port (tests)")
+    dev.add_argument("--schedule", help="cron for every demo instance (default: the example's)")
     serve = commands.add_parser(
         "serve-intake", help="serve the HTTP intake: signed webhooks and upload URLs"
     )
@@ -33,6 +40,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--debug", action="store_true", help="tracebacks in answers (refused in production)"
     )
     args = parser.parse_args(argv)
+    from ingest_pipeline.lib.warehouse import WarehouseBusyError
+
+    try:
+        return _run(args)
+    except WarehouseBusyError as exc:  # a one-line answer, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "init":
         return cmd_init()
     if args.command == "ingest":
@@ -41,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_upload_url(args.tenant, args.kind, args.filename, args.expires)
     if args.command == "serve-intake":
         return cmd_serve_intake(args.host, args.port, args.debug)
+    if args.command == "dev":
+        from ingest_pipeline.dev import run_dev
+
+        return run_dev(args.host, args.port, not args.free_ports, args.schedule)
     from ingest_pipeline.demo import run_demo
 
     return run_demo()

@@ -1,8 +1,9 @@
 """`ingest-pipeline demo`: the whole pipeline on the embedded default, against local sandboxes.
 
-Starts loopback sandboxes (a catalog REST API, a feed server and the four feedback platforms),
-writes sample CSVs and a demo tenants file under the data dir, runs `ingest` for it and prints
-the summary and how to open the UI. Nothing leaves 127.0.0.1.
+Starts the demo world (sandbox/demo_world.py: every loopback sandbox and the tenants file
+rendered from tenants.example.yaml, the same `make dev` keeps running), runs `ingest` for it,
+lands files through the S3 emulator and the intake, builds the metrics and prints the summary.
+Nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -11,50 +12,26 @@ import contextlib
 import json
 import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ingest_pipeline.sandbox import discourse, intercom, playstore, stripe, twitter
+from ingest_pipeline.sandbox import intercom, stripe
 from ingest_pipeline.sandbox.app_events import sample_events
-from ingest_pipeline.sandbox.catalog_api import CatalogApi, sample_products
-from ingest_pipeline.sandbox.feeds import FeedServer
-from ingest_pipeline.sandbox.instances import (
-    catalog_api_instance,
-    catalog_csv_instance,
-    feedback_instance,
-    stripe_instance,
+from ingest_pipeline.sandbox.demo_world import (
+    EXAMPLE_TENANTS_FILE,
+    FEEDBACK_TENANT,
+    start_demo_world,
 )
 from ingest_pipeline.settings import get_settings
 
-DEMO_TOKEN_ENV = "DEMO_CATALOG_TOKEN"
-FEEDBACK_TENANT = "initech"
 DEMO_EVENT_DAYS = 7
-SAMPLE_CSV = (
-    "sku;name;link;updated\n"
-    "SKU-1;Espresso machine;https://shop.example/sku-1;2026-01-10T09:00:00Z\n"
-    "SKU-2;Grinder;https://shop.example/sku-2;2026-01-11\n"
-    "SKU-3;Milk jug;not a url;2026-01-12\n"
-    ";Nameless;https://shop.example/x;2026-01-13\n"
-)
 
 
 def run_demo() -> int:
     settings = get_settings()
-    demo_dir = (settings.data_dir / "demo").resolve()
-    landing = demo_dir / "landing" / "acme" / "catalog"
-    landing.mkdir(parents=True, exist_ok=True)
-    (landing / "catalog.csv").write_text(SAMPLE_CSV, encoding="utf-8")
-
     with contextlib.ExitStack() as running:
-        sandboxes = start_sandboxes(running)
-        tenants_file = demo_dir / "tenants.yaml"
-        tenants_file.write_text(
-            yaml.safe_dump(demo_tenants(sandboxes, landing), sort_keys=False), encoding="utf-8"
-        )
-        os.environ["INGEST_TENANTS_FILE"] = str(tenants_file)
-        print(f"demo tenants file: {tenants_file}")
+        world = start_demo_world(running, settings.data_dir)
+        os.environ["INGEST_TENANTS_FILE"] = str(world.tenants_file)
+        print(f"demo tenants file: {world.tenants_file} (from {EXAMPLE_TENANTS_FILE.name})")
         print(f"warehouse: {settings.resolved_warehouse_url}\n")
         from ingest_pipeline.cli import cmd_ingest
 
@@ -63,9 +40,8 @@ def run_demo() -> int:
         land_demo_files(settings, running, first_day)
         build_demo_metrics(settings, first_day, today)
     print(
-        "\nExplore it in the Dagster UI:  make dev   (then open http://127.0.0.1:3000)\n"
-        "The demo's sandboxes stop with the demo: materializing its sources from the UI\n"
-        "needs them running (`ingest-pipeline demo` again)."
+        "\nThe whole system running, schedules and sensors included:  make dev\n"
+        "(the Dagster UI on http://127.0.0.1:3000; its settings in .data/dev.env)"
     )
     # The dead feed is there on purpose: one instance failing alone; the demo still succeeds.
     return 0 if status in (0, 1) else status
@@ -211,84 +187,3 @@ def build_demo_metrics(settings: Any, first: datetime, today: datetime) -> None:
     print("top items today (window, rank, item, score):")
     for window_name, rank, item_id, score in top:
         print(f"  {window_name:<9} #{rank} {item_id:<9} {score:g}")
-
-
-def start_sandboxes(running: contextlib.ExitStack) -> dict[str, Any]:
-    """Every sandbox on a free loopback port, with demo data and demo secrets (this process only)."""
-    os.environ.setdefault(DEMO_TOKEN_ENV, "demo-token")
-    secret = _demo_secret
-    sandboxes: dict[str, Any] = {
-        "catalog": CatalogApi(os.environ[DEMO_TOKEN_ENV], sample_products(12)),
-        "stripe": stripe.StripeSandbox(),
-        "feeds": FeedServer(),
-        "playstore": playstore.PlayStoreSandbox(),
-        "twitter": twitter.TwitterSandbox(),
-        "discourse": discourse.DiscourseSandbox(),
-        "intercom": intercom.IntercomSandbox(),
-    }
-    sandboxes["playstore"].add_account(
-        secret("playstore"), f"com.{FEEDBACK_TENANT}.app", playstore.sample_reviews(25)
-    )
-    sandboxes["twitter"].add_account(secret("twitter"), *twitter.sample_tweets(30))
-    sandboxes["discourse"].add_account(secret("discourse"), "system", discourse.sample_posts(18))
-    sandboxes["intercom"].add_account(secret("intercom"), intercom.sample_conversations(12))
-    sandboxes["stripe"].add_account(secret("stripe"), stripe.sample_payment_events(12))
-    for sandbox in sandboxes.values():
-        sandbox.server.start()
-        running.callback(sandbox.server.stop)
-    # A little weather: the platforms rate-limit and fail now and then; dlt retries.
-    sandboxes["twitter"].server.faults.every_nth_rate_limited = 3
-    sandboxes["intercom"].server.faults.queue = [503]
-    return sandboxes
-
-
-def _demo_env(name: str) -> str:
-    """A demo secret in this process's environment (a real deployment sets its own); its name."""
-    os.environ.setdefault(name, f"demo-{name.lower()}")
-    return name
-
-
-def _demo_secret(platform: str) -> str:
-    env = f"DEMO_{platform.upper()}_SECRET"
-    os.environ.setdefault(env, f"demo-{platform}-secret")
-    return os.environ[env]
-
-
-def demo_tenants(sandboxes: dict[str, Any], landing: Path) -> dict[str, Any]:
-    feeds_url = sandboxes["feeds"].server.url
-    feedback = [
-        feedback_instance(
-            platform,
-            FEEDBACK_TENANT,
-            sandboxes[platform].server.url,
-            f"DEMO_{platform.upper()}_SECRET",
-        )
-        for platform in ("playstore", "twitter", "discourse", "intercom")
-    ]
-    return {
-        "tenants": {
-            "acme": {
-                "intake": {
-                    "token_env": _demo_env("DEMO_ACME_INTAKE_TOKEN"),
-                    "stripe_secret_env": _demo_env("DEMO_ACME_STRIPE_WHSEC"),
-                },
-                "sources": [
-                    catalog_api_instance(sandboxes["catalog"].server.url, DEMO_TOKEN_ENV),
-                    catalog_csv_instance(landing),
-                    {"type": "rss", "name": "eng-blog", "url": f"{feeds_url}/feed.xml"},
-                    stripe_instance(sandboxes["stripe"].server.url, "DEMO_STRIPE_SECRET"),
-                ],
-            },
-            "globex": {
-                "sources": [
-                    {"type": "rss", "name": "news", "url": f"{feeds_url}/rdf.xml"},
-                    {"type": "rss", "name": "releases", "url": f"{feeds_url}/atom.xml"},
-                    {"type": "rss", "name": "dead-feed", "url": f"{feeds_url}/broken.xml"},
-                ]
-            },
-            FEEDBACK_TENANT: {
-                "intake": {"intercom_secret_env": _demo_env("DEMO_INITECH_INTERCOM_WEBHOOK")},
-                "sources": feedback,
-            },
-        }
-    }

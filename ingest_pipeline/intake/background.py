@@ -17,11 +17,11 @@ from ingest_pipeline.settings import Settings
 
 @contextlib.contextmanager
 def running_intake(
-    settings: Settings, host: str = "127.0.0.1", **app_options: Any
+    settings: Settings, host: str = "127.0.0.1", port: int = 0, **app_options: Any
 ) -> Iterator[str]:
     """Serve the intake over real HTTP until the block ends; yields its base URL. A clean stop
-    flushes the audit queue. `app_options` go to `create_app`."""
-    port = free_port(host)
+    flushes the audit queue. `port` 0 takes a free one; `app_options` go to `create_app`."""
+    port = port or free_port(host)
     config = uvicorn.Config(
         create_app(settings, **app_options),
         host=host,

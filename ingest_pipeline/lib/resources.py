@@ -13,8 +13,10 @@ class WarehouseResource(dg.ConfigurableResource):
 
     url: str = ""
 
-    def get(self) -> Warehouse:
-        return Warehouse(self.url or get_settings().resolved_warehouse_url)
+    def get(self, lock_wait_seconds: float | None = None) -> Warehouse:
+        """The warehouse; `lock_wait_seconds` bounds a wait for a busy DuckDB file (a sensor
+        tick must end well within Dagster's evaluation timeout)."""
+        return Warehouse(self.url or get_settings().resolved_warehouse_url, lock_wait_seconds)
 
 
 # DuckDB takes one writer at a time: every step that writes the warehouse is in this Dagster

@@ -54,6 +54,17 @@ class SourceInstance(BaseModel):
         return f"{self.tenant}.{self.name}"
 
     @property
+    def run_tags(self) -> dict[str, str]:
+        """Tags of every run of this instance: the UI filters by them, and the run queue allows
+        one run per `ingest/instance` at a time (dagster.yaml)."""
+        return {
+            "ingest/tenant": self.tenant,
+            "ingest/source": self.name,
+            "ingest/source_type": self.type,
+            "ingest/instance": f"{self.type}.{self.partition_key}",
+        }
+
+    @property
     def pipeline_name(self) -> str:
         """dlt pipeline name: one per instance, so incremental state never mixes."""
         return f"{self.type}__{self.tenant}__{self.name}".replace("-", "_")

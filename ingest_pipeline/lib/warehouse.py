@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Warehouse:
     url: str
+    # How long to wait for a DuckDB file another process holds (None: the setting).
+    lock_wait_seconds: float | None = None
 
     @property
     def dialect(self) -> str:
@@ -70,7 +72,7 @@ class Warehouse:
         """A DB-API connection; committed on success, rolled back on error."""
         if self.dialect == "duckdb":
             self.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-            con = _connect_duckdb(self.duckdb_path)
+            con = _connect_duckdb(self.duckdb_path, self.lock_wait_seconds)
             try:
                 con.execute("BEGIN")
                 yield con
@@ -203,14 +205,14 @@ def _command_line(pid: int) -> str:
     return ""
 
 
-def _connect_duckdb(path: Path) -> duckdb.DuckDBPyConnection:
+def _connect_duckdb(path: Path, lock_wait_seconds: float | None) -> duckdb.DuckDBPyConnection:
     """One process at a time may open a DuckDB file for writing: a sensor tick, a run, the CLI
     and the intake wait for each other instead of failing (Dagster's `duckdb_warehouse` pool
     already serializes the runs' steps). The first wait is logged with the holder; a wait past
     INGEST_DUCKDB_LOCK_WAIT_SECONDS raises WarehouseBusyError naming it."""
     from ingest_pipeline.settings import get_settings
 
-    limit = get_settings().duckdb_lock_wait_seconds
+    limit = lock_wait_seconds or get_settings().duckdb_lock_wait_seconds
 
     def announce(state: tenacity.RetryCallState) -> None:
         if state.attempt_number == 1 and state.outcome is not None:

@@ -6,12 +6,17 @@ resolution), every tick takes at most `INGEST_LANDING_OBJECTS_PER_TICK` objects,
 and hands them to runs of at most `INGEST_LANDING_OBJECTS_PER_RUN`, each with a run key made of
 its object versions, so a tick evaluated twice launches nothing twice. Empty objects, keys
 outside the layout and unknown tenants are recorded Failed with the reason and logged on the tick.
+
+A tick whose dependency is down (the object store unreachable or without the bucket, the
+tenants file missing, the DuckDB file held by another process for longer than a tick can
+wait) skips with one line saying which, keeps its cursor, and takes the objects next time.
 """
 
 import hashlib
 from collections.abc import Sequence
 
 import dagster as dg
+from botocore.exceptions import BotoCoreError, ClientError
 from dagster_aws.s3.sensor import get_objects
 
 from ingest_pipeline.defs.landing.assets import ASSET_KEYS, job_name
@@ -21,7 +26,11 @@ from ingest_pipeline.lib.normalized_tables import init_warehouse
 from ingest_pipeline.lib.resources import WarehouseResource
 from ingest_pipeline.lib.tenants import TenantsFileError, tenant_names
 from ingest_pipeline.lib.uploads import LandedObject, queue_objects
+from ingest_pipeline.lib.warehouse import WarehouseBusyError
 from ingest_pipeline.settings import get_settings
+
+# A tick must end well within Dagster's sensor evaluation timeout (60 s).
+TICK_LOCK_WAIT_SECONDS = 20
 
 
 def batch_run_key(kind: str, batch: Sequence[LandedObject]) -> str:
@@ -53,22 +62,27 @@ def landing_sensor(kind: str) -> dg.SensorDefinition:
     ) -> dg.SensorResult:
         settings = get_settings()
         cursor = LandingCursor.from_json(context.cursor)
-        listing = get_objects(
-            landing_bucket.get_bucket(),
-            prefix=f"{kind}/",
-            since_last_modified=cursor.list_since,
-            client=landing_bucket.get_client(),
-        )
+        bucket = landing_bucket.get_bucket()
+        try:
+            listing = get_objects(
+                bucket,
+                prefix=f"{kind}/",
+                since_last_modified=cursor.list_since,
+                client=landing_bucket.get_client(),
+            )
+        except (BotoCoreError, ClientError) as exc:
+            return _skip(context, f"landing bucket {bucket} unreachable: {_first_line(exc)}")
         taken, next_cursor = take_new(listing, cursor, settings.landing_objects_per_tick)
         if not taken:
             return dg.SensorResult(skip_reason=f"no new objects under {kind}/")
         try:
             tenants = tenant_names(settings.tenants_file)
-        except TenantsFileError as exc:  # the cursor stays: these objects are taken next time
-            return dg.SensorResult(skip_reason=str(exc))
-        wh = warehouse.get()
-        init_warehouse(wh)
-        outcome = queue_objects(wh, kind, taken, tenants)
+            wh = warehouse.get(lock_wait_seconds=TICK_LOCK_WAIT_SECONDS)
+            init_warehouse(wh)
+            outcome = queue_objects(wh, kind, taken, tenants)
+        except (TenantsFileError, WarehouseBusyError) as exc:
+            # The cursor stays: these objects are taken next time.
+            return _skip(context, str(exc))
         for key, reason in outcome.refused:
             context.log.warning(f"{key}: not processed: {reason}")
         for key in outcome.already_done:
@@ -88,6 +102,15 @@ def landing_sensor(kind: str) -> dg.SensorDefinition:
         )
 
     return sensor
+
+
+def _skip(context: dg.SensorEvaluationContext, reason: str) -> dg.SensorResult:
+    context.log.warning(reason)
+    return dg.SensorResult(skip_reason=reason)
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 landing_logs_sensor = landing_sensor("logs")

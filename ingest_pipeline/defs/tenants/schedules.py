@@ -2,16 +2,19 @@
 
 One schedule per source type ticks every minute and asks for a run of each instance whose cron
 is due at that minute, one run per instance, so one instance's failure stays its own. The
-tenants file is read at each tick: added instances are scheduled, removed ones stop.
+tenants file is read at each tick: added instances are scheduled, removed ones stop. An
+instance whose previous run is still queued or running is not asked for again (its runs would
+only pile up in the queue); the tick says so.
 """
 
 from typing import Any
 
 import dagster as dg
 from croniter import croniter
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from ingest_pipeline.lib.source_types import SOURCE_TYPES, SourceType
-from ingest_pipeline.lib.tenants import TenantsFileError, instances_of_type
+from ingest_pipeline.lib.tenants import SourceInstance, TenantsFileError, instances_of_type
 from ingest_pipeline.settings import get_settings
 
 EVERY_MINUTE = "* * * * *"
@@ -19,6 +22,12 @@ EVERY_MINUTE = "* * * * *"
 
 def is_due(cron: str, moment: Any) -> bool:
     return croniter.match(cron, moment)
+
+
+def _has_active_run(instance: dg.DagsterInstance, source: SourceInstance) -> bool:
+    tag = {"ingest/instance": source.run_tags["ingest/instance"]}
+    runs_filter = dg.RunsFilter(tags=tag, statuses=list(IN_PROGRESS_RUN_STATUSES))
+    return bool(instance.get_run_records(filters=runs_filter, limit=1))
 
 
 def instance_schedule(source_type: SourceType) -> dg.ScheduleDefinition:
@@ -39,14 +48,32 @@ def instance_schedule(source_type: SourceType) -> dg.ScheduleDefinition:
         # Only instances the tenants sensor has already turned into partitions.
         known = set(context.instance.get_dynamic_partitions(source_type.partitions_name))
         tick = context.scheduled_execution_time
-        return [
-            dg.RunRequest(
-                run_key=f"{i.partition_key}:{tick.isoformat()}", partition_key=i.partition_key
-            )
+        due = [
+            i
             for i in instances
             if i.partition_key in known
             and is_due(i.options.get("schedule", source_type.default_cron), tick)
         ]
+        busy = [i for i in due if _has_active_run(context.instance, i)]
+        for i in busy:
+            context.log.info(
+                f"{i.partition_key}: the previous run is still active; not asked again"
+            )
+        requests = [
+            dg.RunRequest(
+                run_key=f"{i.partition_key}:{tick.isoformat()}",
+                partition_key=i.partition_key,
+                tags=i.run_tags,
+            )
+            for i in due
+            if i not in busy
+        ]
+        if requests:
+            return requests
+        return dg.SkipReason(
+            f"no {source_type.name} instance due at {tick:%H:%M} UTC"
+            + (f" ({len(busy)} still running)" if busy else "")
+        )
 
     return ingest_due_instances
 

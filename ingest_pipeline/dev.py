@@ -1,0 +1,197 @@
+"""`ingest-pipeline dev` (what `make dev` runs): the whole local system, until Ctrl-C.
+
+It starts, on loopback only: the S3 emulator (unless INGEST_S3_ENDPOINT_URL names a store),
+every sandbox of the demo world with the demo tenants file (rendered from
+tenants.example.yaml), the intake service, and `dagster dev` (webserver, daemon, code server).
+The settings it uses are printed once and written to `<data dir>/dev.env` as KEY=VALUE lines,
+so another shell can `set -a; . .data/dev.env; set +a` and use the CLI and curl against it.
+Each part listens on its documented default port unless that port is taken (then on a free
+one, and dev.env says which). Ctrl-C (or SIGTERM) stops every part.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import requests
+
+from ingest_pipeline.lib.dagster_home import REPO_ROOT, ensure_dagster_home
+from ingest_pipeline.sandbox.demo_world import port_or_free, start_demo_world
+from ingest_pipeline.settings import Settings, get_settings
+
+WEBSERVER_PORT = 3000
+INTAKE_PORT = 8090
+S3_EMULATOR_PORT = 9000
+WEBSERVER_START_SECONDS = 180
+
+
+def run_dev(
+    host: str = "127.0.0.1",
+    port: int = WEBSERVER_PORT,
+    default_ports: bool = True,
+    schedule: str | None = None,
+) -> int:
+    """Run the local platform until interrupted; 0 after a clean stop."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with contextlib.ExitStack() as running:
+            dagster = start_platform(running, host, port, default_ports, schedule)
+            dagster.wait()
+            print(f"dagster dev stopped (exit {dagster.returncode})", file=sys.stderr)
+            return 1
+    except KeyboardInterrupt:
+        print("\nstopped every part of the local platform")
+        return 0
+
+
+def start_platform(
+    running: contextlib.ExitStack,
+    host: str,
+    port: int,
+    default_ports: bool,
+    schedule: str | None,
+) -> subprocess.Popen:
+    """Start every part (each stopped when `running` closes); return the `dagster dev` process."""
+    from ingest_pipeline.intake.background import running_intake
+
+    settings = get_settings()
+    data_dir = settings.data_dir.resolve()
+    world = start_demo_world(
+        running, data_dir, default_ports, schedule, tenants_file=data_dir / "dev" / "tenants.yaml"
+    )
+    env = {
+        "INGEST_DATA_DIR": str(data_dir),
+        "INGEST_WAREHOUSE_URL": settings.resolved_warehouse_url,
+        "INGEST_TENANTS_FILE": str(world.tenants_file),
+        "INGEST_LANDING_BUCKET": settings.landing_bucket,
+        **_object_store(running, settings, default_ports),
+    }
+    os.environ.update(env)
+    settings = get_settings()
+    _prepare_store_and_warehouse(settings)
+    env["DAGSTER_HOME"] = str(ensure_dagster_home(settings))
+    intake_port = port_or_free(INTAKE_PORT) if default_ports else 0
+    env["INGEST_INTAKE_URL"] = running.enter_context(running_intake(settings, port=intake_port))
+    ui_port = (port_or_free(port) if default_ports else 0) or _free(host)
+    env["INGEST_UI_URL"] = f"http://{host}:{ui_port}"
+    env.update({name: os.environ[name] for name in world.secret_names})
+    os.environ.update(env)
+    env_file = write_env_file(data_dir / "dev.env", env)
+    print_settings(env, env_file)
+    dagster = running.enter_context(_dagster_dev(host, ui_port))
+    wait_for_webserver(env["INGEST_UI_URL"], dagster)
+    print(f"\nready: the Dagster UI on {env['INGEST_UI_URL']}  (Ctrl-C stops everything)\n")
+    return dagster
+
+
+def _object_store(
+    running: contextlib.ExitStack, settings: Settings, default_ports: bool
+) -> dict[str, str]:
+    """The S3 emulator on loopback, unless the settings name a store; its settings."""
+    from ingest_pipeline.sandbox.s3 import EMULATOR_CREDENTIALS, S3Emulator
+
+    if settings.s3_endpoint_url:
+        return {"INGEST_S3_ENDPOINT_URL": settings.s3_endpoint_url}
+    emulator_port = port_or_free(S3_EMULATOR_PORT) if default_ports else 0
+    emulator = running.enter_context(S3Emulator(port=emulator_port or None))
+    credentials = {name: os.environ.get(name, v) for name, v in EMULATOR_CREDENTIALS.items()}
+    return {"INGEST_S3_ENDPOINT_URL": emulator.endpoint_url, **credentials}
+
+
+def _prepare_store_and_warehouse(settings: Settings) -> None:
+    """The landing bucket, the normalized tables and the instances' partitions exist before the
+    first tick, so no sensor or schedule starts on a missing piece."""
+    import dagster as dg
+
+    from ingest_pipeline.defs.tenants.sensors import sync_partitions
+    from ingest_pipeline.lib.landing import s3_client
+    from ingest_pipeline.lib.normalized_tables import init_warehouse
+    from ingest_pipeline.lib.warehouse import Warehouse
+
+    client = s3_client(settings)
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket=settings.landing_bucket)
+    init_warehouse(Warehouse(settings.resolved_warehouse_url))
+    ensure_dagster_home(settings)
+    with dg.DagsterInstance.get() as instance:
+        sync_partitions(instance)
+
+
+def write_env_file(path: Path, env: dict[str, str]) -> Path:
+    """KEY=VALUE lines a shell can source (`set -a; . FILE; set +a`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{name}={shlex.quote(value)}" for name, value in sorted(env.items())]
+    path.write_text(
+        "# Written by `make dev` (ingest-pipeline dev): the running local platform's settings\n"
+        "# and the demo tenants' demo secrets. Use: set -a; . .data/dev.env; set +a\n"
+        + "\n".join(lines)
+        + "\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def print_settings(env: dict[str, str], env_file: Path) -> None:
+    print("local platform settings (also in " + str(env_file) + "):")
+    for name, value in sorted(env.items()):
+        shown = "<demo value>" if name.startswith("DEMO_") or "SECRET" in name else value
+        print(f"  {name}={shown}")
+
+
+@contextlib.contextmanager
+def _dagster_dev(host: str, port: int) -> Iterator[subprocess.Popen]:
+    """`dagster dev` in its own process group, so it and its children stop together."""
+    executable = str(Path(sys.executable).parent / "dagster")
+    dagster = subprocess.Popen(
+        [executable, "dev", "-w", "workspace.yaml", "-h", host, "-p", str(port)],
+        cwd=REPO_ROOT,
+        env=dict(os.environ),
+        start_new_session=True,
+    )
+    try:
+        yield dagster
+    finally:
+        _stop_group(dagster)
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    for sig, grace in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def wait_for_webserver(url: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + WEBSERVER_START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"dagster dev exited ({process.returncode}) before serving {url}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"{url}/server_info", timeout=2).ok:
+                return
+        time.sleep(1)
+    raise RuntimeError(f"the Dagster webserver did not answer on {url}")
+
+
+def _free(host: str) -> int:
+    from ingest_pipeline.lib.ports import free_port
+
+    return free_port(host)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
