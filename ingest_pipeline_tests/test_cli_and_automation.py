@@ -8,6 +8,7 @@ import dagster as dg
 
 from ingest_pipeline.cli import main
 from ingest_pipeline.defs.tenants.sensors import tenants_file_sensor
+from ingest_pipeline.lib.ingest_runs import AFTER_RUN_TAG
 from ingest_pipeline_tests.conftest import csv_instance
 from ingest_pipeline_tests.test_items_sources import write_csv
 
@@ -51,9 +52,11 @@ def test_cli_ingest_prints_a_line_per_instance_and_fails_if_one_failed(
     assert "acme.blog" in out and "normalized=3" in out
     assert "globex.dead" in out and "failed" in out and "cannot be parsed" in out
     assert main(["ingest", "--tenant", "acme"]) == 0
-    # Runs are recorded in the Dagster instance like any other run.
+    # Runs are recorded in the Dagster instance like any other run: a raw run per instance,
+    # and a normalize run after each raw run that succeeded (none after the dead feed's).
     with dg.DagsterInstance.get() as instance:
-        assert len(instance.get_run_records()) == 3
+        jobs = sorted(r.dagster_run.job_name for r in instance.get_run_records())
+        assert jobs == ["ingest_rss"] * 3 + ["normalize_items"] * 2
 
 
 def test_sensor_keeps_partitions_in_step_with_the_tenants_file(duck_env, feed_server):
@@ -114,10 +117,8 @@ def test_replay_rebuilds_normalized_from_raw_alone(env):
     env.ingest()
     before = env.rows("SELECT external_id, title, published_at FROM normalized.items ORDER BY 1")
     env.warehouse.execute("DELETE FROM normalized.items")
-    result = env.defs.resolve_job_def("ingest_csv").execute_in_process(
+    result = env.defs.resolve_job_def("normalize_items").execute_in_process(
         instance=env.instance,
-        partition_key="acme.catalog",
-        asset_selection=[dg.AssetKey(["normalized", "items"])],
         run_config={"ops": {"normalized__items": {"config": {"replay": True}}}},
     )
     assert result.success
@@ -169,7 +170,9 @@ def test_dbt_skeleton_builds_on_empty_normalized_tables(duck_env, tmp_path):
 
 
 def _check(env, run_id: str, name: str):
-    for entry in env.instance.all_logs(run_id):
+    """A check's evaluation in the normalize run that followed the raw run `run_id`."""
+    [normalize_run] = env.instance.get_runs(dg.RunsFilter(tags={AFTER_RUN_TAG: run_id}))
+    for entry in env.instance.all_logs(normalize_run.run_id):
         event = entry.dagster_event
         is_check = event is not None and event.event_type_value == "ASSET_CHECK_EVALUATION"
         if is_check and event.event_specific_data.check_name == name:

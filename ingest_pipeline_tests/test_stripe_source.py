@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import dagster as dg
 import pytest
 import requests
 
@@ -322,10 +321,8 @@ def test_pages_incremental_and_rerun(env, stripe):
 
     # Replay from raw alone: the same table, without calling Stripe.
     stripe.server.requests.clear()
-    result = env.defs.resolve_job_def("ingest_stripe").execute_in_process(
+    result = env.defs.resolve_job_def("normalize_payments").execute_in_process(
         instance=env.instance,
-        partition_key="acme.payments",
-        asset_selection=[dg.AssetKey(["normalized", "payments"])],
         run_config={"ops": {"normalized__payments": {"config": {"replay": True}}}},
     )
     assert result.success and not stripe.server.requests

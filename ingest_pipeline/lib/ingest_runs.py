@@ -1,4 +1,11 @@
-"""Run source instances through Dagster (recorded in the instance like any run), one run each."""
+"""Run source instances through Dagster (recorded in the instance like any run), one run each.
+
+An instance is two runs: its raw partition (`ingest_<type>`), then, only if that succeeded, the
+entity's `normalize_<entity>` (unpartitioned: it takes every pending raw load). A failed raw run
+is the instance's failure alone; normalize is not run for it, so the shared normalized asset and
+its checks never show another instance's fault. The counts per instance come from the
+normalized materialization's `per_instance` metadata.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +16,12 @@ from typing import Any
 import dagster as dg
 
 from ingest_pipeline.lib.metrics_runs import QUIET_CONSOLE
+from ingest_pipeline.lib.raw_assets import normalize_job_name
 from ingest_pipeline.lib.source_types import SOURCE_TYPES
 from ingest_pipeline.lib.tenants import SourceInstance
+
+# The normalize run names the raw run it followed, so the UI can go from one to the other.
+AFTER_RUN_TAG = "ingest/after_run"
 
 
 @dataclass
@@ -36,29 +47,38 @@ class InstanceOutcome:
 def ingest_instance(
     defs: dg.Definitions, instance_store: dg.DagsterInstance, source: SourceInstance
 ) -> InstanceOutcome:
+    """The raw run of one instance, then its entity's normalize run; `run_id` is the raw run."""
     kind = SOURCE_TYPES[source.type]
-    job = defs.resolve_job_def(kind.job_name)
     started = time.monotonic()
-    result = job.execute_in_process(
+    tags = {"ingest/tenant": source.tenant, "ingest/source": source.name}
+    raw_run = defs.resolve_job_def(kind.job_name).execute_in_process(
         instance=instance_store,
         partition_key=source.partition_key,
         raise_on_error=False,
         run_config=QUIET_CONSOLE,
-        tags={"ingest/tenant": source.tenant, "ingest/source": source.name},
+        tags=tags,
     )
-    metadata = _materialization_metadata(result)
-    raw = metadata.get(("raw", source.type), {})
-    per_instance = metadata.get(("normalized", kind.entity), {}).get("per_instance", {})
-    counts = per_instance.get(f"{source.type}:{source.partition_key}", {})
+    raw = _materialization_metadata(raw_run).get(("raw", source.type), {})
+    counts: dict[str, Any] = {}
+    last = raw_run
+    if raw_run.success:
+        last = defs.resolve_job_def(normalize_job_name(kind.entity)).execute_in_process(
+            instance=instance_store,
+            raise_on_error=False,
+            run_config=QUIET_CONSOLE,
+            tags={**tags, AFTER_RUN_TAG: raw_run.run_id},
+        )
+        normalized = _materialization_metadata(last).get(("normalized", kind.entity), {})
+        counts = normalized.get("per_instance", {}).get(f"{source.type}:{source.partition_key}", {})
     return InstanceOutcome(
         instance=source,
-        status="ok" if result.success else "failed",
+        status="ok" if last.success else "failed",
         rows_loaded=int(raw.get("rows_loaded", 0)),
         rows_normalized=int(counts.get("normalized", 0)),
         rows_rejected=int(counts.get("rejected", 0)),
         seconds=time.monotonic() - started,
-        run_id=result.run_id,
-        error="" if result.success else _failure_message(result),
+        run_id=raw_run.run_id,
+        error="" if last.success else _failure_message(last),
     )
 
 

@@ -1,8 +1,12 @@
 """The raw layer of a source type: one `@dlt_assets` partitioned by source instance.
 
 Every source type has the same shape: a dynamic partition per `tenant.instance` (kept in step
-with the tenants file), a dlt pipeline per instance, and a job that loads one instance's raw
-data and normalizes it. A failing instance fails its own partition's run and nothing else.
+with the tenants file), a dlt pipeline per instance, and a job `ingest_<type>` that loads one
+instance's raw data, and only that: normalizing is the unpartitioned `normalized/<entity>`
+asset's own run (`normalize_<entity>`, or the automation sensor), so a failing instance fails its
+own partition's run and nothing else, never the shared normalized asset or its checks.
+
+Raw steps write the warehouse, so they are in the warehouse pool (`warehouse_pool()`).
 """
 
 from collections.abc import Callable, Iterator
@@ -14,6 +18,7 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.extract.source import DltSource
 
 from ingest_pipeline.lib.dlt_pipelines import instance_pipeline, spec_pipeline
+from ingest_pipeline.lib.resources import warehouse_pool
 from ingest_pipeline.lib.source_types import SOURCE_TYPES
 from ingest_pipeline.lib.tenants import find_instance
 from ingest_pipeline.settings import get_settings
@@ -27,6 +32,11 @@ def raw_asset_key(source_type: str) -> dg.AssetKey:
 
 def normalized_asset_key(entity: str) -> dg.AssetKey:
     return dg.AssetKey(["normalized", entity])
+
+
+def normalize_job_name(entity: str) -> str:
+    """The job that materializes `normalized/<entity>` (and its checks) on its own."""
+    return f"normalize_{entity}"
 
 
 def instance_partitions(source_type: str) -> dg.DynamicPartitionsDefinition:
@@ -72,6 +82,7 @@ def build_raw_assets(
         name=f"raw_{source_type}",
         dagster_dlt_translator=translator,
         partitions_def=partitions,
+        pool=warehouse_pool(),
     )
     def raw_assets(context: dg.AssetExecutionContext, dlt: DagsterDltResource) -> Iterator[Any]:
         settings = get_settings()
@@ -126,12 +137,12 @@ def _root_cause(exc: BaseException) -> str:
 
 
 def ingest_job(source_type: str, raw_assets: dg.AssetsDefinition) -> Any:
-    """Load one instance's raw data and normalize it, as one run per partition (instance)."""
+    """Load one instance's raw data, one run per partition (instance); nothing shared."""
     kind = SOURCE_TYPES[source_type]
     return dg.define_asset_job(
         name=kind.job_name,
-        selection=dg.AssetSelection.assets(raw_assets)
-        | dg.AssetSelection.assets(normalized_asset_key(kind.entity)),
+        selection=dg.AssetSelection.assets(raw_assets),
         partitions_def=instance_partitions(source_type),
-        description=f"Load one {source_type} source instance (a partition) and normalize it.",
+        description=f"Load one {source_type} source instance (a partition) into raw; "
+        f"{normalized_asset_key(kind.entity).to_user_string()} follows on its own.",
     )

@@ -3,6 +3,9 @@
 A landing sensor launches a run of `land_<kind>` for each batch of new objects, with the batch
 in the run config. Materialized by hand from the UI with no objects configured, the asset takes
 the uploads of its kind still Queued (and, with `retry_failed`, the Failed ones) instead.
+Every landing step writes the warehouse, so it is in the warehouse pool (`warehouse_pool()`).
+Crawl batches and webhook deliveries write tables of the normalized entities (items, feedback,
+payments): those assets name the landing assets as deps, so lineage shows where rows come from.
 """
 
 import contextlib
@@ -15,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ingest_pipeline.defs.landing.loaders import LOADERS, LandedFileError, LoadCounts
 from ingest_pipeline.defs.landing.resources import LandingBucketResource
 from ingest_pipeline.lib.normalized_tables import UPLOADS, init_warehouse
-from ingest_pipeline.lib.resources import WarehouseResource
+from ingest_pipeline.lib.resources import WarehouseResource, warehouse_pool
 from ingest_pipeline.lib.uploads import (
     LandedObject,
     UploadResult,
@@ -74,6 +77,7 @@ def landing_asset(kind: str) -> dg.AssetsDefinition:
         group_name="landing",
         kinds={"s3", "python"},
         description=DESCRIPTIONS[kind],
+        pool=warehouse_pool(),
         check_specs=[
             dg.AssetCheckSpec(
                 ALL_COMPLETED,

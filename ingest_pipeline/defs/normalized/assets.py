@@ -1,20 +1,42 @@
-"""`normalized/<entity>`: every source of an entity in one validated, keyed table."""
+"""`normalized/<entity>`: every source of an entity in one validated, keyed table.
+
+Unpartitioned and idempotent: a run normalizes every raw dlt load not yet normalized, whichever
+instance it came from, so it never depends on one instance's run having succeeded. It runs on its
+own (`normalize_<entity>`, or the automation sensor after any parent updated), never inside an
+instance's raw run. Its parents are the raw assets of its source types and the landing assets
+that write the same table (Dagster allows one producer per key, so those are deps).
+"""
 
 import dagster as dg
 
+from ingest_pipeline.defs.landing.assets import ASSET_KEYS as LANDING_KEYS
+from ingest_pipeline.defs.normalized.automation import normalize_condition
 from ingest_pipeline.defs.normalized.mappers import MAPPERS
 from ingest_pipeline.defs.normalized.metadata import normalized_metadata
 from ingest_pipeline.defs.normalized.normalize import ENTITIES, Entity, normalize_source_type
 from ingest_pipeline.lib.normalized_tables import init_warehouse
 from ingest_pipeline.lib.raw_assets import normalized_asset_key, raw_asset_key
-from ingest_pipeline.lib.resources import WarehouseResource
+from ingest_pipeline.lib.resources import WarehouseResource, warehouse_pool
 from ingest_pipeline.lib.source_types import types_of_entity
 from ingest_pipeline.lib.tenants import load_source_instances
 from ingest_pipeline.settings import get_settings
 
+# The landing assets that write rows into an entity's table beside its pull sources.
+LANDING_PARENTS: dict[str, list[dg.AssetKey]] = {
+    "items": [LANDING_KEYS["crawl"]],
+    "feedback": [LANDING_KEYS["webhooks"]],
+    "payments": [LANDING_KEYS["webhooks"]],
+}
+
 
 class NormalizeConfig(dg.Config):
     replay: bool = False  # rebuild from every raw load, not only the ones not yet normalized
+
+
+def entity_parents(entity_name: str) -> list[dg.AssetKey]:
+    """The raw assets of the entity's source types, then the landing assets writing its table."""
+    raw = [raw_asset_key(t.name) for t in types_of_entity(entity_name)]
+    return raw + LANDING_PARENTS.get(entity_name, [])
 
 
 def normalized_asset(entity: Entity, description: str) -> dg.AssetsDefinition:
@@ -22,10 +44,12 @@ def normalized_asset(entity: Entity, description: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=normalized_asset_key(entity.name),
-        deps=[raw_asset_key(t.name) for t in source_types],
+        deps=entity_parents(entity.name),
         group_name="normalized",
         kinds={"python"},
         description=description,
+        automation_condition=normalize_condition(),
+        pool=warehouse_pool(),
     )
     def normalized(
         context: dg.AssetExecutionContext, config: NormalizeConfig, warehouse: WarehouseResource

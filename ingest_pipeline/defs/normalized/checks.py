@@ -1,4 +1,10 @@
-"""Asset checks on the normalized assets (items, feedback, payments), shown beside them in the UI."""
+"""Asset checks on the normalized assets (items, feedback, payments), shown beside them in the UI.
+
+The checks run with every materialization of their asset (the `normalize_<entity>` jobs select
+them, and they ride along with the automation sensor's runs): never in a raw instance's run, so
+one instance's failure is not shown as a check's failure. They open the warehouse, so on DuckDB
+they are in the warehouse pool like the writers (a DuckDB file has one opener at a time).
+"""
 
 import statistics
 from typing import Any
@@ -8,7 +14,7 @@ import dagster as dg
 from ingest_pipeline.defs.normalized.normalize import ENTITIES, Entity
 from ingest_pipeline.lib.normalized_tables import PAYMENTS, Table
 from ingest_pipeline.lib.raw_assets import normalized_asset_key
-from ingest_pipeline.lib.resources import WarehouseResource
+from ingest_pipeline.lib.resources import WarehouseResource, warehouse_pool
 
 # Row-count anomaly: compared with the median of the recent runs that loaded anything.
 RECENT_RUNS = 20
@@ -24,7 +30,12 @@ def table_checks(entity_name: str, table: Table) -> list[dg.AssetChecksDefinitio
     """The checks of `normalized/<entity_name>`, whose rows live in `table`."""
     key = normalized_asset_key(entity_name)
 
-    @dg.asset_check(asset=key, name="natural_key_unique", description="The natural key is unique.")
+    @dg.asset_check(
+        asset=key,
+        name="natural_key_unique",
+        description="The natural key is unique.",
+        pool=warehouse_pool(),
+    )
     def natural_key_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         columns = ", ".join(table.key)
         duplicates = warehouse.get().fetch_all(

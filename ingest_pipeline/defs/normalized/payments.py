@@ -18,7 +18,8 @@ from typing import Any
 
 import dagster as dg
 
-from ingest_pipeline.defs.normalized.assets import NormalizeConfig
+from ingest_pipeline.defs.normalized.assets import NormalizeConfig, entity_parents
+from ingest_pipeline.defs.normalized.automation import normalize_condition
 from ingest_pipeline.defs.normalized.mappers import as_json
 from ingest_pipeline.defs.normalized.metadata import normalized_metadata
 from ingest_pipeline.defs.normalized.normalize import (
@@ -29,8 +30,8 @@ from ingest_pipeline.defs.normalized.normalize import (
 from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN
 from ingest_pipeline.lib.normalized_tables import PAYMENTS, init_warehouse
 from ingest_pipeline.lib.payments import payment_from_event, upsert_payments
-from ingest_pipeline.lib.raw_assets import normalized_asset_key, raw_asset_key
-from ingest_pipeline.lib.resources import WarehouseResource
+from ingest_pipeline.lib.raw_assets import normalized_asset_key
+from ingest_pipeline.lib.resources import WarehouseResource, warehouse_pool
 from ingest_pipeline.lib.source_types import types_of_entity
 from ingest_pipeline.lib.warehouse import Warehouse
 
@@ -89,9 +90,11 @@ def normalize_payments(
 
 @dg.asset(
     key=normalized_asset_key(ENTITY),
-    deps=[raw_asset_key(t.name) for t in types_of_entity(ENTITY)],
+    deps=entity_parents(ENTITY),  # raw/stripe/events and landing/webhooks
     group_name="normalized",
     kinds={"python"},
+    automation_condition=normalize_condition(),
+    pool=warehouse_pool(),
     description="Payments from Stripe events, one row per (tenant_id, payment_id = PaymentIntent "
     "id): succeeded or refunded (a refund is final), merged whatever the order the events come "
     "in; malformed payment events go to normalized.rejected_records.",

@@ -1,0 +1,45 @@
+"""When the normalized layer runs by itself: after new data in any parent, never on top of itself.
+
+The normalized assets (and `normalized/rejected_records`) are unpartitioned and idempotent: a
+run consumes every raw dlt load not yet normalized. So the rule is simply "a parent was updated
+since this asset was last requested, and no run of it is in progress":
+
+- a parent is any raw partition (one source instance) or a landing asset; one update is enough;
+- nothing waits for parents that never materialized (unlike `AutomationCondition.eager()`,
+  whose `~any_deps_missing` would block forever on a dead feed's partition) nor for parents still
+  running (with hundreds of instances on schedules there may never be a quiet moment; a raw load
+  that lands during a normalize run triggers the next one);
+- the trigger is cleared when the asset is *requested*, not when it materializes: a raw load that
+  lands while a normalize run is in progress (after that run read the pending loads) must still
+  cause one more run. The price is one extra, empty run after a manual materialization;
+- like every declarative condition, the first evaluation only takes its bearings: updates from
+  before the sensor's first tick are not seen (the next raw load triggers the run).
+
+The checks of each asset have no condition of their own, so they ride along with every
+materialization the sensor requests.
+"""
+
+import dagster as dg
+
+from ingest_pipeline.lib.raw_assets import normalized_asset_key
+
+SENSOR_NAME = "normalize_automation_sensor"
+AUTOMATED_ENTITIES = ("items", "feedback", "payments", "rejected_records")
+
+
+def normalize_condition() -> dg.AutomationCondition:
+    """True when a parent updated since the last request and no run of the asset is going on."""
+    return (
+        dg.AutomationCondition.any_deps_updated().since(dg.AutomationCondition.newly_requested())
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("any parent updated since last requested, not in progress")
+
+
+normalize_automation_sensor = dg.AutomationConditionSensorDefinition(
+    SENSOR_NAME,
+    target=dg.AssetSelection.assets(*(normalized_asset_key(e) for e in AUTOMATED_ENTITIES)),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Normalizes new raw and landed data: runs normalized/items, feedback, payments "
+    "(with their checks) and rejected_records when a parent has been updated.",
+)

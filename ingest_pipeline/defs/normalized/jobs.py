@@ -1,0 +1,30 @@
+"""`normalize_<entity>`: one normalized asset with its checks, and the rejects' counts, one run.
+
+Unpartitioned like the assets: a run consumes every pending raw load of the entity, whatever
+instance loaded it. The automation sensor normally launches these assets by itself; the jobs are
+for the CLI (`ingest` runs one after a successful raw run), the UI and `dagster job execute`.
+In process: one step after another (the warehouse pool serializes them on DuckDB anyway).
+"""
+
+from typing import Any
+
+import dagster as dg
+
+from ingest_pipeline.defs.normalized.rejected import REJECTS_KEY
+from ingest_pipeline.lib.raw_assets import normalize_job_name, normalized_asset_key
+
+
+def normalize_job(entity: str) -> Any:
+    # Selecting an asset selects its checks too.
+    return dg.define_asset_job(
+        normalize_job_name(entity),
+        selection=dg.AssetSelection.assets(normalized_asset_key(entity), REJECTS_KEY),
+        executor_def=dg.in_process_executor,
+        description=f"Normalize every raw load of normalized/{entity} not yet normalized, run "
+        "its checks and record the rejects' counts.",
+    )
+
+
+normalize_items_job = normalize_job("items")
+normalize_feedback_job = normalize_job("feedback")
+normalize_payments_job = normalize_job("payments")
