@@ -40,6 +40,9 @@ def run_dev(
     schedule: str | None = None,
 ) -> int:
     """Run the local platform until interrupted; 0 after a clean stop."""
+    # A shell without job control starts background commands with SIGINT ignored, and children
+    # inherit that; a handler of our own is reset to the default in every child we start.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         with contextlib.ExitStack() as running:

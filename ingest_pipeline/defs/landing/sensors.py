@@ -31,6 +31,7 @@ from ingest_pipeline.settings import get_settings
 
 # A tick must end well within Dagster's sensor evaluation timeout (60 s).
 TICK_LOCK_WAIT_SECONDS = 20
+LANDING_RUN_PRIORITY = "10"
 
 
 def batch_run_key(kind: str, batch: Sequence[LandedObject]) -> str:
@@ -43,7 +44,12 @@ def run_request(kind: str, batch: Sequence[LandedObject]) -> dg.RunRequest:
     return dg.RunRequest(
         run_key=batch_run_key(kind, batch),
         run_config={"ops": {op_name: {"config": {"objects": [o.as_config() for o in batch]}}}},
-        tags={"ingest/landing_kind": kind, "ingest/objects": str(len(batch))},
+        # Uploads are what a user waits for: ahead of scheduled pulls in the run queue.
+        tags={
+            "ingest/landing_kind": kind,
+            "ingest/objects": str(len(batch)),
+            "dagster/priority": LANDING_RUN_PRIORITY,
+        },
     )
 
 

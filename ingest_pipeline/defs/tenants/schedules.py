@@ -11,13 +11,19 @@ from typing import Any
 
 import dagster as dg
 from croniter import croniter
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from ingest_pipeline.lib.source_types import SOURCE_TYPES, SourceType
 from ingest_pipeline.lib.tenants import SourceInstance, TenantsFileError, instances_of_type
 from ingest_pipeline.settings import get_settings
 
 EVERY_MINUTE = "* * * * *"
+UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
 def is_due(cron: str, moment: Any) -> bool:
@@ -26,7 +32,7 @@ def is_due(cron: str, moment: Any) -> bool:
 
 def _has_active_run(instance: dg.DagsterInstance, source: SourceInstance) -> bool:
     tag = {"ingest/instance": source.run_tags["ingest/instance"]}
-    runs_filter = dg.RunsFilter(tags=tag, statuses=list(IN_PROGRESS_RUN_STATUSES))
+    runs_filter = dg.RunsFilter(tags=tag, statuses=UNFINISHED)
     return bool(instance.get_run_records(filters=runs_filter, limit=1))
 
 

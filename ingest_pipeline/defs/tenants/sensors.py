@@ -44,4 +44,6 @@ def tenants_file_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         requests = partition_requests(context.instance)
     except TenantsFileError as exc:
         return dg.SensorResult(skip_reason=str(exc))
+    if not requests:
+        return dg.SensorResult(skip_reason="partitions already match the tenants file")
     return dg.SensorResult(dynamic_partitions_requests=requests)

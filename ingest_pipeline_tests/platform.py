@@ -1,0 +1,181 @@
+"""The local platform (`ingest-pipeline dev`, what `make dev` runs) as a test starts it, and
+Dagster's GraphQL API as the tests read it: what a person sees in the UI."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+READY_SECONDS = 240
+
+TICKS = """
+query Ticks { repositoriesOrError { ... on RepositoryConnection { nodes {
+  sensors { name minIntervalSeconds sensorState { status
+    ticks(limit: 100) { status timestamp runIds skipReason error { message } } } }
+  schedules { name scheduleState { status
+    ticks(limit: 100) { status timestamp runIds skipReason error { message } } } }
+} } } }
+"""
+RUNS = """
+query Runs($filter: RunsFilter) { runsOrError(filter: $filter, limit: 200) { ... on Runs {
+  results { runId jobName status startTime endTime tags { key value } } } } }
+"""
+ASSETS = """
+query Assets { assetNodes { assetKey { path } groupName description
+  dependencyKeys { path } } }
+"""
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+  ... on InvalidStepError { invalidStepKey } ... on RunConfigValidationInvalid { errors { message } }
+} }
+"""
+
+
+@dataclass
+class Platform:
+    process: subprocess.Popen
+    env: dict[str, str]  # what dev.env holds
+    log: Path
+
+    @property
+    def ui_url(self) -> str:
+        return self.env["INGEST_UI_URL"]
+
+    def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
+        answer = requests.post(
+            f"{self.ui_url}/graphql", json={"query": query, "variables": variables}, timeout=60
+        )
+        answer.raise_for_status()
+        document = answer.json()
+        assert "errors" not in document, document["errors"]
+        return document["data"]
+
+    def shell_env(self, venv_on_path: bool = True) -> dict[str, str]:
+        """A user's shell after `set -a; . .data/dev.env; set +a` (and the venv activated)."""
+        path = os.environ["PATH"].replace(f"{BIN}:", "")
+        return {**_clean_environ(), **self.env, "PATH": f"{BIN}:{path}" if venv_on_path else path}
+
+    def instigators(self) -> dict[str, dict[str, Any]]:
+        """{sensor or schedule name: {"status", "ticks", "interval"}}."""
+        [repository] = self.graphql(TICKS)["repositoriesOrError"]["nodes"]
+        found = {}
+        for sensor in repository["sensors"]:
+            found[sensor["name"]] = {
+                **sensor["sensorState"],
+                "interval": sensor["minIntervalSeconds"],
+            }
+        for schedule in repository["schedules"]:
+            found[schedule["name"]] = {**schedule["scheduleState"], "interval": 60}
+        return found
+
+    def runs(self, **filters: Any) -> list[dict[str, Any]]:
+        results = self.graphql(RUNS, filter=filters or None)["runsOrError"]["results"]
+        for run in results:
+            run["tags"] = {t["key"]: t["value"] for t in run["tags"]}
+        return results
+
+    def launch(self, job: str, tags: dict[str, str]) -> str:
+        params = {
+            "selector": {
+                "repositoryLocationName": "ingest_pipeline",
+                "repositoryName": "__repository__",
+                "jobName": job,
+            },
+            "runConfigData": {},
+            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
+        }
+        answer = self.graphql(LAUNCH, params=params)["launchRun"]
+        assert answer["__typename"] == "LaunchRunSuccess", answer
+        return answer["run"]["runId"]
+
+    def wait_for_run(self, run_id: str, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            [run] = self.runs(runIds=[run_id])
+            if run["status"] in ("SUCCESS", "FAILURE", "CANCELED") or time.monotonic() > deadline:
+                return run
+            time.sleep(2)
+
+
+def _clean_environ() -> dict[str, str]:
+    """The environment without this test process's own platform settings."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("INGEST_", "DAGSTER_", "AWS_", "DEMO_", "DBT_"))
+    }
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    import shlex
+
+    env = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            env[name] = shlex.split(value)[0] if value else ""
+    return env
+
+
+@contextlib.contextmanager
+def running_platform(workdir: Path, schedule: str = "* * * * *") -> Iterator[Platform]:
+    """`ingest-pipeline dev --free-ports` with its data under `workdir`, until the block ends;
+    then SIGTERM, and every part must be gone."""
+    data_dir = workdir / "data"
+    env = {
+        **_clean_environ(),
+        "INGEST_DATA_DIR": str(data_dir),
+        # Where `make dev` puts it (the Makefile's default): the README's commands rely on it.
+        "DAGSTER_HOME": str(data_dir / "dagster"),
+    }
+    log = workdir / "dev.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(BIN / "ingest-pipeline"), "dev", "--free-ports", "--schedule", schedule],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_ready(process, log)
+        yield Platform(process, read_env_file(data_dir / "dev.env"), log)
+    finally:
+        _stop(process)
+
+
+def _wait_ready(process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + READY_SECONDS
+    while b"ready: the Dagster UI" not in log.read_bytes():
+        tail = log.read_text(errors="replace")[-3000:]
+        assert process.poll() is None, f"ingest-pipeline dev exited:\n{tail}"
+        assert time.monotonic() < deadline, f"not ready in {READY_SECONDS} s:\n{tail}"
+        time.sleep(1)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    finally:
+        # Whatever is left of the group (there should be nothing) goes too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)

@@ -1,0 +1,235 @@
+"""`make dev` as a user meets it: the whole local platform started by `ingest-pipeline dev`
+(on free ports, every demo instance on a one-minute cron), watched through Dagster's GraphQL API
+and a headless browser, used through the CLI, curl and the intake as the README says.
+
+One platform for the module (it takes about 30 s to start); the tests read what it did.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from ingest_pipeline.intake.signatures import sign_stripe
+from ingest_pipeline.lib.warehouse import Warehouse
+from ingest_pipeline.sandbox import stripe
+from ingest_pipeline_tests.platform import REPO, Platform, running_platform
+
+SCHEDULES = [
+    f"ingest_{t}_schedule"
+    for t in ("rest_api", "csv", "rss", "playstore", "twitter", "discourse", "intercom", "stripe")
+]
+TICK_INTERVALS_WATCHED = 3
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory):
+    with running_platform(tmp_path_factory.mktemp("dev")) as running:
+        yield running
+    # Leaving the block stopped every part (SIGTERM): nothing listens on the UI port now.
+    with pytest.raises(requests.ConnectionError):
+        requests.get(running.ui_url, timeout=5)
+
+
+def _wait(what: str, check, timeout: float, every: float = 3.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        time.sleep(every)
+
+
+def test_every_schedule_requests_runs_and_no_tick_fails(platform: Platform):
+    def schedules_requested_runs():
+        found = platform.instigators()
+        waiting = [n for n in SCHEDULES if not any(t["runIds"] for t in found[n]["ticks"])]
+        return None if waiting else found
+
+    _wait("a tick with runs from every ingest schedule", schedules_requested_runs, 240)
+    sensors_started = time.time()
+    longest = max(i["interval"] for i in platform.instigators().values())
+    time.sleep(longest * TICK_INTERVALS_WATCHED)
+    found = platform.instigators()
+    for name, state in found.items():
+        assert state["status"] == "RUNNING", name
+        failed = [t["error"]["message"][:300] for t in state["ticks"] if t["status"] == "FAILURE"]
+        assert not failed, f"{name}: {failed[0]}"
+        if name.endswith("_sensor"):
+            recent = [t for t in state["ticks"] if t["timestamp"] >= sensors_started - 1]
+            assert len(recent) >= TICK_INTERVALS_WATCHED - 1, (name, len(recent))
+
+
+def test_an_upload_through_a_presigned_url_ends_in_a_successful_run(
+    platform: Platform, tmp_path: Path
+):
+    body = tmp_path / "api.log"
+    body.write_text(
+        "2026-01-05T10:00:00Z INFO api started\n2026-01-05T10:00:01Z ERROR api boom\n",
+        encoding="utf-8",
+    )
+    shell = platform.shell_env()
+    url = subprocess.run(
+        [
+            *("ingest-pipeline", "upload-url", "--tenant", "acme"),
+            "--kind",
+            "logs",
+            "--filename",
+            "api.log",
+        ],
+        env=shell,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    subprocess.run(["curl", "-sfT", str(body), url], env=shell, check=True)
+    object_key = url.split("?")[0].split("/landing/", 1)[1]
+
+    def completed_run():
+        runs = platform.runs(pipelineName="land_logs", statuses=["SUCCESS"])
+        return runs or None
+
+    # One sensor interval to notice it, the run ahead of scheduled pulls in the queue.
+    _wait("a successful land_logs run", completed_run, 150)
+    warehouse = Warehouse(platform.env["INGEST_WAREHOUSE_URL"])
+    rows = warehouse.fetch_all(
+        "SELECT status, rows_loaded FROM normalized.uploads WHERE object_key = %s", (object_key,)
+    )
+    assert rows == [("Completed", 2)]
+
+
+def test_a_signed_webhook_posted_to_the_intake_lands_in_normalized_payments(platform: Platform):
+    intent = stripe.payment_intent_id(901, account="devtest")
+    event = stripe.payment_event(
+        "payment_intent.succeeded", intent, 4200, created=int(time.time()), author_id="a-9"
+    )
+    body = json.dumps(event).encode()
+    secret = platform.env["DEMO_ACME_STRIPE_WHSEC"]
+    answer = requests.post(
+        f"{platform.env['INGEST_INTAKE_URL']}/webhooks/stripe/acme",
+        data=body,
+        headers={"Content-Type": "application/json", "Stripe-Signature": sign_stripe(body, secret)},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    warehouse = Warehouse(platform.env["INGEST_WAREHOUSE_URL"])
+
+    def payment_row():
+        return warehouse.fetch_all(
+            "SELECT amount, status FROM normalized.payments WHERE payment_id = %s", (intent,)
+        )
+
+    assert _wait("the pushed payment in normalized.payments", payment_row, 150) == [
+        (4200, "succeeded")
+    ]
+
+
+def test_two_warehouse_writing_runs_requested_at_once_both_succeed_one_after_the_other(
+    platform: Platform,
+):
+    today = datetime.now(UTC).date()
+    days = [(today - timedelta(days=n)).isoformat() for n in (2, 3)]
+    run_ids = [platform.launch("metrics_daily", {"dagster/partition": day}) for day in days]
+    runs = [platform.wait_for_run(run_id, 240) for run_id in run_ids]
+    assert [r["status"] for r in runs] == ["SUCCESS", "SUCCESS"], runs
+    # The dbt step of one ran after the other's (the duckdb_warehouse pool, limit 1).
+    windows = sorted(_step_window(platform, r["runId"]) for r in runs)
+    assert windows[0][1] <= windows[1][0], windows
+
+
+def _step_window(platform: Platform, run_id: str) -> tuple[float, float]:
+    query = """query Steps($runId: ID!) { runOrError(runId: $runId) { ... on Run {
+      stepStats { stepKey startTime endTime } } } }"""
+    [step] = platform.graphql(query, runId=run_id)["runOrError"]["stepStats"]
+    return step["startTime"], step["endTime"]
+
+
+def test_the_asset_graph_has_the_landing_and_rejects_edges(platform: Platform):
+    nodes = {
+        "/".join(n["assetKey"]["path"]): n
+        for n in platform.graphql(
+            "query { assetNodes "
+            "{ assetKey { path } groupName description dependencyKeys { path } } }"
+        )["assetNodes"]
+    }
+
+    def parents(key: str) -> set[str]:
+        return {"/".join(d["path"]) for d in nodes[key]["dependencyKeys"]}
+
+    assert "landing/crawl" in parents("normalized/items")
+    assert "landing/webhooks" in parents("normalized/feedback")
+    assert "landing/webhooks" in parents("normalized/payments")
+    assert nodes["normalized/rejected_records"]["groupName"] == "normalized"
+    for key, node in nodes.items():
+        assert node["groupName"] != "default", key
+        assert node["description"], key
+
+
+def test_the_lineage_and_automation_pages_render_in_a_browser(platform: Platform, tmp_path):
+    ui_browser = pytest.importorskip("ingest_pipeline_tests.ui_browser")
+    for path, expected in (("/asset-groups", "rejected_records"), ("/automation", "sensor")):
+        report = ui_browser.render_page(
+            platform.ui_url, path, tmp_path / f"{path.strip('/')}.png", wait_for_text=expected
+        )
+        assert not report.error_banner, (path, report)
+
+
+def readme_commands(readme: Path) -> list[str]:
+    """Every line of the README's ```sh blocks but `make ...` (make demo / make test / make dev
+    are what the suite itself is run by), comments and blank lines kept out."""
+    lines, inside = [], False
+    for line in readme.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            inside = line.strip() == "```sh" and not inside
+            continue
+        command = line.strip()
+        if inside and command and not command.startswith(("#", "make ")):
+            lines.append(line)
+    return lines
+
+
+def test_the_readme_commands_run_verbatim_against_the_running_platform(
+    platform: Platform, tmp_path: Path
+):
+    commands = readme_commands(REPO / "README.md")
+    assert any("dev.env" in c for c in commands) and any("job backfill" in c for c in commands)
+    # A checkout's layout with this platform's data as its .data: the commands as written, in
+    # a shell where only dev.env was sourced (the README's first command).
+    for name in (".venv", "workspace.yaml", "dbt_metrics"):
+        (tmp_path / name).symlink_to(REPO / name)
+    (tmp_path / ".data").symlink_to(Path(platform.env["INGEST_DATA_DIR"]))
+    script = tmp_path / "readme.sh"
+    script.write_text("set -euxo pipefail\n" + "\n".join(commands) + "\n", encoding="utf-8")
+    started = time.time()
+    done = subprocess.run(
+        ["bash", str(script)],
+        cwd=tmp_path,
+        env={**platform.shell_env(venv_on_path=False), "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-4000:])
+
+    # The daemon backfill's runs, one per day, all end successfully, one after the other.
+    def backfill_runs_done():
+        runs = [
+            r
+            for r in platform.runs(pipelineName="metrics_daily")
+            if "dagster/backfill" in r["tags"]
+        ]
+        runs = [
+            r for r in runs if (r["startTime"] or started) >= started - 1 or r["status"] == "QUEUED"
+        ]
+        finished = [r for r in runs if r["status"] in ("SUCCESS", "FAILURE", "CANCELED")]
+        return runs if runs and len(finished) == len(runs) else None
+
+    runs = _wait("the README's backfill runs", backfill_runs_done, 400, every=5)
+    assert {r["status"] for r in runs} == {"SUCCESS"}, runs
