@@ -201,7 +201,8 @@ def lock_holder(exc: BaseException) -> str:
 def _command_line(pid: int) -> str:
     with contextlib.suppress(OSError):
         words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        return " ".join(w.decode(errors="replace") for w in words if w)[:120]
+        # One line whatever the arguments hold (a `python -c` script has newlines).
+        return " ".join(" ".join(w.decode(errors="replace") for w in words).split())[:120]
     return ""
 
 
