@@ -239,6 +239,9 @@ def test_a_tenant_added_at_run_time_is_ingested_at_the_next_tick(duck_env, monke
         job = duck_env.defs.resolve_job_def("ingest_discourse")
         result = job.execute_in_process(instance=duck_env.instance, partition_key="globex.main")
         assert result.success
+        # The raw run loads the instance; normalized/feedback is its own (automated) run.
+        normalize = duck_env.defs.resolve_job_def("normalize_feedback")
+        assert normalize.execute_in_process(instance=duck_env.instance).success
         assert duck_env.rows(
             "SELECT count(*) FROM normalized.feedback WHERE tenant_id = 'globex'"
         ) == [(2,)]
