@@ -136,12 +136,38 @@ def metrics_env(env):
     return env
 
 
-def build(env: Any, first: datetime, last: datetime | None = None) -> None:
+def build(env: Any, first: datetime, last: datetime | None = None) -> Any:
     """Materialize the metrics for one day, or a range of days as one run."""
     result = build_metrics(env.defs, env.instance, first.date(), (last or first).date())
     assert result.success
     checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert checks and all(c.event_specific_data.passed for c in checks)
+    return result
+
+
+MARTS = (
+    "event_metrics_minute",
+    "event_metrics_hour",
+    "event_metrics_day",
+    "item_metrics_daily",
+    "author_metrics_daily",
+    "trending_scores",
+    "leaderboard_snapshots",
+    "feedback_daily",
+    "log_metrics_daily",
+    "pipeline_stats",
+)
+
+
+def row_counts(result: Any) -> dict[str, int]:
+    """`dagster/row_count` of each model materialized in the run."""
+    counts = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        entry = materialization.metadata.get("dagster/row_count")
+        if entry is not None:
+            counts[materialization.asset_key.path[-1]] = entry.value
+    return counts
 
 
 def rows(env: Any, sql: str) -> list[tuple]:
@@ -170,7 +196,14 @@ def test_item_and_author_metrics_with_anti_gaming(metrics_env):
 
 
 def test_event_feedback_log_and_pipeline_rollups(metrics_env):
-    build(metrics_env, D)
+    result = build(metrics_env, D)
+    # Each mart's materialization carries its table's row count, on DuckDB (counted after dbt
+    # released the file) and on PostgreSQL; views (staging) are not counted.
+    counts = row_counts(result)
+    assert counts == {
+        model: rows(metrics_env, f"SELECT count(*) FROM metrics.{model}")[0][0] for model in MARTS
+    }
+    assert counts["event_metrics_day"] == 5 and counts["feedback_daily"] == 1
     day = "metric_date = '2026-01-10'"
     assert rows(
         metrics_env,
