@@ -24,7 +24,7 @@ TICKS = """
 query Ticks { repositoriesOrError { ... on RepositoryConnection { nodes {
   sensors { name minIntervalSeconds sensorState { status
     ticks(limit: 100) { status timestamp runIds skipReason error { message } } } }
-  schedules { name scheduleState { status
+  schedules { name scheduleState { id status
     ticks(limit: 100) { status timestamp runIds skipReason error { message } } } }
 } } } }
 """
@@ -80,6 +80,13 @@ class Platform:
         for schedule in repository["schedules"]:
             found[schedule["name"]] = {**schedule["scheduleState"], "interval": 60}
         return found
+
+    def stop_schedules(self) -> None:
+        """Stop every schedule, as the UI's toggle does."""
+        mutation = """mutation Stop($id: String!) { stopRunningSchedule(id: $id) { __typename } }"""
+        for name, state in self.instigators().items():
+            if name.endswith("_schedule"):
+                self.graphql(mutation, id=state["id"])
 
     def runs(self, **filters: Any) -> list[dict[str, Any]]:
         results = self.graphql(RUNS, filter=filters or None)["runsOrError"]["results"]
