@@ -51,22 +51,26 @@ def _wait(what: str, check, timeout: float, every: float = 3.0):
 
 
 def test_every_schedule_requests_runs_and_no_tick_fails(platform: Platform):
-    def schedules_requested_runs():
+    watched_from = time.time()
+    longest = max(i["interval"] for i in platform.instigators().values())
+
+    def schedules_requested_runs_and_sensors_ticked():
         found = platform.instigators()
         waiting = [n for n in SCHEDULES if not any(t["runIds"] for t in found[n]["ticks"])]
-        return None if waiting else found
+        watched = time.time() - watched_from >= longest * TICK_INTERVALS_WATCHED
+        return found if watched and not waiting else None
 
-    _wait("a tick with runs from every ingest schedule", schedules_requested_runs, 240)
-    sensors_started = time.time()
-    longest = max(i["interval"] for i in platform.instigators().values())
-    time.sleep(longest * TICK_INTERVALS_WATCHED)
-    found = platform.instigators()
+    found = _wait(
+        f"every ingest schedule's runs and {TICK_INTERVALS_WATCHED} sensor intervals",
+        schedules_requested_runs_and_sensors_ticked,
+        240,
+    )
     for name, state in found.items():
         assert state["status"] == "RUNNING", name
         failed = [t["error"]["message"][:300] for t in state["ticks"] if t["status"] == "FAILURE"]
         assert not failed, f"{name}: {failed[0]}"
         if name.endswith("_sensor"):
-            recent = [t for t in state["ticks"] if t["timestamp"] >= sensors_started - 1]
+            recent = [t for t in state["ticks"] if t["timestamp"] >= watched_from - 1]
             assert len(recent) >= TICK_INTERVALS_WATCHED - 1, (name, len(recent))
     platform.stop_schedules()
 
