@@ -113,8 +113,9 @@ class Service:
         self.http = requests.Session()
         self.running = contextlib.ExitStack()
 
-    def start(self) -> Service:
-        self.url = self.running.enter_context(running_intake(Settings(), audit_flush_interval=0.1))
+    def start(self, **app_options: Any) -> Service:
+        options = {"audit_flush_interval": 0.1, **app_options}
+        self.url = self.running.enter_context(running_intake(Settings(), **options))
         return self
 
     def stop(self) -> None:  # idempotent; a clean stop flushes the audit queue
@@ -148,13 +149,16 @@ class Service:
             time.sleep(0.05)
 
 
-def start_intake(env: Any, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch):
+def start_intake(
+    env: Any, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, **app_options: Any
+) -> Service:
+    """Secrets set, both tenants written, the bucket created; `app_options` go to `create_app`."""
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     write_tenants(env.tenants_file)
     client = boto3.client("s3", endpoint_url=s3_endpoint)
     client.create_bucket(Bucket="landing")
-    return Service(env, client).start()
+    return Service(env, client).start(**app_options)
 
 
 def today() -> str:

@@ -5,7 +5,17 @@ written by one background task in batches: every `flush_interval` seconds, or at
 `batch_size` rows wait. The app's lifespan starts the task and, at shutdown, flushes what is
 left, so a clean stop loses nothing; a crash loses at most the rows of the last interval.
 While the warehouse is unreachable, rows wait (up to `max_pending`, then the oldest are
-dropped and counted in `intake_audit_rows_dropped_total`).
+dropped and counted in `intake_audit_rows_dropped_total{reason="queue_full"}`).
+
+Text from the outside (a tenant name out of the URL, an event id) may hold anything, and one
+row the warehouse refuses must not hold up the rows behind it:
+- `audit_row` cleans every text value before the row is queued: control characters (NUL,
+  which PostgreSQL text refuses, CR, LF, ...) become visible `\\xNN` escapes, characters
+  without a UTF-8 encoding (lone surrogates) become U+FFFD, and lengths are capped;
+- a batch that still fails while the warehouse answers a probe is split in halves until the
+  bad rows are alone; each is dropped, counted (`reason="refused"`) and logged by its error
+  class only (never its content), and the rest are written. When the probe fails too, the
+  warehouse is down: the whole batch waits, as above.
 
 One writer per process also means one DuckDB writer per process: the writes (and the intake's
 other warehouse writes) take `lock`, and each batch opens and closes its connection, so the
@@ -20,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 import uuid
 from collections import deque
@@ -35,7 +46,28 @@ from ingest_pipeline.lib.warehouse import Warehouse
 log = logging.getLogger(__name__)
 
 VERDICTS = ("accepted", "duplicate", "rejected", "error")
-_MAX_TEXT = 500  # tenant names and reasons from the outside are cut to this length
+_MAX_TEXT = 500  # tenant names, routes and reasons are cut to this length
+_MAX_KEY_TEXT = 1100  # object keys (S3: at most 1,024 bytes) and event ids, a little slack
+# C0 and C1 controls and DEL: PostgreSQL text refuses NUL, and the others make audit rows (and
+# anything that prints them) misleading. Lone surrogates cannot be encoded as UTF-8 at all.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+DROP_QUEUE_FULL = "queue_full"  # the warehouse stayed unreachable past `max_pending` rows
+DROP_REFUSED = "refused"  # the warehouse (or the conversion to it) refuses this one row
+
+
+def clean_text(value: str | None, limit: int = _MAX_TEXT) -> str | None:
+    """`value` as text every warehouse stores as-is: controls escaped, surrogates replaced,
+    at most `limit` characters (the cut never splits an escape)."""
+    if value is None:
+        return None
+    value = _SURROGATE.sub("\ufffd", str(value))
+    value = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+    if len(value) <= limit:
+        return value
+    cut = value[:limit]
+    escape = cut.rfind("\\x", max(0, limit - 3))
+    return cut[:escape] if escape != -1 and escape + 4 > limit else cut
 
 
 def audit_row(
@@ -50,18 +82,19 @@ def audit_row(
     object_key: str | None = None,
     received_at: datetime,
 ) -> dict[str, Any]:
+    """One request's row, its text cleaned (`clean_text`) so the warehouse takes it."""
     assert verdict in VERDICTS, verdict
     return {
         "audit_id": uuid.uuid4().hex,
         "received_at": received_at,
-        "tenant_id": tenant_id[:_MAX_TEXT] if tenant_id else tenant_id,
-        "provider": provider,
-        "route": route[:_MAX_TEXT],
-        "event_id": event_id,
+        "tenant_id": clean_text(tenant_id),
+        "provider": clean_text(provider),
+        "route": clean_text(route),
+        "event_id": clean_text(event_id, _MAX_KEY_TEXT),
         "verdict": verdict,
         "status_code": status_code,
-        "reason": reason[:_MAX_TEXT] if reason else reason,
-        "object_key": object_key,
+        "reason": clean_text(reason),
+        "object_key": clean_text(object_key, _MAX_KEY_TEXT),
     }
 
 
@@ -94,7 +127,7 @@ class AuditWriter:
         self._pending.append(row)
         while len(self._pending) > self.max_pending:
             self._pending.popleft()
-            self.metrics.audit_dropped.inc()
+            self.metrics.audit_dropped.labels(DROP_QUEUE_FULL).inc()
         if self._wake is not None and len(self._pending) >= self.batch_size:
             self._wake.set()
 
@@ -125,17 +158,51 @@ class AuditWriter:
             self._stopped.set()
 
     async def _flush_batch(self) -> bool:
+        """Write the next batch: True when it is done with (written, or its refused rows
+        dropped), False when the warehouse is down (the batch goes back to the queue's head)."""
         batch = [self._pending.popleft() for _ in range(min(self.batch_size, len(self._pending)))]
-        try:
-            await anyio.to_thread.run_sync(self.write, batch)
-        except Exception as exc:
-            self.metrics.audit_failures.inc()
-            log.warning(
-                "intake audit: %d rows not written yet (%s)", len(batch), describe_error(exc)
-            )
-            self._pending.extendleft(reversed(batch))
+        unwritten = await anyio.to_thread.run_sync(self._write_or_split, batch)
+        if unwritten:
+            self._pending.extendleft(reversed(unwritten))
             return False
         return True
+
+    def _write_or_split(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Write `rows` (blocking), splitting a refused batch to drop only its bad rows.
+        Returns the rows not written because the warehouse is down (in order)."""
+        try:
+            self.write(rows)
+            return []
+        except Exception as exc:
+            self.metrics.audit_failures.inc()
+            if not self._warehouse_answers():
+                log.warning(
+                    "intake audit: %d rows not written yet (%s)", len(rows), describe_error(exc)
+                )
+                return rows
+            if len(rows) == 1:
+                self.metrics.audit_dropped.labels(DROP_REFUSED).inc()
+                # The class only: the message may quote the row, and the row is the problem.
+                log.error(
+                    "intake audit: dropped 1 audit row the warehouse refuses (%s)",
+                    type(exc).__name__,
+                )
+                return []
+        middle = len(rows) // 2
+        first = self._write_or_split(rows[:middle])
+        if first:  # the warehouse went down meanwhile: the rest waits too
+            return first + rows[middle:]
+        return self._write_or_split(rows[middle:])
+
+    def _warehouse_answers(self) -> bool:
+        """Whether the warehouse takes a trivial query now: a write that fails while it does
+        is the rows' fault, not the warehouse's."""
+        try:
+            with self.lock:
+                self.warehouse.fetch_all("SELECT 1")
+            return True
+        except Exception:
+            return False
 
     async def _final_flush(self) -> None:
         with anyio.CancelScope(shield=True):

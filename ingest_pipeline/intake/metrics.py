@@ -46,12 +46,14 @@ class IntakeMetrics:
         )
         self.audit_failures = Counter(
             "intake_audit_write_failures",
-            "Failed attempts to write a batch of audit rows (the rows are retried).",
+            "Failed attempts to write a batch of audit rows (retried, or split to drop a bad row).",
             registry=self.registry,
         )
         self.audit_dropped = Counter(
             "intake_audit_rows_dropped",
-            "Audit rows dropped because the warehouse stayed unreachable (queue bound hit).",
+            "Audit rows dropped: queue_full (the warehouse stayed unreachable past the queue's"
+            " bound) or refused (the warehouse refuses the row itself; the others are written).",
+            ["reason"],
             registry=self.registry,
         )
 
