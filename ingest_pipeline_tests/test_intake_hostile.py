@@ -7,16 +7,25 @@ helpers these tests share). Each test fails on the intake as it was before the f
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.client
+import json
 import logging
+import socket
+import threading
+import time
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from ingest_pipeline.intake.audit import AuditWriter, audit_row
 from ingest_pipeline.intake.metrics import IntakeMetrics
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline_tests.test_intake import (
     SECRETS,
+    start_intake,
     stripe_event,
     stripe_headers,
+    write_tenants,
 )
 
 GLOBEX_STRIPE = SECRETS["GLOBEX_STRIPE_WHSEC"]
@@ -94,3 +103,155 @@ def test_audit_rows_wait_while_the_warehouse_is_down():
     assert asyncio.run(writer._flush_batch()) is False
     assert len(writer._pending) == 25
     assert dropped(metrics, "refused") == 0
+
+
+# -- 2. only authenticated requests use a tenant's rate limit -------------------------------
+
+
+def test_forged_requests_do_not_use_up_the_tenants_rate_limit(intake):
+    write_tenants(intake.env.tenants_file, globex={"rate_limit_per_minute": 5})
+    forged = stripe_event("evt_forged")
+    for _ in range(20):  # four times the tenant's limit, under the per-IP limit (60)
+        answer = intake.post("/webhooks/stripe/globex", forged, **stripe_headers(forged, "x"))
+        assert answer.status_code == 401
+    genuine = stripe_event("evt_genuine")
+    answer = intake.post(
+        "/webhooks/stripe/globex", genuine, **stripe_headers(genuine, GLOBEX_STRIPE)
+    )
+    assert (answer.status_code, answer.json()["status"]) == (200, "accepted")
+    # Genuine deliveries still have the tenant's limit.
+    for n in range(4):
+        body = stripe_event(f"evt_genuine_{n}")
+        answer = intake.post("/webhooks/stripe/globex", body, **stripe_headers(body, GLOBEX_STRIPE))
+        assert answer.status_code == 200
+    body = stripe_event("evt_genuine_over")
+    answer = intake.post("/webhooks/stripe/globex", body, **stripe_headers(body, GLOBEX_STRIPE))
+    assert answer.status_code == 429
+
+
+def _post_from(url: str, source_ip: str, path: str, body: bytes, headers: dict[str, str]) -> int:
+    """POST from a chosen loopback address (the whole 127/8 is loopback on Linux)."""
+    parts = urlsplit(url)
+    con = http.client.HTTPConnection(
+        parts.hostname, parts.port, timeout=20, source_address=(source_ip, 0)
+    )
+    try:
+        con.request("POST", path, body=body, headers=headers)
+        return con.getresponse().status
+    finally:
+        con.close()
+
+
+def test_failed_requests_from_one_ip_have_a_limit_of_their_own(duck_env, s3_endpoint, monkeypatch):
+    service = start_intake(
+        duck_env, s3_endpoint, monkeypatch, unauthenticated_rate_limit_per_minute=10
+    )
+    try:
+        forged = stripe_event("evt_forged")
+        statuses = [
+            service.post("/webhooks/stripe/acme", forged, **stripe_headers(forged, "x")).status_code
+            for _ in range(10)
+        ]
+        statuses.append(
+            service.post("/uploads/acme", b"{}", Authorization="Bearer guess").status_code
+        )
+        statuses.append(service.post("/webhooks/stripe/nobody", b"{}").status_code)  # unknown
+        assert statuses == [401] * 10 + [429, 429]
+        over = service.post("/webhooks/stripe/acme", forged, **stripe_headers(forged, "x"))
+        assert over.status_code == 429 and int(over.headers["Retry-After"]) >= 1
+        assert "client" in over.json()["error"]
+        # Another address is not held up by this one's failures.
+        body = stripe_event("evt_other_ip")
+        status = _post_from(
+            service.url, "127.0.0.2", "/webhooks/stripe/acme", body, stripe_headers(body)
+        )
+        assert status == 200
+        reasons = [r["reason"] for r in service.audit(14)]
+        assert reasons[10].startswith("too many unauthenticated requests from this client")
+    finally:
+        service.stop()
+
+
+# -- 3. patterns match the whole input -----------------------------------------------------
+
+
+def test_an_event_id_with_a_trailing_newline_is_refused(intake):
+    for event_id in ("evt\n", "evt_ok\n", "\nevt"):
+        body = stripe_event(event_id)
+        answer = intake.post("/webhooks/stripe/acme", body, **stripe_headers(body))
+        assert answer.status_code == 400
+        assert "event id" in answer.json()["error"]
+    assert intake.landed() == {}
+    assert {r["status_code"] for r in intake.audit(3)} == {400}
+
+
+# -- 4. bodies are UTF-8 JSON objects ------------------------------------------------------
+
+
+def test_bodies_must_be_utf8_json_objects(intake):
+    utf16 = stripe_event("evt_utf16").decode().encode("utf-16")
+    answer = intake.post("/webhooks/stripe/acme", utf16, **stripe_headers(utf16))
+    assert answer.status_code == 400 and "UTF-8" in answer.json()["error"]
+    bom = b"\xef\xbb\xbf" + stripe_event("evt_bom")
+    answer = intake.post("/webhooks/stripe/acme", bom, **stripe_headers(bom))
+    assert answer.status_code == 400
+    array = json.dumps([{"id": "evt_in_array"}]).encode()
+    answer = intake.post("/webhooks/stripe/acme", array, **stripe_headers(array))
+    assert answer.status_code == 400 and "JSON object" in answer.json()["error"]
+    request = json.dumps({"kind": "logs", "filename": "a.log"}).encode("utf-16")
+    answer = intake.post("/uploads/acme", request, **UPLOAD_AUTH)
+    assert answer.status_code == 400 and "UTF-8" in answer.json()["error"]
+    assert intake.landed() == {}
+    assert intake.env.rows("SELECT count(*) FROM normalized.uploads") == [(0,)]
+
+
+# -- 6. a slow body is cut off ---------------------------------------------------------------
+
+
+def test_a_body_sent_one_byte_a_second_is_answered_408(duck_env, s3_endpoint, monkeypatch):
+    service = start_intake(duck_env, s3_endpoint, monkeypatch, body_timeout_seconds=2.0)
+    parts = urlsplit(service.url)
+    body = stripe_event("evt_slow")
+    headers = {**stripe_headers(body), "Content-Length": str(len(body)), "Host": "intake"}
+    head = "POST /webhooks/stripe/acme HTTP/1.1\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in headers.items()
+    )
+    sockets = [socket.create_connection((parts.hostname, parts.port)) for _ in range(5)]
+    stop = threading.Event()
+
+    def trickle() -> None:  # one byte a second on every connection
+        for n in range(len(body)):
+            for sock in sockets:
+                with contextlib.suppress(OSError):  # closed by the server: stop
+                    sock.sendall(body[n : n + 1])
+            if stop.wait(1.0):
+                return
+
+    try:
+        for sock in sockets:
+            sock.sendall((head + "\r\n").encode())
+        started = time.monotonic()
+        threading.Thread(target=trickle, daemon=True).start()
+        for sock in sockets:
+            sock.settimeout(10)
+            answer = _read_until_closed(sock)
+            assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+        elapsed = time.monotonic() - started
+        assert elapsed < 3.5, f"answered after {elapsed:.1f}s"
+        rows = service.audit(5)
+        assert [r["status_code"] for r in rows] == [408] * 5
+        assert service.landed() == {}
+    finally:
+        stop.set()
+        for sock in sockets:
+            sock.close()
+        service.stop()
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (a timeout fails)."""
+    received = b""
+    with contextlib.suppress(ConnectionResetError):  # closed with our bytes still unread
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received

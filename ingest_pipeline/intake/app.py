@@ -11,12 +11,19 @@ uvicorn. Routes:
 - `GET /health` (the process answers), `GET /ready` (object store and warehouse reachable),
   `GET /metrics` (Prometheus text).
 
-Per request, in this order: tenant known and route configured (404), rate limit (429),
-content type (415), body size (413, read as a stream), secret configured (503), signature or
-token (401; a genuine but stale Stripe signature: 400), JSON and event id (400), landing
-(503 when the store fails, so the sender retries). Every request, whatever its fate, gets a row
-in `normalized.intake_audit` and counts in /metrics. Blocking calls (boto3, the warehouse) run
-on worker threads, never on the event loop.
+Per webhook request, in this order: the client IP's budget of unauthenticated requests (429),
+tenant known and route configured (404), content type (415), body size (413, read as a stream
+within `body_timeout_seconds`, else 408 and the connection closed), secret configured (503),
+signature (401; a genuine but stale Stripe signature: 400), the tenant's rate limit (429),
+a UTF-8 JSON object with an event id (400), landing (503 when the store fails, so the sender
+retries). Upload-URL requests check the token (401) before the tenant's limit, then the body.
+Only authenticated requests spend the tenant's rate limit; the others spend their client IP's
+(see `ratelimit`). Input is validated by whole-string matches (`fullmatch`: `$` would let a
+trailing newline through), and a body is accepted only if it is what the landing can read
+(UTF-8 JSON, an object), because a 200 stops the sender's retries.
+
+Every request, whatever its fate, gets a row in `normalized.intake_audit` and counts in
+/metrics. Blocking calls (boto3, the warehouse) run on worker threads, never on the event loop.
 """
 
 from __future__ import annotations
@@ -52,7 +59,7 @@ from ingest_pipeline.intake.config import (
     secret_value,
 )
 from ingest_pipeline.intake.metrics import UNKNOWN_TENANT_LABEL, IntakeMetrics
-from ingest_pipeline.intake.ratelimit import RateLimiter
+from ingest_pipeline.intake.ratelimit import UNAUTHENTICATED_PER_MINUTE, RateLimiter
 from ingest_pipeline.intake.signatures import Verdict, verify_intercom, verify_stripe
 from ingest_pipeline.intake.store import (
     EVENT_ID_PATTERN,
@@ -75,7 +82,11 @@ from ingest_pipeline.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = MAX_WEBHOOK_BYTES  # 1 MiB: more is 413
+# The whole body must arrive within this (408 and the connection closed otherwise): uvicorn's
+# timeout_keep_alive covers only the wait between requests, not a body trickling in.
+BODY_TIMEOUT_SECONDS = 30.0
 PROBE_TIMEOUT_SECONDS = 2.0
+EVENT_ID_RULE = "1 to 128 letters, digits, '_' or '-'"
 
 ROUTE_INTERCOM = "POST /webhooks/intercom/{tenant}"
 ROUTE_STRIPE = "POST /webhooks/stripe/{tenant}"
@@ -106,8 +117,10 @@ class RequestRecord:
     route: str
     received_at: datetime
     provider: str | None = None
+    client: str | None = None  # the client's IP (uvicorn applies trusted proxy headers)
     tenant: str | None = None
     known_tenant: bool = False
+    authenticated: bool = False  # signature verified or token valid: the tenant's budget
     event_id: str | None = None
     object_key: str | None = None
     verdict: str | None = None
@@ -123,15 +136,20 @@ class Intake:
         *,
         debug: bool,
         max_body_bytes: int,
+        body_timeout_seconds: float,
+        unauthenticated_per_minute: int,
         lookback_days: int,
         audit_flush_interval: float,
     ) -> None:
         self.settings = settings
         self.debug = debug
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_seconds = body_timeout_seconds
+        self.unauthenticated_per_minute = unauthenticated_per_minute
         self.tenants = TenantIntakes(settings.tenants_file)
         self.metrics = IntakeMetrics()
-        self.limiter = RateLimiter()
+        self.limiter = RateLimiter()  # per tenant: authenticated requests
+        self.client_limiter = RateLimiter()  # per client IP: the requests that do not
         self.warehouse = Warehouse(settings.resolved_warehouse_url)
         self.warehouse_lock = threading.Lock()
         self.audit = AuditWriter(
@@ -152,13 +170,13 @@ class Intake:
 
     async def _webhook(self, request: Request, provider: str, route: str) -> Response:
         record = _begin(request, route, provider)
+        limited = self._client_limited(record)
+        if limited:
+            return limited
         found = self._tenant(request, record, f"{provider}_secret_env")
         if isinstance(found, Response):
             return found
         intake, env_name = found
-        limited = self._rate_limited(record, intake)
-        if limited:
-            return limited
         body = await self._checked_body(request, record)
         if isinstance(body, Response):
             return body
@@ -169,13 +187,16 @@ class Intake:
         verdict = spec.verify(body, request.headers.get(spec.signature_header), secret)
         if not verdict:
             return _answer(record, verdict.status, "rejected", verdict.reason)
-        try:
-            event = json.loads(body)
-        except ValueError:
-            return _answer(record, 400, "rejected", "body is not valid JSON")
-        event_id = event.get("id") if isinstance(event, dict) else None
-        if not isinstance(event_id, str) or not EVENT_ID_PATTERN.match(event_id):
-            reason = f"event id missing or not {EVENT_ID_PATTERN.pattern}"
+        record.authenticated = True
+        limited = self._rate_limited(record, intake)
+        if limited:
+            return limited
+        event = _json_object(body)
+        if isinstance(event, str):
+            return _answer(record, 400, "rejected", event)
+        event_id = event.get("id")
+        if not isinstance(event_id, str) or not EVENT_ID_PATTERN.fullmatch(event_id):
+            reason = f"event id missing or not {EVENT_ID_RULE}"
             return _answer(record, 400, "rejected", reason)
         record.event_id = event_id
         created_at = _created_at(event, spec.created_field)
@@ -201,13 +222,13 @@ class Intake:
 
     async def uploads(self, request: Request) -> Response:
         record = _begin(request, ROUTE_UPLOADS, "uploads")
+        limited = self._client_limited(record)
+        if limited:
+            return limited
         found = self._tenant(request, record, "token_env")
         if isinstance(found, Response):
             return found
         intake, env_name = found
-        limited = self._rate_limited(record, intake)
-        if limited:
-            return limited
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         bearer = {"WWW-Authenticate": "Bearer"}
         if scheme.lower() != "bearer" or not token.strip():
@@ -218,14 +239,17 @@ class Intake:
         if not hmac.compare_digest(token.strip().encode(), expected.encode()):
             invalid = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
             return _answer(record, 401, "rejected", "invalid token", headers=invalid)
+        record.authenticated = True
+        limited = self._rate_limited(record, intake)
+        if limited:
+            return limited
         body = await self._checked_body(request, record)
         if isinstance(body, Response):
             return body
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            return _answer(record, 400, "rejected", "body is not valid JSON")
-        if not isinstance(payload, dict) or not isinstance(payload.get("kind"), str):
+        payload = _json_object(body)
+        if isinstance(payload, str):
+            return _answer(record, 400, "rejected", payload)
+        if not isinstance(payload.get("kind"), str):
             return _answer(record, 400, "rejected", 'body must be {"kind": ..., "filename": ...}')
         filename = payload.get("filename")
         expires = payload.get("expires", DEFAULT_EXPIRES_SECONDS)
@@ -329,8 +353,24 @@ class Intake:
             return _answer(record, 404, "rejected", f"no {what} intake for this tenant")
         return intake, env_name
 
+    def _client_limited(self, record: RequestRecord) -> Response | None:
+        """429 when the client IP has spent its budget of unauthenticated requests (checked
+        before the body is read; `finish` charges the budget)."""
+        if record.client is None:
+            return None
+        wait = self.client_limiter.wait(record.client, self.unauthenticated_per_minute)
+        if not wait:
+            return None
+        reason = (
+            "too many unauthenticated requests from this client"
+            f" (limit {self.unauthenticated_per_minute}/min)"
+        )
+        headers = {"Retry-After": RateLimiter.retry_after_header(wait)}
+        return _answer(record, 429, "rejected", reason, headers=headers)
+
     def _rate_limited(self, record: RequestRecord, intake: TenantIntake) -> Response | None:
-        assert record.tenant is not None
+        """429 when the tenant has spent its budget (authenticated requests only)."""
+        assert record.tenant is not None and record.authenticated
         wait = self.limiter.acquire(record.tenant, intake.rate_limit_per_minute)
         if not wait:
             return None
@@ -343,9 +383,14 @@ class Intake:
         if media != "application/json":
             return _answer(record, 415, "rejected", "content type must be application/json")
         try:
-            body = await _read_body(request, self.max_body_bytes)
+            with anyio.fail_after(self.body_timeout_seconds):
+                body = await _read_body(request, self.max_body_bytes)
         except ClientDisconnect:
             return _answer(record, 400, "rejected", "client disconnected before the body ended")
+        except TimeoutError:
+            # Close the connection: the rest of a body this slow is not worth waiting for.
+            reason = f"body not received within {self.body_timeout_seconds:g} s"
+            return _answer(record, 408, "rejected", reason, headers={"Connection": "close"})
         if body is None:
             return _answer(record, 413, "rejected", f"body over {self.max_body_bytes} bytes")
         return body
@@ -379,6 +424,7 @@ class Intake:
                 received_at=record.received_at,
             )
         )
+        self._charge_client(record, status)
         self.metrics.requests.labels(label, str(status)).inc()
         self.metrics.latency.labels(label).observe(elapsed)
         if record.provider:
@@ -386,6 +432,12 @@ class Intake:
             self.metrics.deliveries.labels(
                 record.provider, tenant or UNKNOWN_TENANT_LABEL, verdict
             ).inc()
+
+    def _charge_client(self, record: RequestRecord, status: int) -> None:
+        """A tenant-route request that did not authenticate spends its client IP's budget
+        (not the service's own failures, 5xx: the sender is not at fault)."""
+        if record.provider and record.client and not record.authenticated and status < 500:
+            self.client_limiter.acquire(record.client, self.unauthenticated_per_minute)
 
 
 class _ObserveMiddleware:
@@ -425,12 +477,24 @@ def create_app(
     *,
     debug: bool | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    body_timeout_seconds: float | None = None,
+    unauthenticated_rate_limit_per_minute: int = UNAUTHENTICATED_PER_MINUTE,
     redelivery_lookback_days: int = REDELIVERY_LOOKBACK_DAYS,
     audit_flush_interval: float = 0.5,
 ) -> Starlette:
     """The intake ASGI app. Raises IntakeStartupError in production while a configured secret
-    env var is missing or empty, or debug is on. `app.state.intake` is the `Intake`."""
+    env var is missing or empty, or debug is on. `app.state.intake` is the `Intake`.
+
+    `body_timeout_seconds`: how long a request's body may take to arrive (default: the
+    setting `intake_body_timeout_seconds` when Settings has it, else 30 s).
+    `unauthenticated_rate_limit_per_minute`: per client IP (see `ratelimit`)."""
     settings = settings or get_settings()
+    if body_timeout_seconds is None:
+        body_timeout_seconds = getattr(
+            settings, "intake_body_timeout_seconds", BODY_TIMEOUT_SECONDS
+        )
+    if body_timeout_seconds <= 0 or unauthenticated_rate_limit_per_minute < 1:
+        raise ValueError("the body timeout and the per-client limit must be positive")
     debug = settings.intake_debug if debug is None else debug
     problems = production_problems(settings, debug)
     if problems:
@@ -441,6 +505,8 @@ def create_app(
         settings,
         debug=debug,
         max_body_bytes=max_body_bytes,
+        body_timeout_seconds=body_timeout_seconds,
+        unauthenticated_per_minute=unauthenticated_rate_limit_per_minute,
         lookback_days=redelivery_lookback_days,
         audit_flush_interval=audit_flush_interval,
     )
@@ -473,7 +539,8 @@ def create_app(
 
 def _begin(request: Request, route: str, provider: str | None = None) -> RequestRecord:
     received_at = request.scope["state"]["received_at"]  # set by the middleware
-    record = RequestRecord(route=route, received_at=received_at, provider=provider)
+    client = request.client.host if request.client else None
+    record = RequestRecord(route=route, received_at=received_at, provider=provider, client=client)
     request.state.intake = record
     return record
 
@@ -507,6 +574,23 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _json_object(body: bytes) -> dict[str, Any] | str:
+    """The body as a JSON object, or why not. Decoded as the landing decodes it (strict UTF-8,
+    no BOM): `json.loads(bytes)` would also take UTF-16 and UTF-32, which the landing refuses
+    after our 200 has ended the sender's retries."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "body is not UTF-8"
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return "body is not valid JSON (UTF-8, no byte order mark)"
+    if not isinstance(document, dict):
+        return "body must be a JSON object"
+    return document
 
 
 def _created_at(event: dict[str, Any], field_name: str) -> datetime | None:
