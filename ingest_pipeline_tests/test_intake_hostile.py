@@ -17,14 +17,17 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from ingest_pipeline.cli import main
 from ingest_pipeline.intake.audit import AuditWriter, audit_row
 from ingest_pipeline.intake.metrics import IntakeMetrics
+from ingest_pipeline.lib.landing import MAX_KEY_BYTES, safe_filename
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline_tests.test_intake import (
     SECRETS,
     start_intake,
     stripe_event,
     stripe_headers,
+    today,
     write_tenants,
 )
 
@@ -203,6 +206,40 @@ def test_bodies_must_be_utf8_json_objects(intake):
     assert answer.status_code == 400 and "UTF-8" in answer.json()["error"]
     assert intake.landed() == {}
     assert intake.env.rows("SELECT count(*) FROM normalized.uploads") == [(0,)]
+
+
+# -- 5. upload keys stay within S3's limit -------------------------------------------------
+
+
+def test_safe_filenames_are_capped_and_keep_their_extension():
+    assert safe_filename("C:\\tmp\\weird name?.csv") == "weird_name_.csv"
+    long = safe_filename("x" * 2000 + ".log.gz")
+    assert long.endswith("x.log.gz") and len(long) == 200
+    french = safe_filename("données " * 300 + ".csv", max_bytes=50)
+    assert french.endswith(".csv") and len(french.encode()) == 50 and french.isascii()
+    assert len(safe_filename("y" * 300, max_bytes=40)) == 40
+    odd = safe_filename("a." + "b" * 500, max_bytes=30)  # no real extension: a plain cut
+    assert len(odd) == 30
+
+
+def test_a_2000_character_filename_makes_a_key_within_1024_bytes(intake, capsys):
+    filename = "report-" + "q" * 2000 + ".csv"
+    answer = intake.post(
+        "/uploads/acme", json.dumps({"kind": "logs", "filename": filename}), **UPLOAD_AUTH
+    )
+    assert answer.status_code == 201
+    key = answer.json()["key"]
+    assert len(key.encode()) <= MAX_KEY_BYTES and key.endswith("q.csv")
+    assert key.startswith(f"logs/acme/{today()}/")
+
+    assert main(["upload-url", "--tenant", "acme", "--kind", "events", "--filename", filename]) == 0
+    [cli_key] = [
+        r[0]
+        for r in intake.env.rows("SELECT object_key FROM normalized.uploads")
+        if r[0].startswith("events/")
+    ]
+    assert len(cli_key.encode()) <= MAX_KEY_BYTES and cli_key.endswith(".csv")
+    capsys.readouterr()
 
 
 # -- 6. a slow body is cut off ---------------------------------------------------------------

@@ -30,6 +30,12 @@ SENSOR_KINDS = (*LANDING_KINDS, "webhooks")
 DEFAULT_EXPIRES_SECONDS = 3600
 MAX_EXPIRES_SECONDS = 7 * 24 * 3600  # S3's own limit for presigned URLs
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_KEY_BYTES = 1024  # S3's limit for an object key (UTF-8 bytes)
+# Kept in upload keys: enough for any real name, and within the 255 bytes file systems allow
+# once the object is downloaded.
+MAX_FILENAME_BYTES = 200
+# What a cut keeps at the end of a name: one or two short suffixes (".csv", ".log.gz").
+_EXTENSION = re.compile(r"(?:\.[A-Za-z0-9]{1,10}){1,2}\Z")
 
 
 class LandingError(ValueError):
@@ -61,10 +67,16 @@ def parse_object_key(key: str) -> LandingKey | None:
     return LandingKey(kind, tenant, rest, partner)
 
 
-def safe_filename(filename: str) -> str:
-    """The base name with anything but letters, digits, dot, dash and underscore replaced."""
+def safe_filename(filename: str, max_bytes: int = MAX_FILENAME_BYTES) -> str:
+    """The base name with anything but letters, digits, dot, dash and underscore replaced,
+    cut to `max_bytes` (ASCII: bytes are characters) keeping its extension."""
     base = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    return _UNSAFE.sub("_", base).strip("._") or "upload"
+    name = _UNSAFE.sub("_", base).strip("._") or "upload"
+    if len(name) <= max_bytes:
+        return name
+    found = _EXTENSION.search(name)
+    extension = found.group() if found and len(found.group()) < max_bytes // 2 else ""
+    return name[: max_bytes - len(extension)] + extension
 
 
 # botocore's standard retry mode: backoff on throttling, 5xx and connection errors.
@@ -105,8 +117,11 @@ def issue_upload_url(
         raise LandingError(f"expires must be 1..{MAX_EXPIRES_SECONDS} seconds")
     now = now or datetime.now(UTC)
     upload_id = uuid.uuid4().hex
-    name = safe_filename(filename or f"{kind}.dat")
-    key = f"{kind}/{tenant}/{now:%Y-%m-%d}/{upload_id}-{name}"
+    prefix = f"{kind}/{tenant}/{now:%Y-%m-%d}/{upload_id}-"
+    room = MAX_KEY_BYTES - len(prefix.encode("utf-8"))
+    if room < 16:  # tenant names are short in practice; a key needs room for a name too
+        raise LandingError(f"tenant name too long for an object key ({MAX_KEY_BYTES} bytes)")
+    key = prefix + safe_filename(filename or f"{kind}.dat", min(room, MAX_FILENAME_BYTES))
     url = (client or s3_client(settings)).generate_presigned_url(
         "put_object",
         Params={"Bucket": settings.landing_bucket, "Key": key},
