@@ -59,7 +59,7 @@ def worker() -> None:
 
     from ingest_pipeline.definitions import defs as load_defs
     from ingest_pipeline.defs.tenants.sensors import sync_partitions
-    from ingest_pipeline.lib.ingest_runs import ingest_instance
+    from ingest_pipeline.lib.ingest_runs import AFTER_RUN_TAG, ingest_instance
     from ingest_pipeline.lib.normalized_tables import init_warehouse
     from ingest_pipeline.lib.tenants import load_source_instances
     from ingest_pipeline.lib.warehouse import Warehouse
@@ -74,6 +74,11 @@ def worker() -> None:
         outcome = ingest_instance(load_defs(), store, instance)
         total = time.perf_counter() - started
         steps = _step_seconds(store, outcome.run_id)
+        # Normalizing is its own run now (normalize_items), tagged with the raw run it followed.
+        [normalize_run] = store.get_run_records(
+            dg.RunsFilter(tags={AFTER_RUN_TAG: outcome.run_id}), limit=1
+        )
+        steps.update(_step_seconds(store, normalize_run.dagster_run.run_id))
     peak_mb = peak_rss_mb()
     print(
         json.dumps(

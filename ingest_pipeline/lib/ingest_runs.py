@@ -50,7 +50,7 @@ def ingest_instance(
     """The raw run of one instance, then its entity's normalize run; `run_id` is the raw run."""
     kind = SOURCE_TYPES[source.type]
     started = time.monotonic()
-    tags = {"ingest/tenant": source.tenant, "ingest/source": source.name}
+    tags = source.run_tags
     raw_run = defs.resolve_job_def(kind.job_name).execute_in_process(
         instance=instance_store,
         partition_key=source.partition_key,
