@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     # The intake service (`serve-intake`) with debug on: tracebacks in error answers, debug
     # logging. Refused in production.
     intake_debug: bool = False
+    # How long the intake waits for a request's whole body; then 408 and the connection closed.
+    intake_body_timeout_seconds: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production_defaults(self) -> Settings:

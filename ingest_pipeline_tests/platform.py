@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -186,3 +187,28 @@ def _stop(process: subprocess.Popen) -> None:
         # Whatever is left of the group (there should be nothing) goes too.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running_daemon(dagster_home: Path, log_path: Path) -> Iterator[subprocess.Popen]:
+    """A real `dagster-daemon run -w workspace.yaml` on a DAGSTER_HOME holding the repository's
+    dagster.yaml, in its own session so it and its code server stop together at the end."""
+    dagster_home.mkdir(exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    with log_path.open("wb") as log:
+        daemon = subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+            cwd=REPO,
+            env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield daemon
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, signal.SIGKILL)

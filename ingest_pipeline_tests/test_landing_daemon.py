@@ -1,20 +1,14 @@
 """The landing sensors under the real Dagster daemon: a presigned upload ends Completed with no
 one evaluating anything by hand (sensor daemon → queued run → run worker process)."""
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import requests
 
 from ingest_pipeline.lib.landing import issue_upload_url
 from ingest_pipeline.settings import get_settings
+from ingest_pipeline_tests.platform import running_daemon
 
-REPO = Path(__file__).resolve().parents[1]
 DEADLINE_SECONDS = 240
 
 
@@ -23,31 +17,12 @@ def test_daemon_runs_the_sensor_and_the_upload_completes(duck_env, s3_endpoint, 
 
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="landing")
     duck_env.write_tenants({"acme": []})
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
     upload = issue_upload_url(get_settings(), "acme", "logs", "api.log")
     body = b"2026-01-05T10:00:00Z INFO api started\n2026-01-05T10:00:01Z ERROR api boom\n"
     assert requests.put(upload.url, data=body, timeout=10).status_code == 200
 
-    log = (tmp_path / "daemon.log").open("wb")
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-        cwd=REPO,
-        env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # so the daemon and its code server stop together
-    )
-    try:
+    with running_daemon(tmp_path / "dagster_home", tmp_path / "daemon.log"):
         status = _wait_for_final_status(duck_env, upload.upload_id)
-    finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
-        log.close()
     output = (tmp_path / "daemon.log").read_text(errors="replace")[-3000:]
     assert status == ("Completed", 2, 0), output
     assert duck_env.rows("SELECT count(*) FROM normalized.log_records") == [(2,)]

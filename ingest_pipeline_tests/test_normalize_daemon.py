@@ -2,67 +2,43 @@
 reach normalized.items with no one launching anything (automation sensor → queued run → run
 worker), and the dead feed's partition beside it, missing for good, blocks nothing."""
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import dagster as dg
 
 from ingest_pipeline.defs.tenants.sensors import sync_partitions
+from ingest_pipeline_tests.platform import running_daemon
 from ingest_pipeline_tests.test_normalize_runs import ITEMS, ITEMS_CHECKS, feeds
 
-REPO = Path(__file__).resolve().parents[1]
 DEADLINE_SECONDS = 240
 
 
 def test_daemon_normalizes_after_a_raw_run_by_itself(duck_env, feed_server, tmp_path):
     duck_env.write_tenants(feeds(feed_server.server.url))
     dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
     log_path = tmp_path / "daemon.log"
-    log = log_path.open("wb")
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-        cwd=REPO,
-        env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # so the daemon and its code server stop together
-    )
-    try:
-        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-            sync_partitions(instance)
-            # Declarative automation sees updates after its first evaluation, not before.
-            assert _wait(lambda: _evaluated(instance)), "the automation sensor never ticked"
-            raw_job = duck_env.defs.resolve_job_def("ingest_rss")
-            dead = raw_job.execute_in_process(
-                instance=instance, partition_key="acme.dead", raise_on_error=False
-            )
-            assert not dead.success
-            good = raw_job.execute_in_process(instance=instance, partition_key="globex.blog")
-            assert good.success and duck_env.rows("SELECT count(*) FROM normalized.items") == [(0,)]
-            started = time.monotonic()
-            arrived = _wait(lambda: _items(duck_env) == 3)
-            waited = time.monotonic() - started
-            run = _wait(lambda: _finished_normalize_run(instance))
-            checks = {
-                name: instance.get_latest_asset_check_evaluation_record(
-                    dg.AssetCheckKey(ITEMS, name)
-                )
-                for name in ITEMS_CHECKS
-            }
-    finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
-        log.close()
+    with (
+        running_daemon(dagster_home, log_path),
+        dg.DagsterInstance.from_config(str(dagster_home)) as instance,
+    ):
+        sync_partitions(instance)
+        # Declarative automation sees updates after its first evaluation, not before.
+        assert _wait(lambda: _evaluated(instance)), "the automation sensor never ticked"
+        raw_job = duck_env.defs.resolve_job_def("ingest_rss")
+        dead = raw_job.execute_in_process(
+            instance=instance, partition_key="acme.dead", raise_on_error=False
+        )
+        assert not dead.success
+        good = raw_job.execute_in_process(instance=instance, partition_key="globex.blog")
+        assert good.success and duck_env.rows("SELECT count(*) FROM normalized.items") == [(0,)]
+        started = time.monotonic()
+        arrived = _wait(lambda: _items(duck_env) == 3)
+        waited = time.monotonic() - started
+        run = _wait(lambda: _finished_normalize_run(instance))
+        checks = {
+            name: instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(ITEMS, name))
+            for name in ITEMS_CHECKS
+        }
     output = log_path.read_text(errors="replace")[-3000:]
     assert arrived, output
     print(f"normalized rows arrived {waited:.1f}s after the raw run")

@@ -58,6 +58,9 @@ def test_env_example_lists_every_setting():
             "twice",
         ),
         ("tenants: [", "not valid YAML"),
+        # A trailing newline passed `^...$` with match(); names are at most 63 characters.
+        ('tenants:\n  "acme\\n":\n    sources:\n      - {type: rss, name: a}', "must match"),
+        (f"tenants:\n  {'a' * 64}:\n    sources:\n      - {{type: rss, name: a}}", "must match"),
     ],
 )
 def test_invalid_tenants_files_say_what_is_wrong(tmp_path, text, message):

@@ -18,8 +18,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Checked with fullmatch: `$` alone would let a trailing newline through. Names go into
+# partition keys, table and pipeline names and object keys: at most 63 characters.
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DEFAULT_INTAKE_RATE_LIMIT_PER_MINUTE = 600
 
 
@@ -44,7 +46,7 @@ class SourceInstance(BaseModel):
     @field_validator("tenant", "name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value):
+        if not NAME_PATTERN.fullmatch(value):
             raise ValueError(f"{value!r} must match {NAME_PATTERN.pattern}")
         return value
 
@@ -162,7 +164,7 @@ class TenantIntake(BaseModel):
     @field_validator("token_env", "intercom_secret_env", "stripe_secret_env")
     @classmethod
     def _env_name(cls, value: str | None) -> str | None:
-        if value is not None and not ENV_NAME_PATTERN.match(value):
+        if value is not None and not ENV_NAME_PATTERN.fullmatch(value):
             raise ValueError(f"must name an environment variable ({ENV_NAME_PATTERN.pattern})")
         return value
 
@@ -183,7 +185,7 @@ def load_intake_configs(path: Path) -> dict[str, TenantIntake]:
         raw = (tenant_config or {}).get("intake") if isinstance(tenant_config, dict) else None
         if raw is None:
             continue
-        if not NAME_PATTERN.match(str(tenant)):
+        if not NAME_PATTERN.fullmatch(str(tenant)):
             raise TenantsFileError(
                 f"tenants file {path}: tenant {tenant!r} must match {NAME_PATTERN.pattern}"
             )
