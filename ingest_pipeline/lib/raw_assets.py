@@ -18,7 +18,11 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.extract.source import DltSource
 
 from ingest_pipeline.lib.dlt_pipelines import instance_pipeline, spec_pipeline
-from ingest_pipeline.lib.resources import warehouse_pool
+from ingest_pipeline.lib.resources import (
+    LOAD_MAX_RUNTIME_SECONDS,
+    max_runtime_tags,
+    warehouse_pool,
+)
 from ingest_pipeline.lib.source_types import SOURCE_TYPES
 from ingest_pipeline.lib.tenants import find_instance
 from ingest_pipeline.settings import get_settings
@@ -143,6 +147,7 @@ def ingest_job(source_type: str, raw_assets: dg.AssetsDefinition) -> Any:
         name=kind.job_name,
         selection=dg.AssetSelection.assets(raw_assets),
         partitions_def=instance_partitions(source_type),
+        tags=max_runtime_tags(LOAD_MAX_RUNTIME_SECONDS),
         description=f"Load one {source_type} source instance (a partition) into raw; "
         f"{normalized_asset_key(kind.entity).to_user_string()} follows on its own.",
     )

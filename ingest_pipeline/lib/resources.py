@@ -25,6 +25,18 @@ class WarehouseResource(dg.ConfigurableResource):
 DUCKDB_POOL = "duckdb_warehouse"
 
 
+# Run monitoring ends a run that exceeds its job's maximum runtime (dagster.yaml has the
+# monitoring on): the default run launcher cannot see a killed run process, so this is what ends
+# a dead run and frees its slots. Loads and landings take seconds to minutes; a metrics backfill
+# of a year a few minutes; the caps are generous multiples of that.
+LOAD_MAX_RUNTIME_SECONDS = 600
+METRICS_MAX_RUNTIME_SECONDS = 3600
+
+
+def max_runtime_tags(seconds: int) -> dict[str, str]:
+    return {"dagster/max_runtime": str(seconds)}
+
+
 def warehouse_pool() -> str | None:
     """The pool of warehouse-writing steps under the current settings (read at load time)."""
     url = get_settings().resolved_warehouse_url

@@ -18,7 +18,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ingest_pipeline.defs.landing.loaders import LOADERS, LandedFileError, LoadCounts
 from ingest_pipeline.defs.landing.resources import LandingBucketResource
 from ingest_pipeline.lib.normalized_tables import UPLOADS, init_warehouse
-from ingest_pipeline.lib.resources import WarehouseResource, warehouse_pool
+from ingest_pipeline.lib.resources import (
+    LOAD_MAX_RUNTIME_SECONDS,
+    WarehouseResource,
+    max_runtime_tags,
+    warehouse_pool,
+)
 from ingest_pipeline.lib.uploads import (
     LandedObject,
     UploadResult,
@@ -193,15 +198,17 @@ landed_events = landing_asset("events")
 landed_crawl = landing_asset("crawl")
 landed_webhooks = landing_asset("webhooks")
 
-land_logs_job = dg.define_asset_job(
-    job_name("logs"), selection=[ASSET_KEYS["logs"]], executor_def=dg.in_process_executor
-)
-land_events_job = dg.define_asset_job(
-    job_name("events"), selection=[ASSET_KEYS["events"]], executor_def=dg.in_process_executor
-)
-land_crawl_job = dg.define_asset_job(
-    job_name("crawl"), selection=[ASSET_KEYS["crawl"]], executor_def=dg.in_process_executor
-)
-land_webhooks_job = dg.define_asset_job(
-    job_name("webhooks"), selection=[ASSET_KEYS["webhooks"]], executor_def=dg.in_process_executor
-)
+
+def land_job(kind: str) -> Any:
+    return dg.define_asset_job(
+        job_name(kind),
+        selection=[ASSET_KEYS[kind]],
+        executor_def=dg.in_process_executor,
+        tags=max_runtime_tags(LOAD_MAX_RUNTIME_SECONDS),
+    )
+
+
+land_logs_job = land_job("logs")
+land_events_job = land_job("events")
+land_crawl_job = land_job("crawl")
+land_webhooks_job = land_job("webhooks")

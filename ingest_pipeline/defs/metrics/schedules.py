@@ -4,11 +4,13 @@ import dagster as dg
 
 from ingest_pipeline.defs.metrics.assets import metrics_assets
 from ingest_pipeline.defs.metrics.partitions import daily_partitions
+from ingest_pipeline.lib.resources import METRICS_MAX_RUNTIME_SECONDS, max_runtime_tags
 
 metrics_daily_job = dg.define_asset_job(
     name="metrics_daily",
     selection=dg.AssetSelection.assets(metrics_assets),
     partitions_def=daily_partitions,
+    tags=max_runtime_tags(METRICS_MAX_RUNTIME_SECONDS),
     description="Build the dbt metrics for a day (or a range of days in one run).",
 )
 

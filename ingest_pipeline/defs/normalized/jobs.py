@@ -12,6 +12,7 @@ import dagster as dg
 
 from ingest_pipeline.defs.normalized.rejected import REJECTS_KEY
 from ingest_pipeline.lib.raw_assets import normalize_job_name, normalized_asset_key
+from ingest_pipeline.lib.resources import LOAD_MAX_RUNTIME_SECONDS, max_runtime_tags
 
 
 def normalize_job(entity: str) -> Any:
@@ -20,6 +21,7 @@ def normalize_job(entity: str) -> Any:
         normalize_job_name(entity),
         selection=dg.AssetSelection.assets(normalized_asset_key(entity), REJECTS_KEY),
         executor_def=dg.in_process_executor,
+        tags=max_runtime_tags(LOAD_MAX_RUNTIME_SECONDS),
         description=f"Normalize every raw load of normalized/{entity} not yet normalized, run "
         "its checks and record the rejects' counts.",
     )
