@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,28 @@ def test_a_signed_webhook_posted_to_the_intake_lands_in_normalized_payments(plat
     assert _wait("the pushed payment in normalized.payments", payment_row, 150) == [
         (4200, "succeeded")
     ]
+
+
+def test_the_metrics_schedule_asks_for_yesterday_and_that_run_builds_it(platform: Platform):
+    # What the schedule's 00:30 UTC tick asks for (evaluated as the UI's "Test schedule"
+    # does), launched as the daemon would launch it.
+    tick = datetime.now(UTC).replace(hour=0, minute=30, second=0, microsecond=0)
+    dry_run = """mutation DryRun($selector: ScheduleSelector!, $timestamp: Float) {
+      scheduleDryRun(selectorData: $selector, timestamp: $timestamp) {
+        ... on DryRunInstigationTick { evaluationResult { runRequests { tags { key value } }
+          error { message } } } ... on PythonError { message } } }"""
+    selector = {
+        "repositoryLocationName": "ingest_pipeline",
+        "repositoryName": "__repository__",
+        "scheduleName": "metrics_daily_schedule",
+    }
+    result = platform.graphql(dry_run, selector=selector, timestamp=tick.timestamp())
+    evaluation = result["scheduleDryRun"]["evaluationResult"]
+    [request] = evaluation["runRequests"]
+    tags = {t["key"]: t["value"] for t in request["tags"]}
+    assert tags["dagster/partition"] == (tick - timedelta(days=1)).date().isoformat()
+    run = platform.wait_for_run(platform.launch("metrics_daily", tags), 300)
+    assert run["status"] == "SUCCESS", run
 
 
 def test_the_asset_graph_has_the_landing_and_rejects_edges(platform: Platform):
