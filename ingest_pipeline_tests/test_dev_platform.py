@@ -142,7 +142,8 @@ def test_a_signed_webhook_posted_to_the_intake_lands_in_normalized_payments(plat
 
 def test_the_metrics_schedule_asks_for_yesterday_and_that_run_builds_it(platform: Platform):
     # What the schedule's 00:30 UTC tick asks for (evaluated as the UI's "Test schedule"
-    # does), launched as the daemon would launch it.
+    # does), launched as the daemon would launch it (the README test's backfill builds two more
+    # days through the daemon).
     tick = datetime.now(UTC).replace(hour=0, minute=30, second=0, microsecond=0)
     dry_run = """mutation DryRun($selector: ScheduleSelector!, $timestamp: Float) {
       scheduleDryRun(selectorData: $selector, timestamp: $timestamp) {
@@ -187,14 +188,47 @@ def test_the_lineage_and_automation_pages_render_in_a_browser(platform: Platform
     if not Path(ui_browser.CHROMIUM).exists():
         pytest.skip(f"{ui_browser.CHROMIUM} is not installed (.ci/run installs it)")
     pages = {
-        "lineage": ('/asset-groups~group:"normalized"/', "rejected_records"),
-        "automation": ("/automation", "landing_logs_sensor"),
+        "lineage": ('/asset-groups~group:"normalized"/', "rejected_records", ("items", "payments")),
+        "automation": ("/automation", "landing_logs_sensor", ("ingest_rss_schedule",)),
     }
-    for name, (path, expected) in pages.items():
+    for name, (path, expected, also) in pages.items():
         report = ui_browser.render_page(
             platform.ui_url, path, tmp_path / f"{name}.png", wait_for_text=expected
         )
         assert report.rendered and not report.has_error_banner, report.summary()
+        assert not report.console_errors, report.summary()
+        assert all(text in report.text for text in also), report.summary()
+        assert report.screenshot.stat().st_size > 10_000, report.summary()
+
+
+def test_the_browser_check_sees_error_banners(platform: Platform, tmp_path):
+    """The detector the page checks above rely on, shown to fail on this same UI."""
+    if not Path(ui_browser.CHROMIUM).exists():
+        pytest.skip(f"{ui_browser.CHROMIUM} is not installed (.ci/run installs it)")
+    missing = ui_browser.render_page(
+        platform.ui_url, "/runs/00000000-0000-0000-0000-000000000000", tmp_path / "missing.png"
+    )
+    assert "text: No run found" in missing.error_banners, missing.summary()
+
+    def fail_one_query(page) -> None:
+        def handle(route) -> None:
+            body = json.loads(route.request.post_data or "{}")
+            if body.get("operationName") == "InstanceWarningQuery":
+                failure = {"data": None, "errors": [{"message": "injected failure"}]}
+                route.fulfill(status=200, content_type="application/json", body=json.dumps(failure))
+            else:
+                route.continue_()
+
+        page.route("**/graphql*", handle)
+
+    toast = ui_browser.render_page(
+        platform.ui_url,
+        "/automation",
+        tmp_path / "graphql-error.png",
+        wait_for_text="landing_logs_sensor",
+        setup=fail_one_query,
+    )
+    assert any(b.startswith("error toast: Unexpected GraphQL error") for b in toast.error_banners)
 
 
 def readme_commands(readme: Path) -> list[str]:

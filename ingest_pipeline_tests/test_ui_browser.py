@@ -1,14 +1,11 @@
-"""The Dagster UI in a real headless browser: a real dagster-webserver on our workspace, pages
-rendered by Debian's Chromium through Playwright, checked for their content and for error banners.
-The detector is also shown to fail: on a missing run, a failing GraphQL query and a code location
-that does not load."""
+"""The error detector of the headless-browser checks (ui_browser.py) shown to fail: on a code
+location that does not load, and on texts. The healthy pages, a missing run and a failing
+GraphQL query are checked on the running local platform (test_dev_platform.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,16 +30,6 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
-def _ensure_dbt_manifest() -> None:
-    """dagster-dbt loads the manifest with the definitions (`make test` parses it first)."""
-    if not (ROOT / "dbt_metrics" / "target" / "manifest.json").exists():
-        subprocess.run(
-            [str(BIN / "dbt"), "parse", "--profiles-dir", ".", "--quiet"],
-            cwd=ROOT / "dbt_metrics",
-            check=True,
-        )
-
-
 def _server_env(home: Path) -> dict[str, str]:
     """A fresh Dagster instance (SQLite, our dagster.yaml) and an empty tenants file."""
     home.mkdir(parents=True)
@@ -58,23 +45,6 @@ def _server_env(home: Path) -> dict[str, str]:
         INGEST_TENANTS_FILE=str(tenants),
     )
     return env
-
-
-@pytest.fixture(scope="module")
-def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webserver]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is absent (Debian's chromium; .ci/run installs it with apt-get)")
-    _ensure_dbt_manifest()
-    tmp = tmp_path_factory.mktemp("dagster-ui")
-    with dagster_webserver(
-        workspace="workspace.yaml",
-        port=free_port(),
-        cwd=ROOT,
-        env=_server_env(tmp / "dagster_home"),
-        log=tmp / "webserver.log",
-        executable=BIN / "dagster-webserver",
-    ) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -99,95 +69,6 @@ def broken_webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webse
         executable=BIN / "dagster-webserver",
     ) as server:
         yield server
-
-
-def _assert_healthy(report, *texts: str) -> None:
-    assert report.rendered, report.summary()
-    assert not report.has_error_banner, report.summary()
-    assert not report.console_errors, report.summary()
-    for text in texts:
-        assert text in report.text, report.summary()
-    assert report.screenshot.stat().st_size > 10_000, report.summary()
-
-
-@needs_chromium
-def test_global_asset_lineage_renders_asset_keys(webserver: Webserver, tmp_path: Path) -> None:
-    groups = render_page(
-        webserver.base_url, "/asset-groups", tmp_path / "lineage.png", wait_for_text="normalized"
-    )
-    _assert_healthy(groups, "Global asset lineage", "landing", "metrics")
-    # One group selected: the lineage graph shows that group's assets by key.
-    normalized = render_page(
-        webserver.base_url,
-        '/asset-groups~group:"normalized"/',
-        tmp_path / "lineage-normalized.png",
-        wait_for_text="rejected_records",
-    )
-    _assert_healthy(normalized, "items", "feedback", "payments")
-
-
-@needs_chromium
-def test_automation_page_renders_sensors_and_schedules(
-    webserver: Webserver, tmp_path: Path
-) -> None:
-    report = render_page(
-        webserver.base_url,
-        "/automation",
-        tmp_path / "automation.png",
-        wait_for_text="tenants_file_sensor",
-    )
-    _assert_healthy(report, "landing_events_sensor", "ingest_rss_schedule")
-
-
-@needs_chromium
-def test_overview_renders_without_error(webserver: Webserver, tmp_path: Path) -> None:
-    # /overview redirects to the activity timeline, whose rows are the jobs.
-    report = render_page(
-        webserver.base_url, "/overview", tmp_path / "overview.png", wait_for_text="ingest_rss"
-    )
-    _assert_healthy(report, "Timeline")
-    assert "/overview/" in report.url, report.summary()
-
-
-@needs_chromium
-def test_detector_flags_a_missing_run(webserver: Webserver, tmp_path: Path) -> None:
-    report = render_page(
-        webserver.base_url,
-        "/runs/00000000-0000-0000-0000-000000000000",
-        tmp_path / "missing-run.png",
-    )
-    assert "text: No run found" in report.error_banners, report.summary()
-
-
-@needs_chromium
-def test_detector_flags_a_graphql_error_toast(webserver: Webserver, tmp_path: Path) -> None:
-    """One of the page's queries answered with a GraphQL error: the UI shows a red toast."""
-
-    def fail_one_query(page) -> None:
-        def handle(route) -> None:
-            body = json.loads(route.request.post_data or "{}")
-            if body.get("operationName") == "InstanceWarningQuery":
-                route.fulfill(
-                    status=200,
-                    content_type="application/json",
-                    body=json.dumps({"data": None, "errors": [{"message": "injected failure"}]}),
-                )
-            else:
-                route.continue_()
-
-        page.route("**/graphql*", handle)
-
-    report = render_page(
-        webserver.base_url,
-        "/automation",
-        tmp_path / "graphql-error.png",
-        wait_for_text="tenants_file_sensor",
-        setup=fail_one_query,
-    )
-    assert any(
-        b.startswith("error toast: Unexpected GraphQL error") for b in report.error_banners
-    ), report.summary()
-    assert any("injected failure" in e for e in report.console_errors), report.summary()
 
 
 @needs_chromium
