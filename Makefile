@@ -24,7 +24,7 @@ demo: $(STAMP)
 
 test: $(STAMP) lint
 	$(MANIFEST)
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --durations=20
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
