@@ -1,8 +1,11 @@
 """A configurable REST API: the instance's `client`/`resources` are dlt's rest_api configuration.
 
 Auth, paginators, incremental cursors and retries are dlt's. We only resolve secrets named by
-`*_env` keys at run time, drop our own `mapping` keys, and put each instance's resources in
-tables of their own (`<tenant>__<instance>__<resource>`) with the instance columns.
+`*_env` keys at run time, drop our own resource keys (`mapping`, `max_pages`), wrap each
+resource's paginator in the guards dlt lacks (`guards.py`: a pagination loop, a page limit, a
+page that is not JSON or lacks its data selector each fail the instance with a clear message),
+and put each instance's resources in tables of their own (`<tenant>__<instance>__<resource>`)
+with the instance columns.
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ from typing import Any
 
 import dlt
 from dlt.sources.rest_api import rest_api_source
+from dlt.sources.rest_api.config_setup import create_paginator
 
+from ingest_pipeline.defs.sources.rest_api.guards import DEFAULT_MAX_PAGES, GuardedPaginator
 from ingest_pipeline.lib.dlt_pipelines import instance_columns, instance_key
 from ingest_pipeline.lib.tenants import SourceInstance, resolve_secret
 
 RESOURCE_COLUMN = "_resource"
 # Our keys inside a resource's configuration, not dlt's.
-OWN_RESOURCE_KEYS = ("mapping",)
+OWN_RESOURCE_KEYS = ("mapping", "max_pages")
 
 
 def raw_table_name(instance: SourceInstance, resource: str) -> str:
@@ -58,11 +63,24 @@ def dlt_rest_api_config(instance: SourceInstance) -> dict[str, Any]:
     client = options["client"]
     if "auth" in client:
         client["auth"] = _resolve_secrets(client["auth"])
-    resources = [
-        {k: v for k, v in resource.items() if k not in OWN_RESOURCE_KEYS}
-        for resource in options["resources"]
-    ]
+    resources = [_guarded(resource, client.get("paginator")) for resource in options["resources"]]
     return {"client": client, "resources": resources}
+
+
+def _guarded(resource: dict[str, Any], client_paginator: Any) -> dict[str, Any]:
+    """The resource without our keys, its paginator (as dlt would pick it) wrapped in guards."""
+    config = {k: v for k, v in resource.items() if k not in OWN_RESOURCE_KEYS}
+    endpoint = config.get("endpoint", {})
+    endpoint = {"path": endpoint} if isinstance(endpoint, str) else dict(endpoint)
+    # dlt's precedence: the endpoint's paginator, else the client's; None means detect.
+    inner = create_paginator(endpoint.get("paginator", client_paginator))
+    endpoint["paginator"] = GuardedPaginator(
+        inner,
+        resource=config["name"],
+        data_selector=endpoint.get("data_selector"),
+        max_pages=resource.get("max_pages", DEFAULT_MAX_PAGES),
+    )
+    return {**config, "endpoint": endpoint}
 
 
 def _resolve_secrets(auth: dict[str, Any]) -> dict[str, Any]:
