@@ -83,11 +83,21 @@ class Platform:
         return found
 
     def stop_schedules(self) -> None:
-        """Stop every schedule, as the UI's toggle does."""
-        mutation = """mutation Stop($id: String!) { stopRunningSchedule(id: $id) { __typename } }"""
+        """Stop every schedule, as the UI's toggle does, and cancel the scheduled runs still
+        queued (as the runs page's "Terminate" does)."""
+        stop = """mutation Stop($id: String!) { stopRunningSchedule(id: $id) { __typename } }"""
         for name, state in self.instigators().items():
             if name.endswith("_schedule"):
-                self.graphql(mutation, id=state["id"])
+                self.graphql(stop, id=state["id"])
+        queued = [
+            r["runId"]
+            for r in self.runs(statuses=["QUEUED"])
+            if "dagster/schedule_name" in r["tags"]
+        ]
+        if queued:
+            terminate = """mutation Cancel($ids: [String!]!) {
+              terminateRuns(runIds: $ids) { __typename } }"""
+            self.graphql(terminate, ids=queued)
 
     def runs(self, **filters: Any) -> list[dict[str, Any]]:
         results = self.graphql(RUNS, filter=filters or None)["runsOrError"]["results"]
