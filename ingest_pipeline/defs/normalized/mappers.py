@@ -2,6 +2,11 @@
 
 Raw rows are what dlt stored: flat columns (`a__b` for a nested field of a flattened dict) or,
 for the platform sources (loaded with `max_table_nesting=0`), nested JSON values; `dig` reads both.
+
+Mappers see a raw row with dlt's variant columns folded in (`fold_variants`): a value dlt could not
+coerce to its column's inferred type sits in `<column>__v_<type>` with the base column null; the
+mapper reads it under the base column's name, so it is validated like any other value (a garbled
+timestamp is a reject naming its field), never read as a silent null.
 """
 
 from __future__ import annotations
@@ -19,6 +24,44 @@ from ingest_pipeline.lib.tenants import SourceInstance
 Mapper = Callable[[Mapping[str, Any], SourceInstance], dict[str, Any]]
 _TAG = re.compile(r"<[^>]+>")
 _BLOCK_END = re.compile(r"</(p|div|li|h\d)>|<br\s*/?>", re.IGNORECASE)
+
+
+# dlt's data types: a variant column is `<base>__v_<one of these>`.
+_VARIANT_TYPES = frozenset(
+    (
+        "text",
+        "double",
+        "bool",
+        "timestamp",
+        "bigint",
+        "binary",
+        "json",
+        "decimal",
+        "wei",
+        "date",
+        "time",
+    )
+)
+
+
+def variant_columns(columns: list[str]) -> dict[str, str]:
+    """{variant column: its base column} of a raw table (a nested field `a__v_x` whose base `a`
+    is no column is not a variant)."""
+    found = {}
+    for column in columns:
+        base, sep, kind = column.rpartition("__v_")
+        if sep and kind in _VARIANT_TYPES and base in columns:
+            found[column] = base
+    return found
+
+
+def fold_variants(rows: list[dict[str, Any]], variants: Mapping[str, str]) -> None:
+    """Move each non-null variant value into its base column, in place; drop the variants."""
+    for row in rows:
+        for variant, base in variants.items():
+            value = row.pop(variant, None)
+            if value is not None:
+                row[base] = value
 
 
 def dig(row: Mapping[str, Any], path: str) -> Any:

@@ -5,6 +5,27 @@ adapter and the columns whose change makes a row "updated".
 
 Each dlt load of a raw table is consumed once (tracked in `normalized.normalized_loads`); a replay
 forgets that tracking and rebuilds the normalized rows from raw alone, without calling a source.
+
+What the database would refuse never fails the step for everyone:
+
+- dlt's variant columns are folded into their base columns before mapping (`fold_variants`): a
+  value dlt could not coerce to the inferred type is validated as the field's value (a reject
+  naming the field if invalid, mapped if valid), never read as a null.
+- Text is checked before the write: a NUL (`\\u0000`, which PostgreSQL text refuses) or a lone
+  surrogate (not UTF-8: Arrow and both databases refuse it) in any text field makes the record a
+  reject naming the field, on DuckDB too, so both warehouses hold the same rows. The check is one
+  vectorized pass over the batch's Arrow table; records are looked at one by one only in a batch
+  that holds such a value.
+- A batch the database still refuses for a reason in its rows (a key too long for a PostgreSQL
+  index, ...) is bisected until the refused records are alone: each is a reject with the
+  database's error, the rest is written. More than MAX_REFUSED refused records in one batch is not
+  about records any more: the batch fails, and with it its load (next rule).
+- A raw load that still cannot be normalized is quarantined: recorded in `normalized_loads` with
+  `normalized_at` NULL, so it blocks no later load; one reject `<raw table>:load:<load id>` per
+  instance in it, with the error; a warning in the step log. The other raw tables' loads in the
+  run complete. A replay takes a quarantined load again (and clears its reject if it succeeds).
+  A failure of the warehouse itself (DuckDB file busy, PostgreSQL unreachable) quarantines
+  nothing: the step fails and the load stays pending.
 """
 
 from __future__ import annotations
@@ -16,9 +37,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import dagster as dg
+import duckdb
+import psycopg2
+import psycopg2.errors
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import TypeAdapter, ValidationError
 
-from ingest_pipeline.defs.normalized.mappers import Mapper
+from ingest_pipeline.defs.normalized.mappers import Mapper, fold_variants, variant_columns
 from ingest_pipeline.defs.normalized.models import FEEDBACK, ITEM, blank_to_none
 from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, raw_dataset
 from ingest_pipeline.lib.normalized_tables import FEEDBACK as FEEDBACK_TABLE
@@ -29,10 +56,29 @@ from ingest_pipeline.lib.normalized_tables import (
     Table,
 )
 from ingest_pipeline.lib.tenants import SourceInstance
-from ingest_pipeline.lib.warehouse import Warehouse
+from ingest_pipeline.lib.warehouse import Warehouse, WarehouseBusyError
 
 BATCH_ROWS = 50_000
 REJECT_CONTENT_COLUMNS = ("reason", "payload")
+# Past this many refused records a batch's failure is not about its records (bisecting on would
+# cost two upserts a record): the load is quarantined instead.
+MAX_REFUSED = 20
+
+# Errors about the rows written (a value, a key), not about the warehouse: worth bisecting for.
+# ValueError covers Arrow's conversions (UnicodeEncodeError, an integer out of range).
+ROW_ERRORS: tuple[type[Exception], ...] = (
+    psycopg2.DataError,
+    psycopg2.IntegrityError,
+    psycopg2.errors.ProgramLimitExceeded,
+    duckdb.DataError,
+    duckdb.IntegrityError,
+    duckdb.InvalidInputException,
+    pa.ArrowException,
+    ValueError,
+    OverflowError,
+)
+
+log = dg.get_dagster_logger("normalize")
 
 
 @dataclass(frozen=True)
@@ -48,13 +94,43 @@ ENTITIES = {
 }
 
 
+@dataclass(frozen=True)
+class Quarantine:
+    """A raw load that could not be normalized: kept aside, replayable."""
+
+    raw_table: str
+    load_id: str
+    instances: list[str]  # tenant.instance
+    reason: str
+
+
 @dataclass
 class NormalizeStats:
-    """Rows normalized and rejected, per `tenant.instance` of one source type."""
+    """Rows normalized and rejected, per `tenant.instance` of one source type; the loads
+    normalized and the loads quarantined."""
 
-    normalized: Counter[str] = field(default_factory=Counter)
-    rejected: Counter[str] = field(default_factory=Counter)
+    # Per raw table, so a table tried again load by load is counted once.
+    by_table: dict[str, tuple[Counter[str], Counter[str]]] = field(default_factory=dict)
     loads: int = 0
+    quarantined: list[Quarantine] = field(default_factory=list)
+
+    def counters(self, raw_table: str) -> tuple[Counter[str], Counter[str]]:
+        return self.by_table.setdefault(raw_table, (Counter(), Counter()))
+
+    def forget(self, raw_table: str) -> None:
+        self.by_table.pop(raw_table, None)
+
+    def add_quarantine(self, quarantine: Quarantine) -> None:
+        self.quarantined.append(quarantine)
+        self.counters(quarantine.raw_table)[1].update(quarantine.instances)
+
+    @property
+    def normalized(self) -> Counter[str]:
+        return sum((n for n, _ in self.by_table.values()), Counter())
+
+    @property
+    def rejected(self) -> Counter[str]:
+        return sum((r for _, r in self.by_table.values()), Counter())
 
 
 def normalize_source_type(
@@ -70,21 +146,114 @@ def normalize_source_type(
     ingested_at = datetime.now(UTC)
 
     def normalize_batch(rows: list[dict[str, Any]], qualified: str) -> None:
-        records, rejects = _validate(
+        records, sources, rejects = _validate(
             rows, qualified, entity, source_type, mapper, by_key, ingested_at
         )
-        warehouse.upsert(
-            entity.table.qualified,
-            entity.table.to_arrow(records),
-            entity.table.key,
-            entity.table.content_columns,
-        )
+        records, refused = write_records(warehouse, entity.table, records, sources)
+        rejects += [reject_row(r, qualified, source_type, e, ingested_at) for r, e in refused]
+        if refused:
+            refs = ", ".join(f"{qualified}:{_row_ref(r)}" for r, _ in refused[:5])
+            log.warning(f"{len(refused)} records the warehouse cannot store, rejected: {refs}")
         upsert_rejects(warehouse, rejects)
-        stats.normalized.update(f"{r['tenant_id']}.{r['source_instance']}" for r in records)
-        stats.rejected.update(f"{r['tenant_id']}.{r['source_instance']}" for r in rejects)
+        normalized, rejected = stats.counters(qualified)
+        normalized.update(f"{r['tenant_id']}.{r['source_instance']}" for r in records)
+        rejected.update(f"{r['tenant_id']}.{r['source_instance']}" for r in rejects)
 
-    stats.loads = consume_pending_loads(warehouse, source_type, replay, normalize_batch)
+    stats.loads = consume_pending_loads(
+        warehouse, source_type, replay, normalize_batch, stats.forget, stats.add_quarantine
+    )
     return stats
+
+
+def write_records(
+    warehouse: Warehouse,
+    table: Table,
+    records: list[dict[str, Any]],
+    sources: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], Exception]]]:
+    """Upsert validated records (`sources`: the raw row of each); returns the records written
+    and (raw row, why) of those refused: text a database cannot store, found before the write,
+    then whatever the database still refuses, found by bisecting."""
+    rows = storable_arrow(table, records)
+    refused: list[tuple[dict[str, Any], Exception]] = []
+    if rows is None:  # rare: look at each record, then build the batch again
+        kept, kept_sources = [], []
+        for record, source in zip(records, sources, strict=True):
+            if why := unstorable_text(record):
+                refused.append((source, ValueError(why)))
+            else:
+                kept.append(record)
+                kept_sources.append(source)
+        records, sources = kept, kept_sources
+        rows = table.to_arrow(records)
+    written = upsert_bisecting(warehouse, table, records, sources, rows, refused)
+    return written, refused
+
+
+def storable_arrow(table: Table, records: list[dict[str, Any]]) -> pa.Table | None:
+    """The records as Arrow, or None if a text value holds a NUL or a lone surrogate."""
+    try:
+        rows = table.to_arrow(records)
+    except UnicodeEncodeError:  # a lone surrogate is not UTF-8
+        return None
+    for column, kind in zip(rows.columns, rows.schema.types, strict=True):
+        if pa.types.is_string(kind) and pc.any(pc.match_substring(column, "\x00")).as_py():
+            return None
+    return rows
+
+
+def unstorable_text(record: Mapping[str, Any]) -> str | None:
+    """Why a record's text cannot be stored (naming the field), or None."""
+    for name, value in record.items():
+        if type(value) is not str:
+            continue
+        if "\x00" in value:
+            return f"{name}: text holds a NUL character (\\u0000), which PostgreSQL cannot store"
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                return f"{name}: text holds a lone surrogate, which is not valid UTF-8"
+    return None
+
+
+def upsert_bisecting(
+    warehouse: Warehouse,
+    table: Table,
+    records: list[dict[str, Any]],
+    sources: list[dict[str, Any]],
+    rows: pa.Table | None,
+    refused: list[tuple[dict[str, Any], Exception]],
+) -> list[dict[str, Any]]:
+    """Upsert the records; if the database refuses the batch for a reason in its rows, each half
+    again, down to single records, which are added to `refused` with the error. Returns the
+    records written."""
+    try:
+        rows = table.to_arrow(records) if rows is None else rows
+        warehouse.upsert(table.qualified, rows, table.key, table.content_columns)
+        return records
+    except ROW_ERRORS as exc:
+        if len(records) == 1:
+            if sum(isinstance(e, RefusedError) for _, e in refused) >= MAX_REFUSED:
+                raise RuntimeError(f"more than {MAX_REFUSED} records refused: {exc}") from exc
+            refused.append((sources[0], RefusedError(_one_line(exc))))
+            return []
+    half = len(records) // 2
+    return upsert_bisecting(
+        warehouse, table, records[:half], sources[:half], None, refused
+    ) + upsert_bisecting(warehouse, table, records[half:], sources[half:], None, refused)
+
+
+class RefusedError(Exception):
+    """The database refused a single record: the reason is its error."""
+
+    def __str__(self) -> str:
+        return f"refused by the warehouse: {self.args[0]}"
+
+
+def _one_line(exc: Exception, limit: int = 500) -> str:
+    """An error as one line for a reason (a database's DETAIL can quote a whole row)."""
+    return (" ".join(str(exc).split()) or type(exc).__name__)[:limit]
 
 
 def consume_pending_loads(
@@ -92,10 +261,14 @@ def consume_pending_loads(
     source_type: str,
     replay: bool,
     normalize_batch: Callable[[list[dict[str, Any]], str], None],
+    on_retry: Callable[[str], None] | None = None,
+    on_quarantine: Callable[[Quarantine], None] | None = None,
 ) -> int:
     """Hand every row of the raw loads not yet normalized (every load, with `replay`) to
-    `normalize_batch(rows, raw_table)` in batches of BATCH_ROWS, then record those loads as
-    normalized. Returns how many loads were consumed."""
+    `normalize_batch(rows, raw_table)` in batches of BATCH_ROWS (variant columns folded in), then
+    record those loads as normalized. A raw table whose loads fail together is tried again load
+    by load (`on_retry(raw_table)` first: forget its counts); a load that fails alone is
+    quarantined (`on_quarantine`). Returns how many loads were normalized."""
     loads = 0
     schema = raw_dataset(source_type)
     for table, columns in instance_tables(warehouse, schema).items():
@@ -103,12 +276,118 @@ def consume_pending_loads(
         load_ids = pending_loads(warehouse, qualified, replay)
         if not load_ids:
             continue
+        consume = _consumer(warehouse, qualified, columns, replay, normalize_batch)
+        try:
+            consume(load_ids)
+            loads += len(load_ids)
+            continue
+        except Exception as exc:
+            if _is_warehouse_failure(exc):
+                raise
+            if len(load_ids) == 1:
+                _quarantine(warehouse, source_type, qualified, load_ids[0], exc, on_quarantine)
+                continue
+        if on_retry:
+            on_retry(qualified)
+        for load_id in load_ids:
+            try:
+                consume([load_id])
+                loads += 1
+            except Exception as exc:
+                if _is_warehouse_failure(exc):
+                    raise
+                _quarantine(warehouse, source_type, qualified, load_id, exc, on_quarantine)
+    return loads
+
+
+def _consumer(
+    warehouse: Warehouse,
+    qualified: str,
+    columns: list[str],
+    replay: bool,
+    normalize_batch: Callable[[list[dict[str, Any]], str], None],
+) -> Callable[[list[str]], None]:
+    variants = variant_columns(columns)
+
+    def consume(load_ids: list[str]) -> None:
         query = raw_rows_query(qualified, columns, load_ids)
         for rows in warehouse.iter_dict_batches(query, BATCH_ROWS):
+            if variants:
+                fold_variants(rows, variants)
             normalize_batch(rows, qualified)
+        if replay:
+            clear_quarantine(warehouse, qualified, load_ids)
         mark_normalized(warehouse, qualified, load_ids)
-        loads += len(load_ids)
-    return loads
+
+    return consume
+
+
+def _is_warehouse_failure(exc: Exception) -> bool:
+    """The warehouse itself failed (busy, unreachable, out of space): no load is to blame."""
+    if isinstance(exc, psycopg2.errors.ProgramLimitExceeded):
+        return False
+    return isinstance(
+        exc,
+        WarehouseBusyError
+        | psycopg2.OperationalError
+        | psycopg2.InterfaceError
+        | duckdb.IOException
+        | duckdb.ConnectionException,
+    )
+
+
+def _quarantine(
+    warehouse: Warehouse,
+    source_type: str,
+    qualified: str,
+    load_id: str,
+    exc: Exception,
+    on_quarantine: Callable[[Quarantine], None] | None,
+) -> None:
+    """Set a raw load aside: a reject per instance in it, marked with no `normalized_at`."""
+    reason = f"raw load not normalized (quarantined; a replay retries it): {_one_line(exc)}"
+    owners = warehouse.fetch_all(
+        f"SELECT {TENANT_COLUMN}, {INSTANCE_COLUMN}, count(*) FROM {qualified} "
+        f"WHERE _dlt_load_id = '{load_id}' GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+    at = datetime.now(UTC)
+    rejects = [
+        {
+            "tenant_id": tenant,
+            "source_type": source_type,
+            "source_instance": name,
+            "record_ref": quarantine_ref(qualified, load_id),
+            "reason": printable(reason),
+            "payload": json.dumps({"raw_table": qualified, "load_id": load_id, "rows": rows}),
+            "raw_load_id": load_id,
+            "rejected_at": at,
+        }
+        for tenant, name, rows in owners
+    ]
+    upsert_rejects(warehouse, rejects)
+    mark_normalized(warehouse, qualified, [load_id], quarantined=True)
+    quarantine = Quarantine(qualified, load_id, [f"{t}.{n}" for t, n, _ in owners], reason)
+    log.warning(
+        f"quarantined raw load {load_id} of {qualified} "
+        f"({', '.join(quarantine.instances)}): {reason}"
+    )
+    if on_quarantine:
+        on_quarantine(quarantine)
+
+
+def quarantine_ref(qualified: str, load_id: str) -> str:
+    return f"{qualified}:load:{load_id}"
+
+
+def clear_quarantine(warehouse: Warehouse, qualified: str, load_ids: list[str]) -> None:
+    """A load normalized on replay is no longer a reject, nor marked quarantined."""
+    refs = ", ".join(f"'{quarantine_ref(qualified, i)}'" for i in load_ids)
+    in_list = ", ".join(f"'{i}'" for i in load_ids)
+    warehouse.execute(f"DELETE FROM {REJECTED_RECORDS.qualified} WHERE record_ref IN ({refs})")
+    warehouse.execute(
+        f"DELETE FROM {NORMALIZED_LOADS.qualified} WHERE raw_table = '{qualified}' "
+        f"AND load_id IN ({in_list}) AND normalized_at IS NULL"
+    )
 
 
 def instance_tables(warehouse: Warehouse, schema: str) -> dict[str, list[str]]:
@@ -149,8 +428,11 @@ def pending_loads(warehouse: Warehouse, qualified: str, replay: bool) -> list[st
     return sorted(row[0] for row in rows)
 
 
-def mark_normalized(warehouse: Warehouse, qualified: str, load_ids: list[str]) -> None:
-    now = datetime.now(UTC)
+def mark_normalized(
+    warehouse: Warehouse, qualified: str, load_ids: list[str], quarantined: bool = False
+) -> None:
+    """Record loads as consumed; a quarantined one has no `normalized_at`."""
+    now = None if quarantined else datetime.now(UTC)
     marks = [{"raw_table": qualified, "load_id": i, "normalized_at": now} for i in load_ids]
     warehouse.upsert(
         NORMALIZED_LOADS.qualified, NORMALIZED_LOADS.to_arrow(marks), NORMALIZED_LOADS.key, ()
@@ -165,10 +447,11 @@ def _validate(
     mapper: Mapper,
     instances: Mapping[tuple[str, str], SourceInstance],
     ingested_at: datetime,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Records, the raw row of each (in the same order), and rejects."""
     # Keyed by natural key: the last version of a record within a batch wins (one upsert
     # statement cannot touch the same row twice).
-    records: dict[tuple[str, ...], dict[str, Any]] = {}
+    records: dict[tuple[str, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
     rejects: list[dict[str, Any]] = []
     for row in rows:
         tenant, name = row[TENANT_COLUMN], row[INSTANCE_COLUMN]
@@ -190,8 +473,9 @@ def _validate(
         except (ValidationError, ValueError, TypeError) as exc:
             rejects.append(reject_row(row, qualified, source_type, exc, ingested_at))
             continue
-        records[tuple(record[k] for k in entity.table.key)] = record
-    return list(records.values()), dedupe_rejects(rejects)
+        records[tuple(record[k] for k in entity.table.key)] = (record, row)
+    kept = list(records.values())
+    return [r for r, _ in kept], [row for _, row in kept], dedupe_rejects(rejects)
 
 
 def reject_row(
@@ -202,8 +486,8 @@ def reject_row(
         "tenant_id": row[TENANT_COLUMN],
         "source_type": source_type,
         "source_instance": row[INSTANCE_COLUMN],
-        "record_ref": f"{qualified}:{_row_ref(row)}",
-        "reason": rejection_reason(exc),
+        "record_ref": printable(f"{qualified}:{_row_ref(row)}"),
+        "reason": printable(rejection_reason(exc)),
         "payload": json.dumps(payload, default=str, sort_keys=True),
         "raw_load_id": row["_dlt_load_id"],
         "rejected_at": at,
@@ -228,3 +512,10 @@ def rejection_reason(exc: Exception) -> str:
             f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors()
         )
     return str(exc)
+
+
+def printable(text: str) -> str:
+    """Text every warehouse stores: a NUL or a lone surrogate written as its escape."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\u0000")
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode()
