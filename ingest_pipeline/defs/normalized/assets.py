@@ -58,6 +58,7 @@ def normalized_asset(entity: Entity, description: str) -> dg.AssetsDefinition:
         init_warehouse(wh)
         instances = load_source_instances(get_settings().tenants_file)
         per_instance: dict[str, dict[str, int]] = {}
+        quarantined: list[dict[str, object]] = []
         for source_type in source_types:
             stats = normalize_source_type(
                 wh,
@@ -72,16 +73,18 @@ def normalized_asset(entity: Entity, description: str) -> dg.AssetsDefinition:
                     "normalized": stats.normalized[key],
                     "rejected": stats.rejected[key],
                 }
+            quarantined += [vars(q) for q in stats.quarantined]
             context.log.info(f"{source_type.name}: {stats.loads} raw loads normalized")
-        return dg.MaterializeResult(
-            metadata=normalized_metadata(
-                wh,
-                entity.table,
-                [t.name for t in source_types],
-                per_instance,
-                "ingested_at DESC, external_id",
-            )
+        metadata = normalized_metadata(
+            wh,
+            entity.table,
+            [t.name for t in source_types],
+            per_instance,
+            "ingested_at DESC, external_id",
         )
+        # Raw loads that could not be normalized at all (a replay retries them): shown per run.
+        metadata["quarantined_loads"] = dg.MetadataValue.json(quarantined)
+        return dg.MaterializeResult(metadata=metadata)
 
     return normalized
 
