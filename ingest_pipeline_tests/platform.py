@@ -37,12 +37,6 @@ ASSETS = """
 query Assets { assetNodes { assetKey { path } groupName description
   dependencyKeys { path } } }
 """
-LAUNCH = """
-mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) {
-  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
-  ... on InvalidStepError { invalidStepKey } ... on RunConfigValidationInvalid { errors { message } }
-} }
-"""
 
 
 @dataclass
@@ -104,28 +98,6 @@ class Platform:
         for run in results:
             run["tags"] = {t["key"]: t["value"] for t in run["tags"]}
         return results
-
-    def launch(self, job: str, tags: dict[str, str]) -> str:
-        params = {
-            "selector": {
-                "repositoryLocationName": "ingest_pipeline",
-                "repositoryName": "__repository__",
-                "jobName": job,
-            },
-            "runConfigData": {},
-            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
-        }
-        answer = self.graphql(LAUNCH, params=params)["launchRun"]
-        assert answer["__typename"] == "LaunchRunSuccess", answer
-        return answer["run"]["runId"]
-
-    def wait_for_run(self, run_id: str, timeout: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            [run] = self.runs(runIds=[run_id])
-            if run["status"] in ("SUCCESS", "FAILURE", "CANCELED") or time.monotonic() > deadline:
-                return run
-            time.sleep(2)
 
 
 def _clean_environ() -> dict[str, str]:
