@@ -18,6 +18,7 @@ from ingest_pipeline.lib.normalized_tables import (
     PAYMENTS,
     REJECTED_RECORDS,
 )
+from ingest_pipeline_tests.test_definitions import METRICS_MODELS
 
 D = datetime(2026, 1, 10, tzinfo=UTC)
 WEEK_BEFORE = D - timedelta(days=7)
@@ -145,18 +146,8 @@ def build(env: Any, first: datetime, last: datetime | None = None) -> Any:
     return result
 
 
-MARTS = (
-    "event_metrics_minute",
-    "event_metrics_hour",
-    "event_metrics_day",
-    "item_metrics_daily",
-    "author_metrics_daily",
-    "trending_scores",
-    "leaderboard_snapshots",
-    "feedback_daily",
-    "log_metrics_daily",
-    "pipeline_stats",
-)
+# The marts: every model of the snapshot but the staging views.
+MARTS = tuple(m for m in METRICS_MODELS if not m.startswith("stg_"))
 
 
 def row_counts(result: Any) -> dict[str, int]:
