@@ -74,3 +74,18 @@ def test_the_cli_waits_with_a_message_then_fails_in_one_line_naming_the_holder(t
     assert f"PID {holder.pid}" in lines[0] and lines[0].startswith("waiting up to 2 s")
     assert lines[-1].startswith("error: the DuckDB file") and f"PID {holder.pid}" in lines[-1]
     assert waited >= 2
+
+
+def test_a_raw_load_waits_for_a_duckdb_file_held_by_another_process(duck_env, feed_server):
+    """dlt opens the file itself: held by a process outside Dagster's pool (a sensor tick, the
+    intake), the raw step waits and loads instead of failing the instance."""
+    duck_env.write_tenants(
+        {"acme": [{"type": "rss", "name": "blog", "url": f"{feed_server.server.url}/feed.xml"}]}
+    )
+    holder = hold_duckdb_file(duck_env.warehouse.duckdb_path, 4)
+    try:
+        [outcome] = duck_env.ingest()
+    finally:
+        holder.wait(timeout=30)
+    assert outcome.status == "ok", outcome.error
+    assert outcome.rows_loaded == 3 and outcome.rows_normalized == 3

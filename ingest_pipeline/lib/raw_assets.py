@@ -6,7 +6,8 @@ instance's raw data, and only that: normalizing is the unpartitioned `normalized
 asset's own run (`normalize_<entity>`, or the automation sensor), so a failing instance fails its
 own partition's run and nothing else, never the shared normalized asset or its checks.
 
-Raw steps write the warehouse, so they are in the warehouse pool (`warehouse_pool()`).
+Raw steps write the warehouse, so they are in the warehouse pool (`warehouse_pool()`), and a
+DuckDB file held for a moment by a process outside the pool is waited for, not a failure.
 """
 
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from ingest_pipeline.lib.resources import (
 )
 from ingest_pipeline.lib.source_types import SOURCE_TYPES
 from ingest_pipeline.lib.tenants import find_instance
+from ingest_pipeline.lib.warehouse import Warehouse, retry_while_locked
 from ingest_pipeline.settings import get_settings
 
 SourceBuilder = Callable[..., DltSource]
@@ -92,8 +94,9 @@ def build_raw_assets(
         settings = get_settings()
         instance = find_instance(settings.tenants_file, source_type, context.partition_key)
         pipeline = instance_pipeline(instance, settings)
-        try:
-            results = list(
+
+        def load() -> list[Any]:
+            return list(
                 dlt.run(
                     context=context,
                     dlt_source=build_source(instance),
@@ -101,6 +104,9 @@ def build_raw_assets(
                     dagster_dlt_translator=translator,
                 )
             )
+
+        try:
+            results = load_waiting_for_the_warehouse(settings, load)
         except Exception as exc:
             # dlt wraps the source's own error; name the instance and the root cause only.
             raise dg.Failure(
@@ -111,6 +117,16 @@ def build_raw_assets(
         yield _one_result(results, raw_asset_key(source_type), instance, pipeline)
 
     return raw_assets
+
+
+def load_waiting_for_the_warehouse(settings: Any, load: Callable[[], list[Any]]) -> list[Any]:
+    """dlt opens the DuckDB file itself and fails at once if a process outside the pool (a
+    sensor tick, the intake, the CLI) holds it for a moment: load again, waiting like every
+    other writer. A new run resumes dlt's pending packages, so nothing loads twice."""
+    warehouse = Warehouse(settings.resolved_warehouse_url)
+    if warehouse.dialect != "duckdb":
+        return load()
+    return retry_while_locked(warehouse.duckdb_path, load)
 
 
 def _one_result(

@@ -11,10 +11,10 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import dlt
@@ -209,32 +209,53 @@ def _command_line(pid: int) -> str:
 def _connect_duckdb(path: Path, lock_wait_seconds: float | None) -> duckdb.DuckDBPyConnection:
     """One process at a time may open a DuckDB file for writing: a sensor tick, a run, the CLI
     and the intake wait for each other instead of failing (Dagster's `duckdb_warehouse` pool
-    already serializes the runs' steps). The first wait is logged with the holder; a wait past
-    INGEST_DUCKDB_LOCK_WAIT_SECONDS raises WarehouseBusyError naming it."""
+    already serializes the runs' steps)."""
+    return retry_while_locked(path, lambda: duckdb.connect(str(path)), lock_wait_seconds)
+
+
+T = TypeVar("T")
+
+
+def retry_while_locked(
+    path: Path, attempt: Callable[[], T], lock_wait_seconds: float | None = None
+) -> T:
+    """`attempt()`, again with backoff while it fails on the DuckDB file's lock (also when the
+    lock error is wrapped, as dlt wraps it). The first wait is logged with the holder; a wait
+    past INGEST_DUCKDB_LOCK_WAIT_SECONDS raises WarehouseBusyError naming it."""
     from ingest_pipeline.settings import get_settings
 
     limit = lock_wait_seconds or get_settings().duckdb_lock_wait_seconds
 
     def announce(state: tenacity.RetryCallState) -> None:
         if state.attempt_number == 1 and state.outcome is not None:
-            holder = lock_holder(state.outcome.exception())
+            holder = lock_holder(_lock_conflict_in(state.outcome.exception()))
             log.warning(f"waiting up to {limit:g} s for the DuckDB file {path}: held by {holder}")
 
     def give_up(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         raise WarehouseBusyError(
-            f"the DuckDB file {path} stayed locked by {lock_holder(exc)} for {limit:g} s "
-            "(INGEST_DUCKDB_LOCK_WAIT_SECONDS); try again when it has finished"
+            f"the DuckDB file {path} stayed locked by {lock_holder(_lock_conflict_in(exc))} "
+            f"for {limit:g} s (INGEST_DUCKDB_LOCK_WAIT_SECONDS); try again when it has finished"
         ) from exc
 
     retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception(_is_lock_conflict),
+        retry=tenacity.retry_if_exception(lambda exc: _lock_conflict_in(exc) is not None),
         wait=tenacity.wait_random_exponential(multiplier=0.05, max=2),
         stop=tenacity.stop_after_delay(limit),
         before_sleep=announce,
         retry_error_callback=give_up,
     )
-    return retrying(duckdb.connect, str(path))
+    return retrying(attempt)
+
+
+def _lock_conflict_in(exc: BaseException | None) -> BaseException | None:
+    """The DuckDB lock error in `exc` or among its causes, else None."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if _is_lock_conflict(exc):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 def _postgres_copy_upsert(con: Any, table: str, rows: pa.Table, column_list: str, conflict: str):
