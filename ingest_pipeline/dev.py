@@ -24,6 +24,7 @@ from pathlib import Path
 import requests
 
 from ingest_pipeline.lib.dagster_home import REPO_ROOT, ensure_dagster_home
+from ingest_pipeline.lib.ports import free_port
 from ingest_pipeline.sandbox.demo_world import port_or_free, start_demo_world
 from ingest_pipeline.settings import Settings, get_settings
 
@@ -83,7 +84,7 @@ def start_platform(
     env["DAGSTER_HOME"] = str(ensure_dagster_home(settings))
     intake_port = port_or_free(INTAKE_PORT) if default_ports else 0
     env["INGEST_INTAKE_URL"] = running.enter_context(running_intake(settings, port=intake_port))
-    ui_port = (port_or_free(port) if default_ports else 0) or _free(host)
+    ui_port = (port_or_free(port) if default_ports else 0) or free_port(host)
     env["INGEST_UI_URL"] = f"http://{host}:{ui_port}"
     env.update({name: os.environ[name] for name in world.secret_names})
     os.environ.update(env)
@@ -162,10 +163,12 @@ def _dagster_dev(host: str, port: int) -> Iterator[subprocess.Popen]:
     try:
         yield dagster
     finally:
-        _stop_group(dagster)
+        stop_group(dagster)
 
 
-def _stop_group(process: subprocess.Popen) -> None:
+def stop_group(process: subprocess.Popen) -> None:
+    """Stop a process started in its own session, and every child of it: SIGINT (a clean
+    stop), then SIGTERM, then SIGKILL to whatever of the group is left."""
     if process.poll() is not None:
         return
     for sig, grace in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
@@ -173,13 +176,18 @@ def _stop_group(process: subprocess.Popen) -> None:
             os.killpg(process.pid, sig)
         try:
             process.wait(timeout=grace)
-            return
+            break
         except subprocess.TimeoutExpired:
             continue
+    with contextlib.suppress(ProcessLookupError):  # children the leader left behind
+        os.killpg(process.pid, signal.SIGKILL)
 
 
-def wait_for_webserver(url: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + WEBSERVER_START_SECONDS
+def wait_for_webserver(
+    url: str, process: subprocess.Popen, timeout: float = WEBSERVER_START_SECONDS
+) -> None:
+    """Until the Dagster webserver at `url` answers /server_info; raises if `process` exits."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"dagster dev exited ({process.returncode}) before serving {url}")
@@ -188,12 +196,6 @@ def wait_for_webserver(url: str, process: subprocess.Popen) -> None:
                 return
         time.sleep(1)
     raise RuntimeError(f"the Dagster webserver did not answer on {url}")
-
-
-def _free(host: str) -> int:
-    from ingest_pipeline.lib.ports import free_port
-
-    return free_port(host)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -90,12 +90,15 @@ def _env(tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         yield Env(tmp_path, url, instance)
 
 
-@pytest.fixture
-def catalog_api() -> Iterator[CatalogApi]:
+def running_catalog_api() -> Iterator[CatalogApi]:
+    """The catalog sandbox with the test token, on a free port until the fixture ends."""
     api = CatalogApi(API_TOKEN)
     api.server.start()
     yield api
     api.server.stop()
+
+
+catalog_api = pytest.fixture(running_catalog_api, name="catalog_api")
 
 
 @pytest.fixture

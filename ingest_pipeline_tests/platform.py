@@ -17,6 +17,8 @@ from typing import Any
 
 import requests
 
+from ingest_pipeline.dev import stop_group
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 READY_SECONDS = 240
@@ -189,8 +191,4 @@ def running_daemon(dagster_home: Path, log_path: Path) -> Iterator[subprocess.Po
     try:
         yield daemon
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
+        stop_group(daemon)

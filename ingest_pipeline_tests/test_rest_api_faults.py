@@ -7,20 +7,13 @@ file loads all its products.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from ingest_pipeline.sandbox.catalog_api import CatalogApi
-from ingest_pipeline_tests.conftest import API_TOKEN, rest_api_instance
+from ingest_pipeline_tests.conftest import API_TOKEN, rest_api_instance, running_catalog_api
 
-
-@pytest.fixture
-def healthy_api() -> Iterator[CatalogApi]:
-    api = CatalogApi(API_TOKEN)
-    api.server.start()
-    yield api
-    api.server.stop()
+# A second catalog sandbox, healthy, beside the faulty one (the `catalog_api` fixture).
+healthy_api = pytest.fixture(running_catalog_api, name="healthy_api")
 
 
 def ingest_with_healthy(env, faulty: CatalogApi, healthy: CatalogApi, **resource):

@@ -22,17 +22,15 @@ why a check should also wait for a text that only a healthy page shows.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ingest_pipeline.dev import stop_group, wait_for_webserver
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -262,34 +260,10 @@ def dagster_webserver(
         )
     server = Webserver(base_url, process, log)
     try:
-        deadline = time.monotonic() + startup_timeout_s
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"dagster-webserver exited ({process.returncode}):\n{server.log_tail()}"
-                )
-            try:
-                with urllib.request.urlopen(f"{base_url}/server_info", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"dagster-webserver not up in {startup_timeout_s}s:\n{server.log_tail()}"
-                )
-            time.sleep(0.5)
+        try:
+            wait_for_webserver(base_url, process, startup_timeout_s)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}:\n{server.log_tail()}") from None
         yield server
     finally:
-        _stop_group(process)
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM to the whole session, then SIGKILL to whatever of it is left (code servers)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=15)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=5)
+        stop_group(process)
