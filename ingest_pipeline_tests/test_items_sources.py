@@ -99,7 +99,11 @@ def test_rest_api_bad_token_fails_only_that_instance(
         }
     )
     bad_outcome, good_outcome = duck_env.ingest()
-    assert bad_outcome.status == "failed" and "401" in bad_outcome.error
+    assert bad_outcome.status == "failed"
+    assert bad_outcome.error.startswith(
+        "rest_api source acme.stale-creds failed: HTTPError: 401 Client Error: Unauthorized "
+        f"for url: {catalog_api.server.url}/api/products?"
+    ), bad_outcome.error
     assert "value-of-other-token-7c1" not in bad_outcome.error  # the secret value never shows
     assert good_outcome.status == "ok" and good_outcome.rows_normalized == 1
 
