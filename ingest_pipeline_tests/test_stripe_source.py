@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import dagster as dg
 import pytest
 import requests
 
+from ingest_pipeline.defs.tenants.sensors import sync_partitions
 from ingest_pipeline.lib.normalized_tables import PAYMENTS, init_warehouse
 from ingest_pipeline.lib.payments import merge_payment_rows, payment_from_event, upsert_payments
 from ingest_pipeline.lib.warehouse import Warehouse
@@ -392,8 +394,74 @@ def test_bad_api_key_fails_only_that_instance(env, stripe, monkeypatch):
     good, bad = env.ingest()
     assert good.status == "ok" and good.rows_normalized == 2
     assert bad.status == "failed"
-    assert "401" in bad.error and "globex.payments" in bad.error, bad.error
+    assert bad.error.startswith(
+        "stripe source globex.payments failed: HTTPError: 401 Client Error: Unauthorized "
+        f"for url: {stripe.server.url}/globex/v1/events?"
+    ), bad.error
     assert "sk_live_revoked_key_9f8e7d" not in bad.error
     # Failed at once: auth errors are not retried.
     assert len([r for r in stripe.server.requests if r.path.startswith("/globex")]) == 1
     assert env.rows("SELECT DISTINCT tenant_id FROM normalized.payments") == [("acme",)]
+
+
+def test_a_payments_load_that_cannot_be_normalized_is_reported_like_items(env, stripe):
+    # An amount past BIGINT passes the event's checks but no warehouse column holds it: the
+    # write fails, so globex's whole raw load is quarantined, while acme's normalizes.
+    huge = payment_event("payment_intent.succeeded", "pi_huge", 2**63, created=BASE_TIME + 1)
+    stripe.add_account(KEYS["acme"], sample_payment_events(2))
+    stripe.add_account(KEYS["globex"], [huge])
+    env.write_tenants({"acme": [instance(stripe)], "globex": [instance(stripe, "globex")]})
+    good, bad = env.ingest()
+    assert (good.status, good.rows_normalized, good.rows_rejected) == ("ok", 2, 0), good.error
+    assert (bad.status, bad.rows_loaded, bad.rows_normalized, bad.rows_rejected) == (
+        "ok",
+        1,
+        0,
+        1,
+    ), bad.error
+    [(load_id,)] = env.rows(
+        "SELECT DISTINCT _dlt_load_id FROM raw_stripe.events WHERE _tenant_id = 'globex'"
+    )
+    metadata = _latest_payments_metadata(env)
+    [quarantine] = metadata["quarantined_loads"].value
+    assert quarantine["raw_table"] == "raw_stripe.events" and quarantine["load_id"] == load_id
+    assert quarantine["instances"] == ["globex.payments"]
+    assert quarantine["reason"].startswith(
+        "raw load not normalized (quarantined; a replay retries it): "
+    )
+    assert metadata["per_instance"].value == {
+        "stripe:globex.payments": {"normalized": 0, "rejected": 1, "ignored": 0}
+    }
+    assert (metadata["rows_normalized"].value, metadata["rows_rejected"].value) == (0, 1)
+    assert bad.quarantined == (f"load {load_id} of raw_stripe.events: {quarantine['reason']}",)
+    [(ref,)] = env.rows("SELECT record_ref FROM normalized.rejected_records")
+    assert ref == f"raw_stripe.events:load:{load_id}"
+    assert env.rows("SELECT DISTINCT tenant_id FROM normalized.payments") == [("acme",)]
+
+
+def test_payments_loads_failing_together_are_counted_once_load_by_load(env, stripe):
+    # Both instances' raw loads pending at once: the table fails as a whole, then load by load;
+    # acme's payments are counted once, globex's load is quarantined.
+    huge = payment_event("payment_intent.succeeded", "pi_huge", 2**63, created=BASE_TIME + 1)
+    stripe.add_account(KEYS["acme"], sample_payment_events(2))
+    stripe.add_account(KEYS["globex"], [huge])
+    env.write_tenants({"acme": [instance(stripe)], "globex": [instance(stripe, "globex")]})
+    sync_partitions(env.instance)
+    raw_job = env.defs.resolve_job_def("ingest_stripe")
+    for partition in ("acme.payments", "globex.payments"):
+        assert raw_job.execute_in_process(instance=env.instance, partition_key=partition).success
+    normalize = env.defs.resolve_job_def("normalize_payments")
+    assert normalize.execute_in_process(instance=env.instance).success
+    metadata = _latest_payments_metadata(env)
+    assert metadata["per_instance"].value == {
+        "stripe:acme.payments": {"normalized": 2, "rejected": 0, "ignored": 0},
+        "stripe:globex.payments": {"normalized": 0, "rejected": 1, "ignored": 0},
+    }
+    [quarantine] = metadata["quarantined_loads"].value
+    assert quarantine["instances"] == ["globex.payments"]
+    assert env.rows("SELECT count(*) FROM normalized.payments") == [(2,)]
+
+
+def _latest_payments_metadata(env) -> dict[str, Any]:
+    key = dg.AssetKey(["normalized", "payments"])
+    return env.instance.get_latest_materialization_event(key).asset_materialization.metadata

@@ -8,11 +8,14 @@ order-independent, idempotent merge, so a replay (`replay: true`) simply re-appl
 load: the result is what the raw events say, and rows the webhook deliveries wrote stay.
 
 A raw row is normalized even if its instance has left the tenants file: a payment that
-happened stays a payment.
+happened stays a payment. A raw load that cannot be normalized at all is quarantined as for items
+and feedback (`consume_pending_loads`), and the materialization reports it the same way: the
+`quarantined_loads` metadata, and a reject per instance counted in `per_instance`.
 """
 
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +26,7 @@ from ingest_pipeline.defs.normalized.automation import normalize_condition
 from ingest_pipeline.defs.normalized.mappers import as_json
 from ingest_pipeline.defs.normalized.metadata import normalized_metadata
 from ingest_pipeline.defs.normalized.normalize import (
+    NormalizeStats,
     consume_pending_loads,
     reject_row,
     upsert_rejects,
@@ -49,23 +53,45 @@ def raw_event(row: Mapping[str, Any]) -> dict[str, Any]:
     return event
 
 
+@dataclass
+class PaymentStats(NormalizeStats):
+    """`NormalizeStats` (payments normalized, events rejected, loads normalized and quarantined)
+    plus the events ignored (not payment events), per raw table like the other counts."""
+
+    ignored_by_table: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def ignored_counter(self, raw_table: str) -> Counter[str]:
+        return self.ignored_by_table.setdefault(raw_table, Counter())
+
+    def forget(self, raw_table: str) -> None:
+        super().forget(raw_table)
+        self.ignored_by_table.pop(raw_table, None)
+
+    @property
+    def ignored(self) -> Counter[str]:
+        return sum(self.ignored_by_table.values(), Counter())
+
+
 def normalize_payments(
     warehouse: Warehouse, source_type: str, replay: bool = False
-) -> tuple[Counter[str], Counter[str], Counter[str], int]:
+) -> PaymentStats:
     """Normalize the pending raw loads of one payment source type.
 
-    Returns per `tenant.instance` the payments normalized (distinct per batch: a payment's
-    events are one row), the events rejected and the events ignored; and the loads consumed.
+    Counts per `tenant.instance` the payments normalized (distinct per batch: a payment's
+    events are one row), the events rejected and the events ignored; and the loads consumed
+    and quarantined, as `normalize_source_type` does for items and feedback: a raw table whose
+    loads fail together is counted again load by load, a quarantined load is one reject per
+    instance in it.
     """
-    normalized: Counter[str] = Counter()
-    rejected: Counter[str] = Counter()
-    ignored: Counter[str] = Counter()
+    stats = PaymentStats()
     at = datetime.now(UTC)
 
     def normalize_batch(rows: list[dict[str, Any]], qualified: str) -> None:
         payments: list[dict[str, Any]] = []
         rejects: list[dict[str, Any]] = []
         touched: set[tuple[str, str]] = set()  # (tenant.instance, payment id)
+        rejected: Counter[str] = Counter()
+        ignored: Counter[str] = Counter()
         for row in rows:
             instance = f"{row[TENANT_COLUMN]}.{row[INSTANCE_COLUMN]}"
             try:
@@ -79,13 +105,19 @@ def normalize_payments(
             else:
                 payments.append(payment)
                 touched.add((instance, payment["payment_id"]))
-        # Counted as payments, not events: a payment's several events are one row.
-        normalized.update(instance for instance, _ in touched)
         upsert_payments(warehouse, payments)  # merges rows of one payment first
         upsert_rejects(warehouse, rejects)
+        # Counted once written (a batch that fails counts nothing), as payments, not events:
+        # a payment's several events are one row.
+        table_normalized, table_rejected = stats.counters(qualified)
+        table_normalized.update(instance for instance, _ in touched)
+        table_rejected.update(rejected)
+        stats.ignored_counter(qualified).update(ignored)
 
-    loads = consume_pending_loads(warehouse, source_type, replay, normalize_batch)
-    return normalized, rejected, ignored, loads
+    stats.loads = consume_pending_loads(
+        warehouse, source_type, replay, normalize_batch, stats.forget, stats.add_quarantine
+    )
+    return stats
 
 
 @dg.asset(
@@ -105,18 +137,19 @@ def normalized_payments(
     wh = warehouse.get()
     init_warehouse(wh)
     per_instance: dict[str, dict[str, int]] = {}
+    quarantined: list[dict[str, object]] = []
     source_types = types_of_entity(ENTITY)
     for source_type in source_types:
-        normalized, rejected, ignored, loads = normalize_payments(
-            wh, source_type.name, config.replay
-        )
+        stats = normalize_payments(wh, source_type.name, config.replay)
+        normalized, rejected, ignored = stats.normalized, stats.rejected, stats.ignored
         for key in normalized.keys() | rejected.keys() | ignored.keys():
             per_instance[f"{source_type.name}:{key}"] = {
                 "normalized": normalized[key],
                 "rejected": rejected[key],
                 "ignored": ignored[key],
             }
-        context.log.info(f"{source_type.name}: {loads} raw loads normalized")
+        quarantined += [vars(q) for q in stats.quarantined]
+        context.log.info(f"{source_type.name}: {stats.loads} raw loads normalized")
     metadata = normalized_metadata(
         wh,
         PAYMENTS,
@@ -125,4 +158,6 @@ def normalized_payments(
         "updated_at DESC, payment_id",
     )
     metadata["events_ignored"] = sum(v["ignored"] for v in per_instance.values())
+    # Raw loads that could not be normalized at all (a replay retries them), as items/feedback.
+    metadata["quarantined_loads"] = dg.MetadataValue.json(quarantined)
     return dg.MaterializeResult(metadata=metadata)
