@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     # of at most `landing_objects_per_run`: a backlog of 10,000 is 5 ticks of 4 runs each.
     landing_objects_per_tick: int = Field(default=2000, ge=1)
     landing_objects_per_run: int = Field(default=500, ge=1)
+    # How often a landing sensor looks for uploads to take again (Queued after a transient
+    # fault, or left Processing by a run that died); 0 means every tick.
+    landing_retry_check_seconds: float = Field(default=120.0, ge=0)
     dagster_pg_url: str = ""
     # DuckDB is single-writer: a process that finds the file locked waits this long for it
     # (with a message naming the holder), then gives up with a one-line error.
@@ -41,6 +44,9 @@ class Settings(BaseSettings):
     intake_debug: bool = False
     # How long the intake waits for a request's whole body; then 408 and the connection closed.
     intake_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    # A CSV line longer than this (bytes, without its line ending) is a reject of its own; the
+    # reader never holds more of it in memory.
+    max_line_bytes: int = Field(default=1_048_576, ge=1)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production_defaults(self) -> Settings:

@@ -33,12 +33,15 @@ def run_key(obj: S3Object) -> str:
 class LandingCursor:
     last_modified: datetime | None = None
     seen_in_last_second: set[str] = field(default_factory=set)
+    # When the sensor last looked for uploads to take again (Unix time).
+    retries_checked_at: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "last_modified": self.last_modified.isoformat() if self.last_modified else None,
                 "seen": sorted(self.seen_in_last_second),
+                "retries_checked_at": self.retries_checked_at,
             }
         )
 
@@ -48,7 +51,11 @@ class LandingCursor:
             return cls()
         data = json.loads(text)
         stamp = data.get("last_modified")
-        return cls(datetime.fromisoformat(stamp) if stamp else None, set(data.get("seen", [])))
+        return cls(
+            datetime.fromisoformat(stamp) if stamp else None,
+            set(data.get("seen", [])),
+            data.get("retries_checked_at"),
+        )
 
     @property
     def list_since(self) -> datetime | None:
@@ -74,7 +81,7 @@ def take_new(
     seen = {run_key(o) for o in fresh if o["LastModified"] == newest}
     if newest == cursor.last_modified:
         seen |= cursor.seen_in_last_second
-    return fresh, LandingCursor(newest, seen)
+    return fresh, LandingCursor(newest, seen, cursor.retries_checked_at)
 
 
 def _is_new(obj: S3Object, cursor: LandingCursor) -> bool:

@@ -178,6 +178,9 @@ UPLOADS = Table(
         ("queued_at", "timestamptz"),
         ("started_at", "timestamptz"),
         ("finished_at", "timestamptz"),
+        ("attempts", "integer"),  # runs that took the upload (the retry bound counts these)
+        ("run_id", "text"),  # the run that took it last: a dead run's uploads are found by it
+        ("retry_after", "timestamptz"),  # Queued again after a transient fault: not before this
     ),
     ("upload_id",),
 )
@@ -261,4 +264,23 @@ def init_warehouse(warehouse: Warehouse) -> list[str]:
             cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         for table in ALL_TABLES:
             cursor.execute(table.ddl(warehouse.dialect))
+        _add_new_columns(cursor, warehouse.dialect)
     return [table.qualified for table in ALL_TABLES]
+
+
+def _add_new_columns(cursor: Any, dialect: str) -> None:
+    """Columns added since a warehouse was created, added to its tables. Looked up first: an
+    ALTER TABLE, even a no-op one, would take PostgreSQL's exclusive lock on every call."""
+    placeholder = "%s" if dialect == "postgres" else "?"
+    cursor.execute(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        f"WHERE table_schema = {placeholder}",
+        (NORMALIZED_SCHEMA,),
+    )
+    existing = set(cursor.fetchall())
+    for table in ALL_TABLES:
+        for name, kind in table.columns:
+            if (table.name, name) not in existing:
+                cursor.execute(
+                    f"ALTER TABLE {table.qualified} ADD COLUMN {name} {_sql_type(kind, dialect)}"
+                )

@@ -4,6 +4,12 @@ Created (a presigned URL was issued) → Queued (a landing sensor saw the object
 Completed (with row counts) or Failed (with the reason). An object that arrives without a URL
 having been issued gets its row when the sensor sees it; its upload id is derived from the object
 key and ETag, so seeing it again (a sensor tick replayed after a crash) finds the same row.
+
+Only an object that is itself bad is Failed at once. One that could not be read for a transient
+reason (connection, timeout, 5xx, throttling; botocore has already retried it with backoff) goes
+back to Queued with `retry_after`, and one whose run failed or died (it stays Processing under a
+run that ended) goes back to Queued at once: the landing sensor takes both again. `attempts`
+counts the runs that took an upload; after MAX_ATTEMPTS it is Failed with the last reason.
 """
 
 from __future__ import annotations
@@ -11,9 +17,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ingest_pipeline.lib.landing import LandingKey, parse_object_key
@@ -28,6 +34,11 @@ KEY_LAYOUTS = {
     "webhooks": "webhooks/<intercom|stripe>/<tenant>/<yyyy-mm-dd>/<event id>.json",
 }
 IN_LIST_SIZE = 1000  # keys per `IN (...)`: bounded statements for any backlog
+MAX_ATTEMPTS = 5  # runs that may take one upload before it is Failed for good
+FIRST_RETRY_SECONDS = 30  # doubled per attempt: 30 s, 1, 2, 4 min
+# A retry launched but never started (its run canceled while queued, a tick lost after launching)
+# is launched again after this long.
+STALE_RETRY_SECONDS = 3600
 # Keys minted by `upload-url`: <kind>/<tenant>/<yyyy-mm-dd>/<upload id>-<name>
 _ISSUED_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}/(?P<upload_id>[0-9a-f]{32})-")
 
@@ -107,6 +118,9 @@ def queue_objects(
             "finished_at": None,
             "rows_loaded": None,
             "rows_rejected": None,
+            "attempts": 0,
+            "run_id": None,
+            "retry_after": None,
         }
         reason = _refusal(kind, landing_key, size, tenants)
         if reason:
@@ -161,29 +175,63 @@ def _known_uploads(warehouse: Warehouse, keys: Sequence[str]) -> dict[str, dict[
     return found
 
 
-def mark_processing(warehouse: Warehouse, upload_ids: Sequence[str]) -> None:
-    """A run took these uploads: Processing, with the time it started."""
+def mark_processing(
+    warehouse: Warehouse, upload_ids: Sequence[str], run_id: str | None = None
+) -> dict[str, int]:
+    """A run took these uploads: Processing, with the time it started and the run; one more
+    attempt each. Returns the attempts so far per upload id."""
     now = datetime.now(UTC)
+    attempts: dict[str, int] = {}
     for chunk in batched(upload_ids, IN_LIST_SIZE):
+        in_list = f"upload_id IN ({', '.join(['%s'] * len(chunk))})"
         warehouse.execute(
             f"UPDATE {UPLOADS.qualified} SET status = 'Processing', started_at = %s, "
-            f"finished_at = NULL, reason = NULL WHERE upload_id IN ({', '.join(['%s'] * len(chunk))})",
-            [now, *chunk],
+            "finished_at = NULL, reason = NULL, retry_after = NULL, run_id = %s, "
+            f"attempts = COALESCE(attempts, 0) + 1 WHERE {in_list}",
+            [now, run_id, *chunk],
         )
+        rows = warehouse.fetch_all(
+            f"SELECT upload_id, attempts FROM {UPLOADS.qualified} WHERE {in_list}", chunk
+        )
+        attempts.update(dict(rows))
+    return attempts
+
+
+def retry_or_fail(
+    upload_id: str, reason: str, attempts: int, now: datetime, counts: tuple[int, int] = (0, 0)
+) -> UploadResult:
+    """The result for an upload that met a transient fault: Queued again after a backoff, or
+    Failed once it has had MAX_ATTEMPTS runs."""
+    loaded, rejected = counts
+    if attempts >= MAX_ATTEMPTS:
+        reason = f"gave up after {attempts} attempts: {reason}"
+        return UploadResult(upload_id, "Failed", loaded, rejected, reason, now)
+    delay = timedelta(seconds=FIRST_RETRY_SECONDS * 2 ** max(attempts - 1, 0))
+    reason = f"attempt {attempts} of {MAX_ATTEMPTS} failed, retried: {reason}"
+    return UploadResult(upload_id, "Queued", loaded, rejected, reason, now, now + delay)
 
 
 @dataclass(frozen=True)
 class UploadResult:
     upload_id: str
-    status: str  # Completed or Failed
+    status: str  # Completed, Failed, or Queued again (a transient fault)
     rows_loaded: int
     rows_rejected: int
     reason: str | None
     finished_at: datetime
+    retry_after: datetime | None = None
 
 
 # What a run decides; the rest of each row stays as the sensor and the URL left it.
-_RESULT_COLUMNS = ["upload_id", "status", "reason", "rows_loaded", "rows_rejected", "finished_at"]
+_RESULT_COLUMNS = [
+    "upload_id",
+    "status",
+    "reason",
+    "rows_loaded",
+    "rows_rejected",
+    "finished_at",
+    "retry_after",
+]
 
 
 def record_results(warehouse: Warehouse, results: Sequence[UploadResult]) -> None:
@@ -197,8 +245,77 @@ def record_results(warehouse: Warehouse, results: Sequence[UploadResult]) -> Non
             "rows_loaded": r.rows_loaded,
             "rows_rejected": r.rows_rejected,
             "finished_at": r.finished_at,
+            "retry_after": r.retry_after,
         }
         for r in results
     ]
     table = UPLOADS.to_arrow(rows, _RESULT_COLUMNS)
     warehouse.upsert(UPLOADS.qualified, table, UPLOADS.key, _RESULT_COLUMNS[1:])
+
+
+@dataclass
+class RetryOutcome:
+    retry: list[LandedObject] = field(default_factory=list)  # launch these again
+    given_up: list[tuple[str, str]] = field(default_factory=list)  # (key, reason): now Failed
+
+
+_DEAD_RUN_STATUSES = {"FAILURE", "CANCELED", "SUCCESS"}  # ended, yet left its uploads Processing
+
+
+def uploads_to_retry(
+    warehouse: Warehouse,
+    kind: str,
+    run_statuses: Callable[[list[str]], dict[str, str]],
+    now: datetime | None = None,
+) -> RetryOutcome:
+    """The uploads of `kind` to launch again: Queued after a transient fault and past their
+    `retry_after`, Processing under a run that ended (`run_statuses` maps run ids to Dagster run
+    status names; a run it does not know is gone too), and retries launched but not started for
+    an hour. They are marked launched (Queued, no `retry_after`); a dead run's uploads that used
+    up their attempts are Failed instead."""
+    now = now or datetime.now(UTC)
+    stale = now - timedelta(seconds=STALE_RETRY_SECONDS)
+    columns = ["upload_id", "tenant_id", "object_key", "etag", "size_bytes", "status"]
+    rows = warehouse.fetch_all(
+        f"SELECT {', '.join(columns)}, attempts, run_id FROM {UPLOADS.qualified} "
+        "WHERE kind = %s AND etag IS NOT NULL AND ("
+        "  status = 'Processing' AND run_id IS NOT NULL"
+        "  OR status = 'Queued' AND attempts > 0 AND retry_after <= %s"
+        "  OR status = 'Queued' AND attempts > 0 AND retry_after IS NULL AND queued_at < %s"
+        ") ORDER BY queued_at, object_key",
+        (kind, now, stale),
+    )
+    processing_runs = sorted({r[7] for r in rows if r[5] == "Processing"})
+    statuses = run_statuses(processing_runs) if processing_runs else {}
+    outcome, results = RetryOutcome(), []
+    for upload_id, tenant, key, version, size, status, attempts, run_id in rows:
+        landed = LandedObject.from_key(upload_id, tenant, kind, key, version, size or 0)
+        if status == "Queued":  # after a transient fault: the reason stays until the retry runs
+            outcome.retry.append(landed)
+            continue
+        run_status = statuses.get(run_id, "gone")
+        if run_status not in _DEAD_RUN_STATUSES | {"gone"}:
+            continue  # its run is still going
+        why = f"run {run_id} ended {run_status} while processing it"
+        result = retry_or_fail(upload_id, why, attempts or 0, now)
+        if result.status == "Failed":
+            outcome.given_up.append((key, result.reason or why))
+        else:  # launched now, not after a backoff: the run, not the object, was at fault
+            result = dataclasses.replace(result, retry_after=None)
+            outcome.retry.append(landed)
+        results.append(result)
+    if results:
+        record_results(warehouse, results)
+    _mark_retry_launched(warehouse, [o.upload_id for o in outcome.retry], now)
+    return outcome
+
+
+def _mark_retry_launched(warehouse: Warehouse, upload_ids: Sequence[str], now: datetime) -> None:
+    """Queued with no `retry_after`: not taken again by the next tick, only by the run (or, if
+    it never starts, after STALE_RETRY_SECONDS)."""
+    for chunk in batched(upload_ids, IN_LIST_SIZE):
+        warehouse.execute(
+            f"UPDATE {UPLOADS.qualified} SET status = 'Queued', retry_after = NULL, "
+            f"queued_at = %s WHERE upload_id IN ({', '.join(['%s'] * len(chunk))})",
+            [now, *chunk],
+        )

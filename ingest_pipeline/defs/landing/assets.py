@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    ResponseStreamingError,
+)
+from botocore.exceptions import (
+    ConnectionError as StoreConnectionError,
+)
 
 from ingest_pipeline.defs.landing.loaders import LOADERS, LandedFileError, LoadCounts
 from ingest_pipeline.defs.landing.resources import LandingBucketResource
@@ -29,6 +37,7 @@ from ingest_pipeline.lib.uploads import (
     UploadResult,
     mark_processing,
     record_results,
+    retry_or_fail,
 )
 from ingest_pipeline.lib.warehouse import Warehouse
 
@@ -87,8 +96,8 @@ def landing_asset(kind: str) -> dg.AssetsDefinition:
             dg.AssetCheckSpec(
                 ALL_COMPLETED,
                 asset=key,
-                description="Every object of the run completed (Failed ones name their reason "
-                "in normalized.uploads).",
+                description="Every object of the run completed (Failed ones, and ones Queued "
+                "again after a transient fault, name their reason in normalized.uploads).",
             )
         ],
     )
@@ -104,16 +113,26 @@ def landing_asset(kind: str) -> dg.AssetsDefinition:
             wh, kind, config.retry_failed
         )
         results = process_objects(
-            wh, landing_bucket.get_client(), landing_bucket.get_bucket(), kind, objects
+            wh,
+            landing_bucket.get_client(),
+            landing_bucket.get_bucket(),
+            kind,
+            objects,
+            context.run_id,
         )
         failed = {r.upload_id: r.reason for r in results if r.status == "Failed"}
+        retried = {r.upload_id: r.reason for r in results if r.status == "Queued"}
         for upload_id, reason in failed.items():
             context.log.warning(f"upload {upload_id} Failed: {reason}")
-        context.log.info(f"{len(objects) - len(failed)} of {len(objects)} objects completed")
+        for upload_id, reason in retried.items():
+            context.log.warning(f"upload {upload_id} Queued again: {reason}")
+        done = len(objects) - len(failed) - len(retried)
+        context.log.info(f"{done} of {len(objects)} objects completed")
         return dg.MaterializeResult(
             metadata={
                 "objects": len(objects),
                 "objects_failed": len(failed),
+                "objects_retried": len(retried),
                 "rows_loaded": sum(r.rows_loaded for r in results),
                 "rows_rejected": sum(r.rows_rejected for r in results),
                 "failed": dg.MetadataValue.json(failed),
@@ -121,9 +140,12 @@ def landing_asset(kind: str) -> dg.AssetsDefinition:
             check_results=[
                 dg.AssetCheckResult(
                     check_name=ALL_COMPLETED,
-                    passed=not failed,
+                    passed=not failed and not retried,
                     severity=dg.AssetCheckSeverity.WARN,
-                    metadata={"failed": dg.MetadataValue.json(failed)},
+                    metadata={
+                        "failed": dg.MetadataValue.json(failed),
+                        "retried": dg.MetadataValue.json(retried),
+                    },
                 )
             ],
         )
@@ -132,41 +154,88 @@ def landing_asset(kind: str) -> dg.AssetsDefinition:
 
 
 def process_objects(
-    wh: Warehouse, client: Any, bucket: str, kind: str, objects: list[LandedObject]
+    wh: Warehouse,
+    client: Any,
+    bucket: str,
+    kind: str,
+    objects: list[LandedObject],
+    run_id: str | None = None,
 ) -> list[UploadResult]:
     """Processing → Completed with counts, or Failed with the reason, per object; one poison
-    object fails alone. Only a warehouse fault escapes: the run fails, its uploads are marked
-    Failed with that reason, and a re-run is safe (every write is an idempotent upsert)."""
+    object fails alone. An object the store could not serve for a transient reason goes back to
+    Queued for a later run (`retry_or_fail`). Only a warehouse fault escapes: the run fails, its
+    uploads go back to Queued (or Failed after their last attempt) with that reason, and a
+    re-run is safe (every write is an idempotent upsert)."""
     loader = LOADERS[kind]
     writer = loader.writer(wh)
-    mark_processing(wh, [o.upload_id for o in objects])
+    attempts = mark_processing(wh, [o.upload_id for o in objects], run_id)
     results: list[UploadResult] = []
     try:
         for obj in objects:
-            writer.begin(obj)
-            status, reason, counts = "Completed", None, writer.counts
-            try:
-                # IfMatch: exactly the version the sensor queued; a newer one has its own run.
-                body = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)["Body"]
-                with contextlib.closing(body):
-                    loader.read(writer, obj, body)
-            except LandedFileError as exc:
-                status, reason, counts = "Failed", str(exc), exc.counts
-            except (ClientError, BotoCoreError) as exc:
-                status, reason, counts = "Failed", _store_error(exc), LoadCounts()
-            now = datetime.now(UTC)
-            results.append(
-                UploadResult(obj.upload_id, status, counts.loaded, counts.rejected, reason, now)
-            )
+            results.append(_process_one(loader, writer, client, bucket, obj, attempts))
         writer.flush()  # rows are stored before any upload is recorded Completed
     except Exception as exc:
         now, reason = datetime.now(UTC), f"{type(exc).__name__}: {exc}"
         record_results(
-            wh, [UploadResult(o.upload_id, "Failed", 0, 0, reason, now) for o in objects]
+            wh,
+            [
+                retry_or_fail(o.upload_id, reason, attempts.get(o.upload_id, 1), now)
+                for o in objects
+            ],
         )
         raise
     record_results(wh, results)
     return results
+
+
+def _process_one(
+    loader: Any, writer: Any, client: Any, bucket: str, obj: LandedObject, attempts: dict[str, int]
+) -> UploadResult:
+    writer.begin(obj)
+    try:
+        # IfMatch: exactly the version the sensor queued; a newer one has its own run.
+        body = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)["Body"]
+        with contextlib.closing(body):
+            loader.read(writer, obj, body)
+    except LandedFileError as exc:
+        return _result(obj, "Failed", str(exc), exc.counts)
+    except (ClientError, BotoCoreError) as exc:
+        if is_transient(exc):
+            counts = (writer.counts.loaded, writer.counts.rejected)
+            now = datetime.now(UTC)
+            return retry_or_fail(
+                obj.upload_id, _store_error(exc), attempts.get(obj.upload_id, 1), now, counts
+            )
+        return _result(obj, "Failed", _store_error(exc), LoadCounts())
+    return _result(obj, "Completed", None, writer.counts)
+
+
+def _result(obj: LandedObject, status: str, reason: str | None, counts: LoadCounts) -> UploadResult:
+    return UploadResult(
+        obj.upload_id, status, counts.loaded, counts.rejected, reason, datetime.now(UTC)
+    )
+
+
+# What botocore's standard retry mode itself retries (throttling, 5xx, connection and timeout
+# errors): still failing after its backoff, the object is tried again by a later run.
+_TRANSIENT_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "SlowDown",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalError",
+    "ServiceUnavailable",
+}
+
+
+def is_transient(exc: Exception) -> bool:
+    """A fault of the store or the network, not of the object."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return error.get("Code") in _TRANSIENT_CODES or int(status) >= 500
+    return isinstance(exc, (HTTPClientError, StoreConnectionError, ResponseStreamingError))
 
 
 def _store_error(exc: Exception) -> str:
@@ -204,7 +273,9 @@ def land_job(kind: str) -> Any:
         job_name(kind),
         selection=[ASSET_KEYS[kind]],
         executor_def=dg.in_process_executor,
-        tags=max_runtime_tags(LOAD_MAX_RUNTIME_SECONDS),
+        # Dagster re-executes runs whose process died (dagster.yaml run_retries), but a landing
+        # run's uploads are taken again by its sensor instead, each within its own attempts.
+        tags={**max_runtime_tags(LOAD_MAX_RUNTIME_SECONDS), "dagster/max_retries": "0"},
     )
 
 

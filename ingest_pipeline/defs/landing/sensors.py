@@ -7,13 +7,19 @@ and hands them to runs of at most `INGEST_LANDING_OBJECTS_PER_RUN`, each with a 
 its object versions, so a tick evaluated twice launches nothing twice. Empty objects, keys
 outside the layout and unknown tenants are recorded Failed with the reason and logged on the tick.
 
+Uploads to take again (Queued after a transient fault, left Processing by a run that died or
+failed: see lib/uploads.py) are looked for every `INGEST_LANDING_RETRY_CHECK_SECONDS` and on
+every tick with new objects, and launched in runs of their own.
+
 A tick whose dependency is down (the object store unreachable or without the bucket, the
 tenants file missing, the DuckDB file held by another process for longer than a tick can
 wait) skips with one line saying which, keeps its cursor, and takes the objects next time.
 """
 
 import hashlib
+import time
 from collections.abc import Sequence
+from functools import partial
 
 import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,7 +31,13 @@ from ingest_pipeline.lib.landing_cursor import LandingCursor, batched, take_new
 from ingest_pipeline.lib.normalized_tables import init_warehouse
 from ingest_pipeline.lib.resources import WarehouseResource
 from ingest_pipeline.lib.tenants import TenantsFileError, tenant_names
-from ingest_pipeline.lib.uploads import LandedObject, queue_objects
+from ingest_pipeline.lib.uploads import (
+    LandedObject,
+    QueueOutcome,
+    RetryOutcome,
+    queue_objects,
+    uploads_to_retry,
+)
 from ingest_pipeline.lib.warehouse import WarehouseBusyError
 from ingest_pipeline.settings import get_settings
 
@@ -34,15 +46,20 @@ TICK_LOCK_WAIT_SECONDS = 20
 LANDING_RUN_PRIORITY = "10"
 
 
-def batch_run_key(kind: str, batch: Sequence[LandedObject]) -> str:
+def batch_run_key(kind: str, batch: Sequence[LandedObject], retry_at: float | None = None) -> str:
+    """Made of the object versions (a tick evaluated twice launches nothing twice); a retry's
+    also of the time it was decided, as the versions of its first run are the same."""
     versions = "\n".join(o.version for o in batch)
-    return f"{kind}:{len(batch)}:{hashlib.sha1(versions.encode()).hexdigest()}"
+    retry = f"retry@{retry_at:.0f}:" if retry_at is not None else ""
+    return f"{kind}:{retry}{len(batch)}:{hashlib.sha1(versions.encode()).hexdigest()}"
 
 
-def run_request(kind: str, batch: Sequence[LandedObject]) -> dg.RunRequest:
+def run_request(
+    kind: str, batch: Sequence[LandedObject], retry_at: float | None = None
+) -> dg.RunRequest:
     op_name = ASSET_KEYS[kind].to_python_identifier()
     return dg.RunRequest(
-        run_key=batch_run_key(kind, batch),
+        run_key=batch_run_key(kind, batch, retry_at),
         run_config={"ops": {op_name: {"config": {"objects": [o.as_config() for o in batch]}}}},
         # Uploads are what a user waits for: ahead of scheduled pulls in the run queue.
         tags={
@@ -79,35 +96,72 @@ def landing_sensor(kind: str) -> dg.SensorDefinition:
         except (BotoCoreError, ClientError) as exc:
             return _skip(context, f"landing bucket {bucket} unreachable: {_first_line(exc)}")
         taken, next_cursor = take_new(listing, cursor, settings.landing_objects_per_tick)
-        if not taken:
+        now = time.time()
+        check_retries = (
+            now - (cursor.retries_checked_at or 0) >= settings.landing_retry_check_seconds
+        )
+        if not taken and not check_retries:
             return dg.SensorResult(skip_reason=f"no new objects under {kind}/")
         try:
-            tenants = tenant_names(settings.tenants_file)
-            wh = warehouse.get(lock_wait_seconds=TICK_LOCK_WAIT_SECONDS)
+            # Only looking for retries: no need to wait long for a busy file, next tick will do.
+            wh = warehouse.get(lock_wait_seconds=TICK_LOCK_WAIT_SECONDS if taken else 2)
             init_warehouse(wh)
-            outcome = queue_objects(wh, kind, taken, tenants)
+            outcome = (
+                queue_objects(wh, kind, taken, tenant_names(settings.tenants_file))
+                if taken
+                else QueueOutcome()
+            )
+            retries = (
+                uploads_to_retry(wh, kind, partial(run_statuses, context.instance))
+                if check_retries
+                else RetryOutcome()
+            )
         except (TenantsFileError, WarehouseBusyError) as exc:
             # The cursor stays: these objects are taken next time.
             return _skip(context, str(exc))
-        for key, reason in outcome.refused:
-            context.log.warning(f"{key}: not processed: {reason}")
-        for key in outcome.already_done:
-            context.log.info(f"{key}: this version already completed; not processed again")
-        requests = [
-            run_request(kind, batch)
-            for batch in batched(outcome.queued, settings.landing_objects_per_run)
-        ]
-        context.log.info(
-            f"{len(taken)} new objects: {len(outcome.queued)} queued in {len(requests)} runs, "
-            f"{len(outcome.refused)} refused, {len(outcome.already_done)} already done"
-        )
+        if check_retries:
+            next_cursor.retries_checked_at = now
+        _log_outcome(context, outcome, retries)
+        per_run = settings.landing_objects_per_run
+        requests = [run_request(kind, batch) for batch in batched(outcome.queued, per_run)]
+        requests += [run_request(kind, batch, now) for batch in batched(retries.retry, per_run)]
+        if taken or requests:
+            context.log.info(
+                f"{len(taken)} new objects: {len(outcome.queued)} queued, "
+                f"{len(outcome.refused)} refused, {len(outcome.already_done)} already done; "
+                f"{len(retries.retry)} taken again, {len(retries.given_up)} given up; "
+                f"{len(requests)} runs"
+            )
         return dg.SensorResult(
             run_requests=requests,
             cursor=next_cursor.to_json(),
-            skip_reason=None if requests else f"{len(taken)} new objects, none to process",
+            skip_reason=None if requests else _nothing_to_run(kind, taken),
         )
 
     return sensor
+
+
+def run_statuses(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, str]:
+    """Dagster's status of each run that still exists, by run id."""
+    records = instance.get_run_records(dg.RunsFilter(run_ids=run_ids))
+    return {r.dagster_run.run_id: r.dagster_run.status.value for r in records}
+
+
+def _log_outcome(
+    context: dg.SensorEvaluationContext, outcome: QueueOutcome, retries: RetryOutcome
+) -> None:
+    for key, reason in outcome.refused:
+        context.log.warning(f"{key}: not processed: {reason}")
+    for key in outcome.already_done:
+        context.log.info(f"{key}: this version already completed; not processed again")
+    for key, reason in retries.given_up:
+        context.log.warning(f"{key}: Failed: {reason}")
+
+
+def _nothing_to_run(kind: str, taken: Sequence[object]) -> str:
+    if taken:
+        return f"{len(taken)} new objects, none to process"
+    return f"no new objects under {kind}/, none to take again"
 
 
 def _skip(context: dg.SensorEvaluationContext, reason: str) -> dg.SensorResult:
