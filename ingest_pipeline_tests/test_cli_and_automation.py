@@ -11,6 +11,7 @@ from ingest_pipeline.defs.tenants.sensors import tenants_file_sensor
 from ingest_pipeline.lib.ingest_runs import AFTER_RUN_TAG
 from ingest_pipeline_tests.conftest import csv_instance
 from ingest_pipeline_tests.test_items_sources import write_csv
+from ingest_pipeline_tests.test_normalize_faults import META_MAPPING
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,6 +58,34 @@ def test_cli_ingest_prints_a_line_per_instance_and_fails_if_one_failed(
     with dg.DagsterInstance.get() as instance:
         jobs = sorted(r.dagster_run.job_name for r in instance.get_run_records())
         assert jobs == ["ingest_rss"] * 3 + ["normalize_items"] * 2
+
+
+def test_cli_ingest_shows_quarantined_loads_and_still_exits_0(
+    duck_env, capsys, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    # JSON nested deeper than Python's parser goes: the bad instance's raw load is quarantined.
+    write_csv(
+        tmp_path / "bad", "a.csv", f'sku,meta,link,updated\n1,"{"[" * 100_000}",,2026-01-01\n'
+    )
+    write_csv(tmp_path / "good", "a.csv", "sku,name,link,updated\n1,One,,2026-01-01\n")
+    duck_env.write_tenants(
+        {
+            "acme": [csv_instance(tmp_path / "bad", name="bad", mapping=META_MAPPING)],
+            "globex": [csv_instance(tmp_path / "good", name="good")],
+        }
+    )
+    assert main(["ingest"]) == 0  # the runs succeeded: a replay retries the load
+    bad, held, good, tally = capsys.readouterr().out.splitlines()
+    [(load_id,)] = duck_env.rows("SELECT DISTINCT _dlt_load_id FROM raw_csv.acme__bad")
+    assert "acme.bad" in bad and " ok " in bad
+    assert "rejected=1 " in bad and bad.endswith("  quarantined=1")
+    assert held.startswith(
+        f"    quarantined: load {load_id} of raw_csv.acme__bad: raw load not normalized "
+        "(quarantined; a replay retries it): "
+    )
+    assert "globex.good" in good and "quarantined" not in good and "normalized=1 " in good
+    assert tally == "2 ok, 0 failed, 1 with quarantined loads (a replay retries them)"
 
 
 def test_sensor_keeps_partitions_in_step_with_the_tenants_file(duck_env, feed_server):

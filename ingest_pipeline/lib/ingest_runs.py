@@ -4,7 +4,8 @@ An instance is two runs: its raw partition (`ingest_<type>`), then, only if that
 entity's `normalize_<entity>` (unpartitioned: it takes every pending raw load). A failed raw run
 is the instance's failure alone; normalize is not run for it, so the shared normalized asset and
 its checks never show another instance's fault. The counts per instance come from the
-normalized materialization's `per_instance` metadata.
+normalized materialization's `per_instance` metadata, and the loads it quarantined from its
+`quarantined_loads` metadata: shown in the summary line, not a failure (exit code 0).
 """
 
 from __future__ import annotations
@@ -34,14 +35,22 @@ class InstanceOutcome:
     seconds: float
     run_id: str
     error: str = ""
+    # This instance's raw loads the normalize run quarantined: "load <id> of <table>: <reason>".
+    quarantined: tuple[str, ...] = ()
 
     def summary_line(self) -> str:
+        """One line, and under it the error or each quarantined load: a run that succeeded but
+        set loads aside says `quarantined=K` (still `ok`: a replay retries them)."""
         line = (
             f"{self.instance.type:<9} {self.instance.partition_key:<28} {self.status:<6} "
             f"loaded={self.rows_loaded:<8} normalized={self.rows_normalized:<8} "
             f"rejected={self.rows_rejected:<6} {self.seconds:6.1f}s  run={self.run_id[:8]}"
         )
-        return line + (f"\n    error: {self.error}" if self.error else "")
+        if self.quarantined:
+            line += f"  quarantined={len(self.quarantined)}"
+        notes = [f"quarantined: {q}" for q in self.quarantined]
+        notes += [f"error: {self.error}"] if self.error else []
+        return "\n    ".join([line, *notes])
 
 
 def ingest_instance(
@@ -60,6 +69,7 @@ def ingest_instance(
     )
     raw = _materialization_metadata(raw_run).get(("raw", source.type), {})
     counts: dict[str, Any] = {}
+    quarantined: tuple[str, ...] = ()
     last = raw_run
     if raw_run.success:
         last = defs.resolve_job_def(normalize_job_name(kind.entity)).execute_in_process(
@@ -70,6 +80,7 @@ def ingest_instance(
         )
         normalized = _materialization_metadata(last).get(("normalized", kind.entity), {})
         counts = normalized.get("per_instance", {}).get(f"{source.type}:{source.partition_key}", {})
+        quarantined = _quarantined(normalized, source.partition_key)
     return InstanceOutcome(
         instance=source,
         status="ok" if last.success else "failed",
@@ -79,6 +90,16 @@ def ingest_instance(
         seconds=time.monotonic() - started,
         run_id=raw_run.run_id,
         error="" if last.success else _failure_message(last),
+        quarantined=quarantined,
+    )
+
+
+def _quarantined(metadata: dict[str, Any], partition_key: str) -> tuple[str, ...]:
+    """The quarantined loads (`quarantined_loads` metadata) holding this instance's rows."""
+    return tuple(
+        f"load {q['load_id']} of {q['raw_table']}: {q['reason']}"
+        for q in metadata.get("quarantined_loads") or []
+        if partition_key in q.get("instances", [])
     )
 
 
