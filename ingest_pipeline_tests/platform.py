@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import yaml
 
 from ingest_pipeline.dev import stop_group
 
@@ -174,11 +174,16 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def running_daemon(dagster_home: Path, log_path: Path) -> Iterator[subprocess.Popen]:
+def running_daemon(
+    dagster_home: Path, log_path: Path, run_monitoring: dict[str, Any] | None = None
+) -> Iterator[subprocess.Popen]:
     """A real `dagster-daemon run -w workspace.yaml` on a DAGSTER_HOME holding the repository's
-    dagster.yaml, in its own session so it and its code server stop together at the end."""
+    dagster.yaml (its `run_monitoring` settings updated with `run_monitoring`), in its own
+    session so it and its code server stop together at the end."""
     dagster_home.mkdir(exist_ok=True)
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text(encoding="utf-8"))
+    config["run_monitoring"].update(run_monitoring or {})
+    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     with log_path.open("wb") as log:
         daemon = subprocess.Popen(
             [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
