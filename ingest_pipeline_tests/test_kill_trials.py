@@ -1,0 +1,165 @@
+"""kill -9 at random moments, under the real daemon, and no manual step after.
+
+Five CSV ingest runs (launched by their schedules) and five landing runs (launched by the
+events sensor, one object each) are each killed once, SIGKILL to the run process at a seeded
+random moment after it started. Then nothing is done by hand: run monitoring finds each dead
+process (the local run launcher's health check), the run-retry daemon re-executes the ingest
+runs, the landing sensor takes the killed runs' uploads again. The rows must be exact, no run
+left STARTED, every upload Completed. Slow (about five minutes): `pytest -m slow`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import boto3
+import dagster as dg
+import pytest
+
+from ingest_pipeline_tests.conftest import csv_instance
+from ingest_pipeline_tests.platform import running_daemon
+
+pytestmark = pytest.mark.slow
+
+SEED = 20261202
+TRIALS = 5
+CSV_ROWS = 150_000
+EVENTS_PER_OBJECT = 60_000
+KILL_WITHIN_SECONDS = (0.5, 3.0)  # after the run's RUN_START event
+DEADLINE_SECONDS = 900
+ACTIVE = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
+# Test-speed monitoring: a dead run is found within 5 s and its pool slot freed 5 s later.
+FAST_MONITORING = {"poll_interval_seconds": 5, "free_slots_after_run_end_seconds": 5}
+
+
+def test_killed_ingest_and_landing_runs_recover_exactly_with_no_manual_step(
+    duck_env, s3_endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("INGEST_LANDING_OBJECTS_PER_RUN", "1")
+    monkeypatch.setenv("INGEST_LANDING_RETRY_CHECK_SECONDS", "0")
+    duck_env.write_tenants({"acme": _csv_instances(tmp_path, _a_minute_soon())})
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket="landing")
+    for n in range(TRIALS):
+        s3.put_object(Bucket="landing", Key=f"events/acme/batch{n}.ndjson", Body=_events(n))
+
+    home = tmp_path / "dagster_home"
+    with running_daemon(home, tmp_path / "daemon.log", FAST_MONITORING):
+        instance = dg.DagsterInstance.from_config(str(home))
+        killed = _kill_each_first_attempt(instance, random.Random(SEED))
+        _wait_until(lambda: not _active_runs(instance), "every run ended")
+        _wait_until(lambda: _normalized_items_done(instance), "the normalize runs after the raw")
+        _wait_until(lambda: not _active_runs(instance), "every run ended")
+    log_tail = (tmp_path / "daemon.log").read_text(errors="replace")[-4000:]
+
+    assert sorted(killed.values()) == ["ingest_csv"] * TRIALS + ["land_events"] * TRIALS
+    runs = {r.run_id: r for r in instance.get_runs()}
+    for run_id in killed:
+        assert runs[run_id].status == dg.DagsterRunStatus.FAILURE, log_tail
+    retried = {r.tags.get("dagster/parent_run_id"): r for r in runs.values()}
+    for run_id, job in killed.items():
+        if job == "ingest_csv":  # re-executed by the run-retry daemon, and it succeeded
+            assert retried[run_id].status == dg.DagsterRunStatus.SUCCESS, log_tail
+
+    items = duck_env.rows(
+        "SELECT source_instance, count(*), count(DISTINCT external_id) FROM normalized.items "
+        "GROUP BY 1 ORDER BY 1"
+    )
+    assert items == [(f"catalog{n}", CSV_ROWS, CSV_ROWS) for n in range(TRIALS)], log_tail
+    assert duck_env.rows("SELECT count(*) FROM normalized.events") == [
+        (TRIALS * EVENTS_PER_OBJECT,)
+    ]
+    uploads = duck_env.rows("SELECT status, attempts FROM normalized.uploads ORDER BY object_key")
+    assert uploads == [("Completed", 2)] * TRIALS, log_tail
+
+
+def _a_minute_soon() -> int:
+    """A minute far enough ahead for the daemon to be up: each instance runs then, once."""
+    return (datetime.now(UTC) + timedelta(seconds=75)).minute
+
+
+def _csv_instances(tmp_path: Path, minute: int) -> list[dict]:
+    instances = []
+    for n in range(TRIALS):
+        folder = tmp_path / f"csv{n}"
+        folder.mkdir()
+        lines = [f"{n}-{i},Item {i},https://x.example/{i},2026-01-02\n" for i in range(CSV_ROWS)]
+        (folder / "items.csv").write_text("sku,name,link,updated\n" + "".join(lines))
+        instances.append(csv_instance(folder, f"catalog{n}", schedule=f"{minute} * * * *"))
+    return instances
+
+
+def _events(n: int) -> bytes:
+    line = (
+        '{{"event_id": "b{n}-{i}", "event_type": "view", "occurred_at": "2026-01-05T10:00:00Z"}}\n'
+    )
+    return "".join(line.format(n=n, i=i) for i in range(EVENTS_PER_OBJECT)).encode()
+
+
+def _kill_each_first_attempt(instance: dg.DagsterInstance, rng: random.Random) -> dict[str, str]:
+    """SIGKILL every first run of the ingest and landing jobs at a random moment after its
+    RUN_START; returns {killed run id: job name}."""
+    due: dict[str, tuple[float, int, str]] = {}  # run id: (kill at, pid, job)
+    killed: dict[str, str] = {}
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while len(killed) < 2 * TRIALS:
+        assert time.monotonic() < deadline, f"killed only {killed}"
+        for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+            first = (
+                run.job_name in ("ingest_csv", "land_events")
+                and "dagster/parent_run_id" not in run.tags  # not a re-execution
+                and ":retry@" not in run.tags.get("dagster/run_key", "")  # not a landing retry
+            )
+            pid = _run_pid(instance, run.run_id)
+            if first and pid and run.run_id not in due:
+                due[run.run_id] = (
+                    time.monotonic() + rng.uniform(*KILL_WITHIN_SECONDS),
+                    pid,
+                    run.job_name,
+                )
+        for run_id, (kill_at, pid, job) in due.items():
+            if run_id not in killed and time.monotonic() >= kill_at:
+                os.kill(pid, signal.SIGKILL)
+                killed[run_id] = job
+        time.sleep(0.1)
+    return killed
+
+
+def _run_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.RUN_START, limit=1
+    ).records
+    event = records[0].event_log_entry.dagster_event if records else None
+    return event.pid if event else None
+
+
+def _active_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    return [r for r in instance.get_runs() if r.status.value in ACTIVE]
+
+
+def _normalized_items_done(instance: dg.DagsterInstance) -> bool:
+    """A normalize_items run succeeded, started after every raw ingest run had ended."""
+    records = instance.get_run_records()
+    raw = [r for r in records if r.dagster_run.job_name == "ingest_csv"]
+    if not raw or any(r.dagster_run.status.value in ACTIVE for r in raw):
+        return False
+    last_raw_end = max(r.end_time or 0 for r in raw)
+    return any(
+        r.dagster_run.job_name == "normalize_items"
+        and r.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+        and (r.start_time or 0) >= last_raw_end
+        for r in records
+    )
+
+
+def _wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {DEADLINE_SECONDS} s: {what}"
+        time.sleep(2)
