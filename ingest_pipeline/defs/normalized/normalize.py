@@ -47,6 +47,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ingest_pipeline.defs.normalized.mappers import Mapper, fold_variants, variant_columns
 from ingest_pipeline.defs.normalized.models import FEEDBACK, ITEM, blank_to_none
+from ingest_pipeline.defs.sources.csv.source import RAW_LINE_COLUMN, REJECT_REASON_COLUMN
 from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, raw_dataset
 from ingest_pipeline.lib.normalized_tables import FEEDBACK as FEEDBACK_TABLE
 from ingest_pipeline.lib.normalized_tables import (
@@ -459,6 +460,8 @@ def _validate(
         try:
             if instance is None:
                 raise ValueError(f"{source_type} source {tenant}.{name} is not in the tenants file")
+            if reason := row.get(REJECT_REASON_COLUMN):  # the source found the row bad already
+                raise ValueError(reason)
             fields = blank_to_none(mapper(row, instance))
             record = entity.adapter.validate_python(
                 {
@@ -481,17 +484,24 @@ def _validate(
 def reject_row(
     row: Mapping[str, Any], qualified: str, source_type: str, exc: Exception, at: datetime
 ) -> dict[str, Any]:
-    payload = {k: v for k, v in row.items() if not k.startswith("_dlt")}
     return {
         "tenant_id": row[TENANT_COLUMN],
         "source_type": source_type,
         "source_instance": row[INSTANCE_COLUMN],
         "record_ref": printable(f"{qualified}:{_row_ref(row)}"),
         "reason": printable(rejection_reason(exc)),
-        "payload": json.dumps(payload, default=str, sort_keys=True),
+        "payload": _payload(row),
         "raw_load_id": row["_dlt_load_id"],
         "rejected_at": at,
     }
+
+
+def _payload(row: Mapping[str, Any]) -> str:
+    # A row the source rejected already (a CSV line) has no fields: the line is its payload.
+    if row.get(REJECT_REASON_COLUMN):
+        return printable(row.get(RAW_LINE_COLUMN) or "")
+    payload = {k: v for k, v in row.items() if not k.startswith("_dlt")}
+    return json.dumps(payload, default=str, sort_keys=True)
 
 
 def _row_ref(row: Mapping[str, Any]) -> str:
