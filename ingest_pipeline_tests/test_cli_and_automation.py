@@ -157,20 +157,68 @@ def test_replay_rebuilds_normalized_from_raw_alone(env):
     )
 
 
-def test_schema_drift_check_warns_with_the_diff(duck_env):
-    landing = duck_env.tmp_path / "landing"
+def test_schema_drift_check_compares_runs_and_names_the_changed_column(env):
+    landing = env.tmp_path / "landing"
     write_csv(landing, "a.csv", "sku,name,link,updated\n1,One,,2026-01-01\n")
-    duck_env.write_tenants({"acme": [csv_instance(landing)]})
-    [first] = duck_env.ingest()
-    assert _check(duck_env, first.run_id, "raw_schema_unchanged").passed
-    write_csv(landing, "b.csv", "sku,name,link,updated,colour\n2,Two,,2026-01-02,red\n")
-    [second] = duck_env.ingest()
-    evaluation = _check(duck_env, second.run_id, "raw_schema_unchanged")
+    env.write_tenants({"acme": [csv_instance(landing)]})
+    [first] = env.ingest()
+    evaluation = _check(env, first.run_id, "raw_schema_unchanged")
+    assert evaluation.passed
+    assert evaluation.metadata["note"].value == "no previous run to compare"
+
+    # A second run with new rows but the same columns: compared, and unchanged.
+    write_csv(landing, "b.csv", "sku,name,link,updated\n2,Two,,2026-01-02\n")
+    [second] = env.ingest()
+    assert second.rows_loaded == 1
+    evaluation = _check(env, second.run_id, "raw_schema_unchanged")
+    assert evaluation.passed and "note" not in evaluation.metadata
+    assert evaluation.metadata["diff"].value == {}
+
+    # The source starts sending a new column: a warning naming it.
+    write_csv(landing, "c.csv", "sku,name,link,updated,colour\n3,Three,,2026-01-03,red\n")
+    [third] = env.ingest()
+    evaluation = _check(env, third.run_id, "raw_schema_unchanged")
     assert not evaluation.passed
     assert evaluation.severity == dg.AssetCheckSeverity.WARN
     diff = evaluation.metadata["diff"].value
     assert diff == {"raw_csv.acme__catalog": {"added": ["colour"], "removed": []}}
-    assert _check(duck_env, second.run_id, "natural_key_unique").passed
+
+    # A renamed column is a new one (dlt keeps the old column, empty from now on): named too.
+    write_csv(landing, "d.csv", "sku,label,link,updated,colour\n4,Four,,2026-01-04,blue\n")
+    [fourth] = env.ingest()
+    evaluation = _check(env, fourth.run_id, "raw_schema_unchanged")
+    assert not evaluation.passed
+    diff = evaluation.metadata["diff"].value
+    assert diff == {"raw_csv.acme__catalog": {"added": ["label"], "removed": []}}
+
+
+def test_natural_key_check_finds_duplicates_without_the_key_constraint(env):
+    landing = env.tmp_path / "landing"
+    write_csv(landing, "a.csv", "sku,name,link,updated\n1,One,,2026-01-01\n2,Two,,2026-01-02\n")
+    env.write_tenants({"acme": [csv_instance(landing)]})
+    [outcome] = env.ingest()
+    assert outcome.rows_normalized == 2
+    clean = _check(env, outcome.run_id, "natural_key_unique")
+    assert clean.passed
+    assert (clean.metadata["duplicate_keys"].value, clean.metadata["examples"].value) == (0, [])
+
+    # The same rows in a table without its primary key, then a second row for key '1'.
+    for sql in (
+        "CREATE TABLE normalized.items_copy AS SELECT * FROM normalized.items",
+        "DROP TABLE normalized.items",
+        "ALTER TABLE normalized.items_copy RENAME TO items",
+        "INSERT INTO normalized.items SELECT * FROM normalized.items WHERE external_id = '1'",
+    ):
+        env.warehouse.execute(sql)
+    assert env.rows("SELECT count(*) FROM normalized.items") == [(3,)]
+    duplicated = _run_check_alone(env, "natural_key_unique")
+    assert not duplicated.passed
+    assert duplicated.severity == dg.AssetCheckSeverity.ERROR
+    assert duplicated.metadata["duplicate_keys"].value == 1
+    key = {"tenant_id": "acme", "source_type": "csv", "source_instance": "catalog"}
+    assert duplicated.metadata["examples"].value == [
+        {"key": {**key, "external_id": "1"}, "rows": 2}
+    ]
 
 
 def test_dbt_skeleton_builds_on_empty_normalized_tables(duck_env, tmp_path):
@@ -207,3 +255,15 @@ def _check(env, run_id: str, name: str):
         if is_check and event.event_specific_data.check_name == name:
             return event.event_specific_data
     raise AssertionError(f"no {name} evaluation in run {run_id}")
+
+
+def _run_check_alone(env, name: str):
+    """Run one check of normalized/items by itself (its asset not materialized) in a run."""
+    check = dg.AssetCheckKey(dg.AssetKey(["normalized", "items"]), name)
+    job = env.defs.resolve_job_def("normalize_items")
+    subset = job.get_subset(asset_selection=set(), asset_check_selection={check})
+    result = subset.execute_in_process(instance=env.instance)
+    assert result.success
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.check_name == name
+    return evaluation

@@ -15,11 +15,14 @@ from ingest_pipeline.defs.normalized.normalize import ENTITIES, Entity
 from ingest_pipeline.lib.normalized_tables import PAYMENTS, Table
 from ingest_pipeline.lib.raw_assets import normalized_asset_key
 from ingest_pipeline.lib.resources import WarehouseResource, warehouse_pool
+from ingest_pipeline.lib.warehouse import Warehouse
 
 # Row-count anomaly: compared with the median of the recent runs that loaded anything.
 RECENT_RUNS = 20
 MIN_HISTORY = 5
 ANOMALY_FACTOR = 10
+# Duplicate keys named in the natural-key check's metadata.
+DUPLICATE_EXAMPLES = 5
 
 
 def normalized_checks(entity: Entity) -> list[dg.AssetChecksDefinition]:
@@ -37,12 +40,14 @@ def table_checks(entity_name: str, table: Table) -> list[dg.AssetChecksDefinitio
         pool=warehouse_pool(),
     )
     def natural_key_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        columns = ", ".join(table.key)
-        duplicates = warehouse.get().fetch_all(
-            f"SELECT count(*) FROM (SELECT {columns} FROM {table.qualified} "
-            f"GROUP BY {columns} HAVING count(*) > 1) AS d"
-        )[0][0]
-        return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_keys": duplicates})
+        duplicates, examples = duplicate_keys(warehouse.get(), table)
+        return dg.AssetCheckResult(
+            passed=duplicates == 0,
+            metadata={
+                "duplicate_keys": duplicates,
+                "examples": dg.MetadataValue.json(examples),
+            },
+        )
 
     @dg.asset_check(
         asset=key,
@@ -86,6 +91,26 @@ def table_checks(entity_name: str, table: Table) -> list[dg.AssetChecksDefinitio
 items_checks = normalized_checks(ENTITIES["items"])
 feedback_checks = normalized_checks(ENTITIES["feedback"])
 payments_checks = table_checks("payments", PAYMENTS)
+
+
+def duplicate_keys(wh: Warehouse, table: Table) -> tuple[int, list[dict[str, Any]]]:
+    """How many natural keys have more than one row, and the first few (key and row count).
+
+    Counted by grouping the rows, never by trusting a constraint: a table created without its
+    key (or by a tool that adds none, as dlt on PostgreSQL) is checked just the same.
+    """
+    columns = ", ".join(table.key)
+    groups = (
+        f"SELECT {columns}, count(*) AS n FROM {table.qualified} "
+        f"GROUP BY {columns} HAVING count(*) > 1"
+    )
+    [(duplicates,)] = wh.fetch_all(f"SELECT count(*) FROM ({groups}) AS d")
+    rows = wh.fetch_all(f"{groups} ORDER BY {columns} LIMIT {DUPLICATE_EXAMPLES}")
+    examples = [
+        {"key": dict(zip(table.key, (str(v) for v in row[:-1]), strict=True)), "rows": row[-1]}
+        for row in rows
+    ]
+    return duplicates, examples
 
 
 def schema_diff(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict[str, Any]:
