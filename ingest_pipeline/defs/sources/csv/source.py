@@ -151,7 +151,7 @@ def _as_utf8(path: str, file_name: str, encoding: str | None) -> Iterator[tuple[
             with open(path, encoding=encoding, newline="") as text:
                 while chunk := text.read(1 << 20):
                     copy.write(chunk.encode("utf-8", "backslashreplace"))
-        except UnicodeDecodeError as exc:
+        except UnicodeError as exc:
             raise CsvFileError(f"{file_name}: not valid {encoding}: {exc}") from exc
         copy.flush()
         yield copy.name, "utf-8"
@@ -279,7 +279,7 @@ class _FileReader:
             raw = raw.replace(b"\x00", b"\\u0000")
         try:
             text = raw.decode(self.encoding or "utf-8")
-        except UnicodeDecodeError:
+        except UnicodeError:
             text = self._undecodable(raw)
         if self.number == 1 and text.startswith(_BOM):
             text = text[1:]
@@ -378,7 +378,7 @@ class _FileReader:
         if self.encoding and codecs.lookup(self.encoding).name != "utf-8":
             try:
                 data = data.decode(self.encoding).encode()
-            except UnicodeDecodeError:
+            except UnicodeError:
                 return None
         if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
             return None  # a lone `\r`: Arrow would end a line there, the csv module refuse it
