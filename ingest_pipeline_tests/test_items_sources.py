@@ -1,7 +1,13 @@
 """REST API, CSV and RSS end to end: raw → normalized/items through real Dagster runs."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import dagster as dg
+
+from ingest_pipeline.lib.ingest_runs import AFTER_RUN_TAG
 from ingest_pipeline.sandbox.catalog_api import sample_products
 from ingest_pipeline_tests.conftest import API_TOKEN, csv_instance, rest_api_instance
 
@@ -247,12 +253,52 @@ def test_csv_from_an_s3_prefix(env, s3_endpoint):
     assert again.rows_loaded == 0  # unchanged objects are not read again
 
 
-def test_secret_values_never_reach_the_run_logs(duck_env, catalog_api):
+def test_secret_values_never_reach_the_run_logs(duck_env, catalog_api, tmp_path):
+    # The CLI in its own process, as a user runs it: its stdout and stderr (Dagster's console
+    # warnings, dlt's own log at DEBUG and its progress lines) are all captured.
     duck_env.write_tenants({"acme": [rest_api_instance(catalog_api)]})
-    catalog_api.server.faults.queue = [500]
-    [outcome] = duck_env.ingest()
-    assert outcome.status == "ok"
-    logged = "\n".join(str(entry) for entry in duck_env.instance.all_logs(outcome.run_id))
-    assert "acme.catalog-api" in logged  # the log is really this run's
-    assert API_TOKEN not in logged
-    assert API_TOKEN not in str(duck_env.instance.get_run_by_id(outcome.run_id))
+    catalog_api.server.faults.queue = [500]  # a retry: dlt logs the failed request
+    home = tmp_path / "dagster_home"
+    environment = {**os.environ, "DAGSTER_HOME": str(home), "RUNTIME__LOG_LEVEL": "DEBUG"}
+    cli = subprocess.run(
+        [sys.executable, "-m", "ingest_pipeline.cli", "ingest"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert cli.returncode == 0, cli.stdout + cli.stderr[-3000:]
+    with dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(str(home))) as instance:
+        runs = instance.get_runs()
+        logged = {
+            "the runs' event logs": "\n".join(
+                str(entry) for run in runs for entry in instance.all_logs(run.run_id)
+            ),
+            "the runs themselves": "\n".join(str(run) for run in runs),
+        }
+    assert sorted(r.job_name for r in runs) == ["ingest_rest_api", "normalize_items"]
+    sources = {
+        "stdout": cli.stdout,
+        "stderr": cli.stderr,
+        **logged,
+        "files under the data dir and DAGSTER_HOME": _text_files(tmp_path / "data", home),
+    }
+    # Each capture is really this run's, so an empty one cannot pass.
+    assert "acme.catalog-api" in sources["stdout"] and " ok " in sources["stdout"]
+    assert "acme.catalog-api" in sources["the runs' event logs"]
+    assert f"{catalog_api.server.url}/api/products" in sources["stderr"]  # dlt's request log
+    assert "_dlt_pipeline_state" in sources["files under the data dir and DAGSTER_HOME"]
+    for name, text in sources.items():
+        assert API_TOKEN not in text, f"the token is in {name}"
+
+
+def _runs_after(env, run_id: str) -> list[str]:
+    runs = env.instance.get_runs(dg.RunsFilter(tags={AFTER_RUN_TAG: run_id}))
+    return [r.run_id for r in runs]
+
+
+def _text_files(*folders: Path) -> str:
+    """Every file under the folders, read as text (logs, dlt's state and load packages)."""
+    files = [f for folder in folders for f in sorted(folder.rglob("*")) if f.is_file()]
+    assert files, folders
+    return "\n".join(f"{f}\n{f.read_bytes().decode(errors='replace')}" for f in files)
