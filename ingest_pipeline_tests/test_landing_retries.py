@@ -95,14 +95,42 @@ def test_a_store_outage_requeues_the_objects_and_the_sensor_takes_them_after_the
 
 def test_an_object_the_store_never_serves_is_failed_after_its_last_attempt(landing):
     landing.put("events/acme/a.ndjson", _event("a1"))
-    objects = _objects(landing)
-    for _ in range(MAX_ATTEMPTS):
+    objects = _objects(landing)  # launch 1
+    for _ in range(MAX_ATTEMPTS - 1):
         process_objects(landing.env.warehouse, _unreachable_store(), "landing", "events", objects)
+        _backoff_over(landing)
+        objects = _objects(landing)  # launched again
+    process_objects(landing.env.warehouse, _unreachable_store(), "landing", "events", objects)
+
     status, attempts, reason, backing_off = _uploads(landing)["events/acme/a.ndjson"]
     assert (status, attempts, backing_off) == ("Failed", MAX_ATTEMPTS, False)
     assert reason.startswith(f"gave up after {MAX_ATTEMPTS} attempts: cannot read the object")
     _backoff_over(landing)
     assert landing.tick("events") == []  # Failed for good
+
+
+def test_uploads_whose_run_died_before_taking_them_are_taken_again(landing):
+    landing.put("events/acme/a.ndjson", _event("a1"))
+    [request] = landing.evaluate("events").run_requests  # launched, never started its step
+    dead = dg.DagsterRun(
+        job_name="land_events",
+        run_id="died-at-start",
+        status=dg.DagsterRunStatus.FAILURE,
+        tags={"dagster/run_key": request.run_key},
+    )
+    landing.env.instance.add_run(dead)
+    # The sensor leaves a batch to its run for a while after the tick that launched it.
+    assert landing.evaluate("events").run_requests == []
+    landing.env.warehouse.execute(
+        "UPDATE normalized.uploads SET queued_at = queued_at - INTERVAL 1 MINUTE"
+    )
+
+    [retry] = landing.tick("events")
+
+    assert retry.run_key.startswith("events:retry@")
+    status, attempts, _, _ = _uploads(landing)["events/acme/a.ndjson"]
+    assert (status, attempts) == ("Completed", 2)
+    assert landing.env.rows("SELECT count(*) FROM normalized.events") == [(1,)]
 
 
 def test_uploads_left_processing_by_a_dead_run_are_taken_again(landing):

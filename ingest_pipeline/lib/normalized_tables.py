@@ -178,7 +178,8 @@ UPLOADS = Table(
         ("queued_at", "timestamptz"),
         ("started_at", "timestamptz"),
         ("finished_at", "timestamptz"),
-        ("attempts", "integer"),  # runs that took the upload (the retry bound counts these)
+        ("attempts", "integer"),  # runs launched for the upload (the retry bound counts these)
+        ("run_key", "text"),  # the run key of the last launch: a run dead before its step
         ("run_id", "text"),  # the run that took it last: a dead run's uploads are found by it
         ("retry_after", "timestamptz"),  # Queued again after a transient fault: not before this
     ),

@@ -8,8 +8,10 @@ key and ETag, so seeing it again (a sensor tick replayed after a crash) finds th
 Only an object that is itself bad is Failed at once. One that could not be read for a transient
 reason (connection, timeout, 5xx, throttling; botocore has already retried it with backoff) goes
 back to Queued with `retry_after`, and one whose run failed or died (it stays Processing under a
-run that ended) goes back to Queued at once: the landing sensor takes both again. `attempts`
-counts the runs that took an upload; after MAX_ATTEMPTS it is Failed with the last reason.
+run that ended, or Queued under the run key of a run that ended before taking it) goes back to
+Queued at once: the landing sensor takes both again. `attempts` counts the runs launched for an
+upload (`run_key` the last one's key, `run_id` the last run that took it); after MAX_ATTEMPTS
+it is Failed with the last reason.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from ingest_pipeline.lib.landing import LandingKey, parse_object_key
 from ingest_pipeline.lib.landing_cursor import S3Object, batched, etag, run_key
@@ -36,9 +38,7 @@ KEY_LAYOUTS = {
 IN_LIST_SIZE = 1000  # keys per `IN (...)`: bounded statements for any backlog
 MAX_ATTEMPTS = 5  # runs that may take one upload before it is Failed for good
 FIRST_RETRY_SECONDS = 30  # doubled per attempt: 30 s, 1, 2, 4 min
-# A retry launched but never started (its run canceled while queued, a tick lost after launching)
-# is launched again after this long.
-STALE_RETRY_SECONDS = 3600
+
 # Keys minted by `upload-url`: <kind>/<tenant>/<yyyy-mm-dd>/<upload id>-<name>
 _ISSUED_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}/(?P<upload_id>[0-9a-f]{32})-")
 
@@ -120,6 +120,7 @@ def queue_objects(
             "rows_rejected": None,
             "attempts": 0,
             "run_id": None,
+            "run_key": None,
             "retry_after": None,
         }
         reason = _refusal(kind, landing_key, size, tenants)
@@ -178,8 +179,8 @@ def _known_uploads(warehouse: Warehouse, keys: Sequence[str]) -> dict[str, dict[
 def mark_processing(
     warehouse: Warehouse, upload_ids: Sequence[str], run_id: str | None = None
 ) -> dict[str, int]:
-    """A run took these uploads: Processing, with the time it started and the run; one more
-    attempt each. Returns the attempts so far per upload id."""
+    """A run took these uploads: Processing, with the time it started and the run. Returns
+    the attempts (launches) so far per upload id."""
     now = datetime.now(UTC)
     attempts: dict[str, int] = {}
     for chunk in batched(upload_ids, IN_LIST_SIZE):
@@ -187,7 +188,8 @@ def mark_processing(
         warehouse.execute(
             f"UPDATE {UPLOADS.qualified} SET status = 'Processing', started_at = %s, "
             "finished_at = NULL, reason = NULL, retry_after = NULL, run_id = %s, "
-            f"attempts = COALESCE(attempts, 0) + 1 WHERE {in_list}",
+            # A run launched by hand (the UI, the CLI) was not counted at launch.
+            f"attempts = GREATEST(COALESCE(attempts, 0), 1) WHERE {in_list}",
             [now, run_id, *chunk],
         )
         rows = warehouse.fetch_all(
@@ -259,63 +261,115 @@ class RetryOutcome:
     given_up: list[tuple[str, str]] = field(default_factory=list)  # (key, reason): now Failed
 
 
-_DEAD_RUN_STATUSES = {"FAILURE", "CANCELED", "SUCCESS"}  # ended, yet left its uploads Processing
+@dataclass(frozen=True)
+class RunStates:
+    """What Dagster knows of the runs uploads wait on: status names by run id, and by run key
+    (the key a sensor launched a batch under)."""
+
+    by_run_id: dict[str, str]
+    by_run_key: dict[str, str]
+
+
+_ENDED = {"FAILURE", "CANCELED", "SUCCESS"}  # an upload still waiting on such a run was let down
+LAUNCH_SETTLE_SECONDS = 30  # a batch's run is looked for this long after its tick
+LAUNCH_GRACE_SECONDS = 600  # no run under a batch's key after this long: its tick was lost
+
+
+class _Waiting(NamedTuple):
+    upload_id: str
+    tenant_id: str
+    object_key: str
+    etag: str
+    size_bytes: int | None
+    status: str
+    attempts: int | None
+    run_id: str | None
+    run_key: str | None
+    queued_at: datetime | None
+    retry_after: datetime | None
 
 
 def uploads_to_retry(
     warehouse: Warehouse,
     kind: str,
-    run_statuses: Callable[[list[str]], dict[str, str]],
+    run_states: Callable[[list[str], list[str]], RunStates],
     now: datetime | None = None,
 ) -> RetryOutcome:
-    """The uploads of `kind` to launch again: Queued after a transient fault and past their
-    `retry_after`, Processing under a run that ended (`run_statuses` maps run ids to Dagster run
-    status names; a run it does not know is gone too), and retries launched but not started for
-    an hour. They are marked launched (Queued, no `retry_after`); a dead run's uploads that used
-    up their attempts are Failed instead."""
+    """The uploads of `kind` to launch again:
+    - Queued after a transient fault, once past their `retry_after`;
+    - Processing under a run that ended (or that Dagster no longer has): it died or failed;
+    - Queued under a run key whose run ended without taking them (it died before its step
+      started), or that no run carries LAUNCH_GRACE_SECONDS after the tick (the tick was lost).
+    `run_states(run_ids, run_keys)` says what Dagster knows of those runs. An upload launched
+    MAX_ATTEMPTS times already is Failed with the reason instead."""
     now = now or datetime.now(UTC)
-    stale = now - timedelta(seconds=STALE_RETRY_SECONDS)
-    columns = ["upload_id", "tenant_id", "object_key", "etag", "size_bytes", "status"]
-    rows = warehouse.fetch_all(
-        f"SELECT {', '.join(columns)}, attempts, run_id FROM {UPLOADS.qualified} "
-        "WHERE kind = %s AND etag IS NOT NULL AND ("
-        "  status = 'Processing' AND run_id IS NOT NULL"
-        "  OR status = 'Queued' AND attempts > 0 AND retry_after <= %s"
-        "  OR status = 'Queued' AND attempts > 0 AND retry_after IS NULL AND queued_at < %s"
-        ") ORDER BY queued_at, object_key",
-        (kind, now, stale),
-    )
-    processing_runs = sorted({r[7] for r in rows if r[5] == "Processing"})
-    statuses = run_statuses(processing_runs) if processing_runs else {}
+    rows = [
+        _Waiting(*row)
+        for row in warehouse.fetch_all(
+            f"SELECT {', '.join(_Waiting._fields)} FROM {UPLOADS.qualified} "
+            "WHERE kind = %s AND etag IS NOT NULL AND ("
+            "  status = 'Processing' AND run_id IS NOT NULL"
+            "  OR status = 'Queued' AND retry_after <= %s"
+            "  OR status = 'Queued' AND retry_after IS NULL AND run_key IS NOT NULL"
+            "     AND queued_at < %s"
+            ") ORDER BY queued_at, object_key",
+            (kind, now, now - timedelta(seconds=LAUNCH_SETTLE_SECONDS)),
+        )
+    ]
+    run_ids = sorted({r.run_id for r in rows if r.status == "Processing" and r.run_id})
+    run_keys = sorted({r.run_key for r in rows if r.status == "Queued" and r.run_key})
+    states = run_states(run_ids, run_keys) if rows else RunStates({}, {})
     outcome, results = RetryOutcome(), []
-    for upload_id, tenant, key, version, size, status, attempts, run_id in rows:
-        landed = LandedObject.from_key(upload_id, tenant, kind, key, version, size or 0)
-        if status == "Queued":  # after a transient fault: the reason stays until the retry runs
-            outcome.retry.append(landed)
+    for row in rows:
+        # A transient fault's reason stays until the retry runs; the others say what let them down.
+        why = None if row.retry_after is not None else _let_down(row, states, now)
+        if row.retry_after is None and why is None:
+            continue  # its run may still take it
+        if (row.attempts or 0) >= MAX_ATTEMPTS:
+            reason = f"gave up after {row.attempts} attempts: {why or 'the store kept failing'}"
+            results.append(UploadResult(row.upload_id, "Failed", 0, 0, reason, now))
+            outcome.given_up.append((row.object_key, reason))
             continue
-        run_status = statuses.get(run_id, "gone")
-        if run_status not in _DEAD_RUN_STATUSES | {"gone"}:
-            continue  # its run is still going
-        why = f"run {run_id} ended {run_status} while processing it"
-        result = retry_or_fail(upload_id, why, attempts or 0, now)
-        if result.status == "Failed":
-            outcome.given_up.append((key, result.reason or why))
-        else:  # launched now, not after a backoff: the run, not the object, was at fault
-            result = dataclasses.replace(result, retry_after=None)
-            outcome.retry.append(landed)
-        results.append(result)
+        outcome.retry.append(
+            LandedObject.from_key(
+                row.upload_id, row.tenant_id, kind, row.object_key, row.etag, row.size_bytes or 0
+            )
+        )
+        if why:
+            results.append(UploadResult(row.upload_id, "Queued", 0, 0, f"{why}; taken again", now))
     if results:
         record_results(warehouse, results)
-    _mark_retry_launched(warehouse, [o.upload_id for o in outcome.retry], now)
     return outcome
 
 
-def _mark_retry_launched(warehouse: Warehouse, upload_ids: Sequence[str], now: datetime) -> None:
-    """Queued with no `retry_after`: not taken again by the next tick, only by the run (or, if
-    it never starts, after STALE_RETRY_SECONDS)."""
-    for chunk in batched(upload_ids, IN_LIST_SIZE):
-        warehouse.execute(
-            f"UPDATE {UPLOADS.qualified} SET status = 'Queued', retry_after = NULL, "
-            f"queued_at = %s WHERE upload_id IN ({', '.join(['%s'] * len(chunk))})",
-            [now, *chunk],
-        )
+def _let_down(row: _Waiting, states: RunStates, now: datetime) -> str | None:
+    """Why an upload waiting on a run must be taken again, or None while that run may still
+    take it."""
+    if row.status == "Processing":
+        state = states.by_run_id.get(row.run_id or "", "gone")
+        if state in _ENDED or state == "gone":
+            return f"run {row.run_id} ended {state} while processing it"
+        return None
+    state = states.by_run_key.get(row.run_key or "")
+    if state in _ENDED:
+        return f"its run ({row.run_key}) ended {state} before taking it"
+    grace = now - timedelta(seconds=LAUNCH_GRACE_SECONDS)
+    if state is None and row.queued_at and row.queued_at < grace:
+        return f"no run was launched for it ({row.run_key})"
+    return None
+
+
+def record_launches(
+    warehouse: Warehouse, batches: dict[str, Sequence[str]], now: datetime | None = None
+) -> None:
+    """The run key each upload was launched under, and one more attempt: Queued with no
+    `retry_after`, so it is not taken again while that run may still take it."""
+    now = now or datetime.now(UTC)
+    for launch_key, upload_ids in batches.items():
+        for chunk in batched(list(upload_ids), IN_LIST_SIZE):
+            warehouse.execute(
+                f"UPDATE {UPLOADS.qualified} SET status = 'Queued', retry_after = NULL, "
+                "run_key = %s, queued_at = %s, attempts = COALESCE(attempts, 0) + 1 "
+                f"WHERE upload_id IN ({', '.join(['%s'] * len(chunk))})",
+                [launch_key, now, *chunk],
+            )

@@ -35,7 +35,9 @@ from ingest_pipeline.lib.uploads import (
     LandedObject,
     QueueOutcome,
     RetryOutcome,
+    RunStates,
     queue_objects,
+    record_launches,
     uploads_to_retry,
 )
 from ingest_pipeline.lib.warehouse import WarehouseBusyError
@@ -44,6 +46,7 @@ from ingest_pipeline.settings import get_settings
 # A tick must end well within Dagster's sensor evaluation timeout (60 s).
 TICK_LOCK_WAIT_SECONDS = 20
 LANDING_RUN_PRIORITY = "10"
+RUN_KEY_TAG = "dagster/run_key"  # the tag Dagster gives a run launched under a run key
 
 
 def batch_run_key(kind: str, batch: Sequence[LandedObject], retry_at: float | None = None) -> str:
@@ -112,19 +115,18 @@ def landing_sensor(kind: str) -> dg.SensorDefinition:
                 else QueueOutcome()
             )
             retries = (
-                uploads_to_retry(wh, kind, partial(run_statuses, context.instance))
+                uploads_to_retry(wh, kind, partial(run_states, context.instance))
                 if check_retries
                 else RetryOutcome()
             )
+            requests = _run_requests(kind, outcome.queued, retries.retry, now)
+            record_launches(wh, {r.run_key: _upload_ids(r) for r in requests if r.run_key})
         except (TenantsFileError, WarehouseBusyError) as exc:
             # The cursor stays: these objects are taken next time.
             return _skip(context, str(exc))
         if check_retries:
             next_cursor.retries_checked_at = now
         _log_outcome(context, outcome, retries)
-        per_run = settings.landing_objects_per_run
-        requests = [run_request(kind, batch) for batch in batched(outcome.queued, per_run)]
-        requests += [run_request(kind, batch, now) for batch in batched(retries.retry, per_run)]
         if taken or requests:
             context.log.info(
                 f"{len(taken)} new objects: {len(outcome.queued)} queued, "
@@ -141,10 +143,29 @@ def landing_sensor(kind: str) -> dg.SensorDefinition:
     return sensor
 
 
-def run_statuses(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, str]:
-    """Dagster's status of each run that still exists, by run id."""
-    records = instance.get_run_records(dg.RunsFilter(run_ids=run_ids))
-    return {r.dagster_run.run_id: r.dagster_run.status.value for r in records}
+def _run_requests(
+    kind: str, new: Sequence[LandedObject], again: Sequence[LandedObject], now: float
+) -> list[dg.RunRequest]:
+    per_run = get_settings().landing_objects_per_run
+    requests = [run_request(kind, batch) for batch in batched(new, per_run)]
+    return requests + [run_request(kind, batch, now) for batch in batched(again, per_run)]
+
+
+def _upload_ids(request: dg.RunRequest) -> list[str]:
+    [op_config] = request.run_config["ops"].values()
+    return [o["upload_id"] for o in op_config["config"]["objects"]]
+
+
+def run_states(instance: dg.DagsterInstance, run_ids: list[str], run_keys: list[str]) -> RunStates:
+    """Dagster's status of the runs that still exist, by run id and by run key."""
+    by_id = instance.get_run_records(dg.RunsFilter(run_ids=run_ids)) if run_ids else []
+    by_key = (
+        instance.get_run_records(dg.RunsFilter(tags={RUN_KEY_TAG: run_keys})) if run_keys else []
+    )
+    return RunStates(
+        {r.dagster_run.run_id: r.dagster_run.status.value for r in by_id},
+        {r.dagster_run.tags[RUN_KEY_TAG]: r.dagster_run.status.value for r in by_key},
+    )
 
 
 def _log_outcome(
