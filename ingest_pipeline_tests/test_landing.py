@@ -116,7 +116,8 @@ def test_presigned_upload_goes_created_queued_completed_with_rows(landing):
     [(ref, why)] = landing.env.rows(
         "SELECT record_ref, reason FROM normalized.rejected_records WHERE source_type = 'logs'"
     )
-    assert ref == f"{upload.object_key}:3" and why.startswith("line 3:")
+    not_a_log_line = "not a plain log line: expected '<timestamp> <LEVEL> <service> <message>'"
+    assert (ref, why) == (f"{upload.object_key}:3", f"line 3: {not_a_log_line}")
     assert landing.tick("logs") == []  # nothing new: no run, nothing processed twice
 
 
@@ -187,9 +188,15 @@ def test_events_are_unique_per_tenant_across_repeated_and_overlapping_batches(la
     landing.put("events/globex/batch.ndjson", _events(EVENT_A))  # same id, other tenant
     landing.tick("events")
 
-    uploads = landing.uploads()
-    assert uploads["events/acme/2026-01-05/batch-1.ndjson"]["rows_rejected"] == 2
-    assert uploads["events/acme/2026-01-05/overlap.csv"]["rows_loaded"] == 2
+    counts = {
+        k: (u["status"], u["rows_loaded"], u["rows_rejected"]) for k, u in landing.uploads().items()
+    }
+    assert counts == {
+        "events/acme/2026-01-05/batch-1.ndjson": ("Completed", 2, 2),  # no occurred_at, not JSON
+        "events/acme/2026-01-05/batch-1-again.ndjson": ("Completed", 2, 1),
+        "events/acme/2026-01-05/overlap.csv": ("Completed", 2, 0),
+        "events/globex/batch.ndjson": ("Completed", 1, 0),
+    }
     rows = landing.env.rows(
         "SELECT tenant_id, event_id, event_type, occurred_at, properties "
         "FROM normalized.events ORDER BY tenant_id, event_id"
@@ -203,8 +210,17 @@ def test_events_are_unique_per_tenant_across_repeated_and_overlapping_batches(la
     assert rows[2][3].isoformat().startswith("2026-01-05T09:01:00")  # +01:00 → UTC
     props = rows[0][4]
     assert (json.loads(props) if isinstance(props, str) else props) == {"ref": "home"}
-    reasons = {r for (r,) in landing.env.rows("SELECT reason FROM normalized.rejected_records")}
-    assert any("occurred_at" in r for r in reasons) and any("not valid JSON" in r for r in reasons)
+    rejects = landing.env.rows(
+        "SELECT tenant_id, source_type, source_instance, record_ref, reason "
+        "FROM normalized.rejected_records ORDER BY record_ref"
+    )
+    no_time = "occurred_at: Input should be a valid datetime"
+    not_json = "not valid JSON (Expecting property name enclosed in double quotes at column 2)"
+    assert rejects == [
+        ("acme", "app_events", "landing", "events/acme/2026-01-05/batch-1-again.ndjson:3", no_time),
+        ("acme", "app_events", "landing", "events/acme/2026-01-05/batch-1.ndjson:3", no_time),
+        ("acme", "app_events", "landing", "events/acme/2026-01-05/batch-1.ndjson:4", not_json),
+    ]
 
 
 def test_crawl_batches_upsert_items_by_partner_and_external_id(duck_landing):
@@ -229,7 +245,21 @@ def test_crawl_batches_upsert_items_by_partner_and_external_id(duck_landing):
         ("crawl", "furnico", "p-2", "Lamp"),
         ("crawl", "otherpartner", "p-1", "Sofa (3 seats)"),
     ]
-    assert duck_landing.uploads()["crawl/acme/furnico/2026-01-05.json"]["rows_rejected"] == 1
+    counts = {k: (u["rows_loaded"], u["rows_rejected"]) for k, u in duck_landing.uploads().items()}
+    assert counts == {
+        "crawl/acme/furnico/2026-01-05.json": (2, 1),
+        "crawl/acme/furnico/2026-01-06.ndjson": (1, 0),
+        "crawl/acme/otherpartner/x.ndjson": (1, 0),
+    }
+    assert duck_landing.env.rows(
+        "SELECT source_instance, record_ref, reason FROM normalized.rejected_records"
+    ) == [
+        (
+            "furnico",
+            "crawl/acme/furnico/2026-01-05.json:3",
+            "external_id: Input should be a valid string",
+        )
+    ]
 
 
 @pytest.mark.parametrize(
@@ -266,7 +296,11 @@ def test_poison_objects_end_failed_and_nothing_else_is_affected(
     assert run.tags["ingest/objects"] == "2"
     uploads = duck_landing.uploads()
     assert uploads[key]["status"] == "Failed" and reason in uploads[key]["reason"]
-    assert uploads[good_key]["status"] == "Completed" and uploads[good_key]["rows_loaded"] >= 1
+    assert (uploads[key]["rows_loaded"], uploads[key]["rows_rejected"]) == (0, 0)
+    # The good object's rows, exactly: PLAIN_LOG has one line that is not a log line.
+    loaded, rejected = {"logs": (3, 1), "crawl": (1, 0), "events": (1, 0)}[kind]
+    assert (uploads[good_key]["status"], uploads[good_key]["rows_loaded"]) == ("Completed", loaded)
+    assert uploads[good_key]["rows_rejected"] == rejected
     duck_landing.put(f"{kind}/acme/{'furnico/' if kind == 'crawl' else ''}later.txt", good)
     assert len(duck_landing.tick(kind)) == 1  # the sensor goes on
 

@@ -55,7 +55,9 @@ def test_a_stripe_payment_pushed_and_pulled_is_one_row_and_a_refund_updates_it(
         deliver(landing, "stripe", "acme", event)
     landing.tick("webhooks")
     [(payment_id, author, item, amount, currency, status)] = payments(landing)
-    assert (item, status, currency) == ("item-1", "succeeded", "usd") and amount > 0
+    intent = first_payment[0]["data"]["object"]  # the PaymentIntent
+    assert (payment_id, author, item) == (intent["id"], "author-grace", "item-1")
+    assert (amount, currency, status) == (1000, "usd", "succeeded") and intent["amount"] == 1000
 
     [outcome] = env.ingest()  # pulled: the same events and the second payment
     assert outcome.status == "ok", outcome.error
