@@ -1,8 +1,21 @@
 """Parse uploaded log files into rows, one per line, detecting the format once per file.
 
 Formats: JSON lines, logfmt, nginx/Apache combined (or common) access logs, and plain
-`<timestamp> <LEVEL> <service> <message>` lines. Files may be gzipped; they are read as a
-stream in bounded memory, so a multi-gigabyte upload never sits in memory at once.
+`<timestamp> <LEVEL> <service> <message>` lines. Files may be gzipped (detected by content);
+they are read as a stream in bounded memory, so a multi-gigabyte upload never sits in memory.
+
+Text is judged line by line, so one damaged line never costs the file:
+
+- Text is strict UTF-8 (a leading BOM is dropped). Bytes are never guessed as Latin-1: a line that
+  is not UTF-8 is a BadLine naming the byte offset, like a line holding a NUL or another control
+  byte (all C0 controls and DEL except tab, LF, VT, FF, CR and ESC, which ANSI colours use).
+- A line longer than `max_line_bytes` (INGEST_MAX_LINE_BYTES, passed in by the caller) is a
+  BadLine; its bytes are skipped, never buffered.
+- The file as a whole is refused (LogFileError) only when it is mostly not text: more than half
+  of the non-blank lines in its first SNIFF_BYTES (decompressed) are binary or not UTF-8. Invalid
+  gzip is refused at once; a damaged gzip tail raises when reached, after the rows before it.
+- JSON nested deeper than MAX_JSON_DEPTH levels is refused before it is parsed (`json_too_deep`):
+  deep enough nesting would exhaust Python's recursion limit in the parser and after it.
 """
 
 from __future__ import annotations
@@ -16,15 +29,18 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, BinaryIO, TextIO, cast
+from typing import Any, BinaryIO, NamedTuple, TextIO, cast
 
 FORMATS = ("jsonl", "logfmt", "combined", "plain")
 
 SAMPLE_LINES = 50  # non-empty lines used to detect a file's format
-SNIFF_BYTES = 8192  # leading (decompressed) bytes checked for NULs
+SNIFF_BYTES = 8192  # leading (decompressed) bytes judged text or binary for the whole file
 CHUNK_BYTES = 64 * 1024  # read size: bounds memory whatever the file size
-MAX_LINE_CHARS = 1024 * 1024  # longer lines become BadLines instead of growing the buffer
+MAX_LINE_BYTES = 1024 * 1024  # default line limit; longer lines are BadLines, never buffered
 MAX_TEXT_CHARS = 2000  # raw text kept on a BadLine
+PEEK_BYTES = 1024 * 1024  # how far `Sniffed.peek` looks for the first non-blank byte
+MAX_JSON_DEPTH = 64  # arrays/objects nested deeper than this are refused, not parsed
+TOO_DEEP = f"nested deeper than {MAX_JSON_DEPTH} levels"
 
 GZIP_MAGIC = b"\x1f\x8b"
 KNOWN_LEVELS = frozenset(
@@ -204,32 +220,228 @@ def _read_upto(read: Callable[[int], bytes], size: int) -> bytes:
     return bytes(out)
 
 
-def open_text(stream: BinaryIO) -> TextIO:
-    """Text view of an uploaded log: gunzipped when it starts with the gzip magic bytes,
-    decoded as strict UTF-8. Raises LogFileError for binary data (NULs in the first 8 KiB),
-    invalid gzip and undecodable bytes (naming the byte offset), the latter when reached."""
+def _read_head(read: Callable[[int], bytes], size: int) -> tuple[bytes, LogFileError | None, bool]:
+    """Up to size bytes, whether the data ended there, and a read error met on the way: returned,
+    not raised, so that the good bytes before the damage still count."""
+    head = bytearray()
+    try:
+        while len(head) < size:
+            chunk = read(size - len(head))
+            if not chunk:
+                return bytes(head), None, True
+            head += chunk
+    except LogFileError as exc:
+        return bytes(head), exc, True
+    return bytes(head), None, False
+
+
+# C0 controls and DEL, but not tab, LF, VT, FF, CR, or ESC (ANSI colour codes in console logs).
+_CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
+_CONTROL_TEXT = re.compile(r"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
+
+
+def _shown(raw: bytes) -> str:
+    """A bad line's bytes as text any warehouse stores: bad UTF-8 and controls as \\xNN escapes."""
+    text = raw[: MAX_TEXT_CHARS * 4].decode("utf-8", "backslashreplace")
+    return _CONTROL_TEXT.sub(lambda m: f"\\x{ord(m.group()):02x}", text)[:MAX_TEXT_CHARS]
+
+
+def _decode(raw: bytes, offset: int, final: bool = True) -> tuple[str, str | None]:
+    """(text, None) for a line of UTF-8 text, else (its bytes shown, why it is not text).
+    offset is the line's position in the file; final=False accepts a character cut at the end."""
+    bad = _CONTROL.search(raw)
+    if bad is not None:
+        byte = raw[bad.start()]
+        name = "NUL byte" if byte == 0 else f"control byte 0x{byte:02x}"
+        return _shown(raw), f"not text: {name} at byte offset {offset + bad.start()}"
+    try:
+        if final:
+            return raw.decode("utf-8"), None
+        return codecs.getincrementaldecoder("utf-8")("strict").decode(raw, False), None
+    except UnicodeDecodeError as exc:
+        return _shown(raw), f"not valid UTF-8 at byte offset {offset + exc.start}: {exc.reason}"
+
+
+def _refuse_binary(head: bytes, complete: bool) -> None:
+    """LogFileError when more than half of the head's non-blank lines are not text: a file that
+    is mostly binary (or mostly another encoding) is not a log with a few damaged lines."""
+    pieces = head.split(b"\n")
+    judged, problems, offset = 0, [], 0
+    for index, piece in enumerate(pieces):
+        if piece.strip():
+            judged += 1
+            # The head may end inside a line, even inside a character: that is not damage.
+            final = complete or index < len(pieces) - 1
+            problem = _decode(piece.removesuffix(b"\r"), offset, final)[1]
+            if problem is not None:
+                problems.append(problem)
+        offset += len(piece) + 1
+    if len(problems) * 2 <= judged:
+        return
+    share = f"{len(problems)} of the first {judged} lines are not text"
+    if any(p.startswith("not text") for p in problems):
+        raise LogFileError(f"binary data, not a text log ({share})")
+    raise LogFileError(f"{problems[0]} ({share})")
+
+
+def _split_lines(read: Callable[[int], bytes], max_bytes: int) -> Iterator[tuple[int, bytes, bool]]:
+    """(byte offset, bytes without the "\\n", too long) per physical line. A line longer than
+    max_bytes comes as its first MAX_TEXT_CHARS bytes: the rest is dropped as it is read."""
+    buf = bytearray()
+    base = line_start = 0  # file offsets of buf[0] and of the current line
+    kept: bytes | None = None  # the start of an over-long line whose end is still to come
+    while chunk := read(CHUNK_BYTES):
+        buf += chunk
+        start = 0
+        while (newline := buf.find(b"\n", start)) != -1:
+            if kept is not None:
+                yield line_start, kept, True
+            elif newline - start > max_bytes:
+                yield line_start, bytes(buf[start : start + MAX_TEXT_CHARS]), True
+            else:
+                yield line_start, bytes(buf[start:newline]), False
+            kept, start = None, newline + 1
+            line_start = base + start
+        del buf[:start]
+        base += start
+        if kept is None and len(buf) > max_bytes:
+            kept = bytes(buf[:MAX_TEXT_CHARS])
+        if kept is not None:  # bounded memory: an over-long line is never buffered
+            base += len(buf)
+            buf.clear()
+    if kept is not None or len(buf) > max_bytes:
+        yield line_start, kept or bytes(buf[:MAX_TEXT_CHARS]), True
+    elif buf:
+        yield line_start, bytes(buf), False
+
+
+class TextLine(NamedTuple):
+    """One non-blank line of an upload, judged: text, or why it is not."""
+
+    line_no: int  # 1-based, blank lines counted
+    text: str  # the line without its line ending; for a bad line its bytes shown, truncated
+    problem: str | None  # e.g. "not text: NUL byte at byte offset 812", "longer than N bytes"
+
+
+def _text_line(line_no: int, offset: int, raw: bytes, too_long: bool, max_bytes: int) -> TextLine:
+    if line_no == 1 and raw.startswith(codecs.BOM_UTF8):
+        # Editors on Windows add a BOM; it is not data.
+        raw, offset = raw[len(codecs.BOM_UTF8) :], offset + len(codecs.BOM_UTF8)
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    if too_long:
+        return TextLine(line_no, _shown(raw), f"longer than {max_bytes} bytes")
+    return TextLine(line_no, *_decode(raw, offset))
+
+
+class _Rest:
+    """The bytes after the sniffed head, head first; a read error met while sniffing is raised
+    only once the good bytes before it are consumed."""
+
+    def __init__(self, head: bytes, read: Callable[[int], bytes], deferred: LogFileError | None):
+        self._head, self._read, self._deferred = head, read, deferred
+
+    def read(self, size: int) -> bytes:
+        if self._head:
+            out, self._head = self._head[:size], self._head[size:]
+            return out
+        if self._deferred is not None:
+            raise self._deferred
+        return self._read(size)
+
+
+class Sniffed:
+    """An upload (gunzipped if it was gzip) judged text by its first SNIFF_BYTES; read it once,
+    as lines (`lines`) or as one text stream (`text`)."""
+
+    def __init__(
+        self,
+        head: bytes,
+        read: Callable[[int], bytes],
+        deferred: LogFileError | None,
+        exhausted: bool,
+    ) -> None:
+        self._head, self._read = head, read
+        self._deferred, self._exhausted = deferred, exhausted
+
+    def peek(self) -> tuple[int, bytes] | None:
+        """(line number, byte) of the first byte that is not whitespace or the BOM, looking at
+        most PEEK_BYTES in; None if there is none there."""
+        while True:
+            body = self._head.removeprefix(codecs.BOM_UTF8)
+            stripped = body.lstrip()
+            if stripped:
+                return body[: len(body) - len(stripped)].count(b"\n") + 1, stripped[:1]
+            if self._exhausted or len(self._head) >= PEEK_BYTES:
+                return None
+            more, self._deferred, self._exhausted = _read_head(self._read, SNIFF_BYTES)
+            self._head += more
+
+    def lines(self, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[TextLine]:
+        """Each non-blank line, judged (blank lines are counted, not yielded), in bounded memory.
+        A read error raises LogFileError naming the line when reached, after the lines before."""
+        rest = _Rest(self._head, self._read, self._deferred)
+        line_no = 0
+        try:
+            for offset, raw, too_long in _split_lines(rest.read, max_line_bytes):
+                line_no += 1
+                line = _text_line(line_no, offset, raw, too_long, max_line_bytes)
+                if line.problem is not None or line.text.strip():
+                    yield line
+        except LogFileError as exc:  # only reading raises it: the line is the one being read
+            raise LogFileError(f"{exc} (reading line {line_no + 1})") from exc
+
+    def text(self) -> TextIO:
+        """The whole upload as strict UTF-8 text (for documents: a JSON array, CSV); bytes that
+        are not UTF-8 raise LogFileError naming the byte offset when reached."""
+        return cast(TextIO, _Utf8Text(self._head, self._read, self._deferred))
+
+
+def sniff(stream: BinaryIO) -> Sniffed:
+    """Open an upload: gunzipped when it starts with the gzip magic bytes (by content, not by
+    name: uploads are often misnamed). LogFileError for invalid gzip, and for data that is
+    mostly not text (more than half of the non-blank lines of its first SNIFF_BYTES)."""
     magic = _read_upto(stream.read, len(GZIP_MAGIC))
     source = _Prefixed(magic, stream)
     read: Callable[[int], bytes] = source.read
-    if magic == GZIP_MAGIC:  # by content, not by name: uploads are often misnamed
+    if magic == GZIP_MAGIC:
         read = _gzip_reader(gzip.GzipFile(fileobj=source, mode="rb"))
-
-    head = bytearray()
-    deferred: LogFileError | None = None
-    try:
-        while len(head) < SNIFF_BYTES:
-            chunk = read(SNIFF_BYTES - len(head))
-            if not chunk:
-                break
-            head += chunk
-    except LogFileError as exc:
-        deferred = exc
-    if b"\0" in head:
-        raise LogFileError("binary data, not a text log")
+    head, deferred, exhausted = _read_head(read, SNIFF_BYTES)
     if deferred is not None and not head:
         raise deferred  # nothing readable at all: fail now rather than on the first line
+    _refuse_binary(head, exhausted and deferred is None)
     # Otherwise a damaged tail is raised when reached: the rows before it still count.
-    return cast(TextIO, _Utf8Text(bytes(head), read, deferred))
+    return Sniffed(head, read, deferred, exhausted)
+
+
+def open_text(stream: BinaryIO) -> TextIO:
+    """`sniff(stream).text()`: the upload as one strict UTF-8 text stream."""
+    return sniff(stream).text()
+
+
+def text_lines(stream: BinaryIO, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[TextLine]:
+    """`sniff(stream).lines(max_line_bytes)`: each non-blank line judged text or not."""
+    return sniff(stream).lines(max_line_bytes)
+
+
+def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON text nests arrays/objects deeper than limit. Counting brackets first keeps it
+    one fast pass for almost every record; brackets inside strings are not nesting."""
+    if text.count("{") + text.count("[") <= limit:
+        return False
+    depth = 0
+    for match in _JSON_BRACKETS.finditer(_JSON_STRING.sub("", text)):
+        if match.group() in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth = max(depth - 1, 0)
+    return False
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_JSON_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 # --------------------------------------------------------------------------- field helpers
@@ -370,14 +582,16 @@ _JSON_TYPES = {list: "an array", str: "a string", bool: "a boolean", type(None):
 
 
 def _parse_jsonl(text: str, line_no: int, default_service: str | None) -> LogLine:
+    if json_too_deep(text):
+        raise _LineError(TOO_DEEP)
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _LineError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
     except ValueError as exc:  # e.g. an integer beyond Python's digit limit
         raise _LineError(f"not valid JSON: {exc}") from None
-    except RecursionError:
-        raise _LineError("not valid JSON: nested too deeply") from None
+    except RecursionError:  # json_too_deep should have said so; never let it past the line
+        raise _LineError(TOO_DEEP) from None
     if not isinstance(value, dict):
         kind = _JSON_TYPES.get(type(value), "a number")
         raise _LineError(f"not a JSON object (got {kind})")
@@ -595,53 +809,29 @@ def detect_format(sample_lines: list[str]) -> str:
     return best
 
 
-def _numbered_lines(text: TextIO) -> Iterator[tuple[int, str, bool]]:
-    """(line_no, line, too_long) for each non-empty line; empty lines still count."""
-    line_no = 0
-    while True:
-        try:
-            line = text.readline(MAX_LINE_CHARS + 1)
-        except LogFileError as exc:
-            raise LogFileError(f"{exc} (reading line {line_no + 1})") from exc
-        if not line:
-            return
-        line_no += 1
-        if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
-            # Skip the rest of the physical line in bounded pieces rather than buffering it.
-            rest = line
-            while rest and not rest.endswith("\n"):
-                rest = text.readline(MAX_LINE_CHARS)
-            yield line_no, line, True
-            continue
-        line = line.removesuffix("\n").removesuffix("\r")
-        if line.strip():
-            yield line_no, line, False
-
-
-def _parse_one(
-    parser: _Parser, line_no: int, line: str, too_long: bool, default_service: str | None
-) -> LogLine | BadLine:
-    if too_long:
-        reason = f"line {line_no}: longer than {MAX_LINE_CHARS} characters"
-        return BadLine(line_no, reason, line[:MAX_TEXT_CHARS])
+def _parse_one(parser: _Parser, line: TextLine, default_service: str | None) -> LogLine | BadLine:
+    if line.problem is not None:
+        return BadLine(line.line_no, f"line {line.line_no}: {line.problem}", line.text)
     try:
-        return parser(line.strip(), line_no, default_service)
+        return parser(line.text.strip(), line.line_no, default_service)
     except _LineError as exc:
-        return BadLine(line_no, f"line {line_no}: {exc}", line[:MAX_TEXT_CHARS])
+        return BadLine(line.line_no, f"line {line.line_no}: {exc}", line.text[:MAX_TEXT_CHARS])
 
 
 def parse_lines(
-    stream: BinaryIO, default_service: str | None = None
+    stream: BinaryIO, default_service: str | None = None, max_line_bytes: int = MAX_LINE_BYTES
 ) -> Iterator[LogLine | BadLine]:
     """Yield one LogLine or BadLine per non-empty line, in order, reading in bounded memory.
-    The format is detected from the first 50 non-empty lines (only those are buffered). A read
-    error (e.g. truncated gzip) raises LogFileError when reached, after the rows before it."""
-    lines = _numbered_lines(open_text(stream))
-    sample: list[tuple[int, str, bool]] = []
+    The format is detected from the text lines among the first 50 non-empty lines (only those
+    are buffered). A line that is not text, or longer than max_line_bytes, is a BadLine. A file
+    that is mostly not text raises LogFileError before any row; a read error (e.g. truncated
+    gzip) raises LogFileError when reached, after the rows before it."""
+    lines = text_lines(stream, max_line_bytes)
+    sample: list[TextLine] = []
     read_error: LogFileError | None = None
     try:
-        for item in lines:
-            sample.append(item)
+        for line in lines:
+            sample.append(line)
             if len(sample) >= SAMPLE_LINES:
                 break
     except LogFileError as exc:
@@ -651,15 +841,15 @@ def parse_lines(
             raise read_error
         return  # an empty file is no error: it simply has no rows
     try:
-        fmt = detect_format([line for _, line, too_long in sample if not too_long])
+        fmt = detect_format([line.text for line in sample if line.problem is None])
     except LogFileError:
         if read_error is not None:
             raise read_error from None  # the file-level damage is the better explanation
         raise
     parser = _PARSERS[fmt]
-    for line_no, line, too_long in sample:
-        yield _parse_one(parser, line_no, line, too_long, default_service)
+    for line in sample:
+        yield _parse_one(parser, line, default_service)
     if read_error is not None:
         raise read_error
-    for line_no, line, too_long in lines:
-        yield _parse_one(parser, line_no, line, too_long, default_service)
+    for line in lines:
+        yield _parse_one(parser, line, default_service)

@@ -1,18 +1,29 @@
 """Turn one landed object into normalized rows, streaming, in batches of bounded size.
 
 The object in the bucket is the raw layer of the push sources: it is kept as it was uploaded,
-and processing it again (a re-run) rewrites the same rows. Each loader reads the object's body as
-a stream (gzip detected by content, strict UTF-8), validates every record with pydantic, upserts
-the good ones by their natural key and sends the bad ones to the rejects table with the line.
-A file that cannot be read at all (invalid gzip, binary junk, undecodable text, truncated JSON)
-raises LandedFileError: the upload ends Failed with that reason.
+and processing it again (a re-run) rewrites the same rows. Each kind has a pure reader
+(`log_rows`, `event_rows`, `crawl_rows`, `webhook_document`) that turns the body into rows and
+`Rejected` records; the loaders validate with pydantic, upsert the good rows by their natural key
+and send the rejects, with their line and reason, to normalized.rejected_records.
+
+A fault stays where it starts:
+
+- A bad line is a reject, never the file: a line that is not text (a NUL or another control
+  byte, not UTF-8), longer than INGEST_MAX_LINE_BYTES, not valid JSON, nested deeper than
+  MAX_JSON_DEPTH levels, or holding text the warehouse cannot store (a NUL, a lone surrogate,
+  NaN in JSON) is rejected with that reason and the rest of the file loads (logs, NDJSON).
+- A file that cannot be read as a whole raises LandedFileError: the upload ends Failed with that
+  reason and the other objects of the run go on. That is invalid gzip, data that is mostly not
+  text (more than half of the lines of its first 8 KiB), a JSON document (a crawl array, a
+  webhook body) that is invalid, not UTF-8 or nested too deeply, and a CSV file that is not CSV.
+- Nothing else escapes a reader: a RecursionError is caught at the line and at the object.
 """
 
 from __future__ import annotations
 
 import csv
-import itertools
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,10 +34,20 @@ from pydantic import ValidationError
 from ingest_pipeline.defs.normalized.mappers import dig, map_intercom_row
 from ingest_pipeline.defs.normalized.models import APP_EVENT, ITEM, blank_to_none
 from ingest_pipeline.defs.normalized.models import FEEDBACK as FEEDBACK_SHAPE
-from ingest_pipeline.defs.normalized.normalize import rejection_reason
+from ingest_pipeline.defs.normalized.normalize import printable, rejection_reason, unstorable_text
 from ingest_pipeline.lib.landing import MAX_WEBHOOK_BYTES
 from ingest_pipeline.lib.landing_cursor import batched
-from ingest_pipeline.lib.log_formats import BadLine, LogFileError, open_text, parse_lines
+from ingest_pipeline.lib.log_formats import (
+    MAX_JSON_DEPTH,
+    MAX_LINE_BYTES,
+    TOO_DEEP,
+    BadLine,
+    LogFileError,
+    TextLine,
+    json_too_deep,
+    parse_lines,
+    sniff,
+)
 from ingest_pipeline.lib.normalized_tables import (
     EVENTS,
     FEEDBACK,
@@ -47,6 +68,18 @@ MAX_PAYLOAD_CHARS = 2000
 EVENTS_SOURCE = "app_events"
 LANDING_INSTANCE = "landing"
 WEBHOOK_INSTANCE = "webhooks"  # a pushed row's instance when the tenant has no pull instance
+
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record that is not a row: its line (or array position), why, and its raw text."""
+
+    line_no: int
+    reason: str
+    raw: str
 
 
 @dataclass
@@ -111,8 +144,9 @@ class LandingWriter:
                 "source_type": source or self.source,
                 "source_instance": instance,
                 "record_ref": f"{self.obj.key}:{line_no}",
-                "reason": reason,
-                "payload": payload[:MAX_PAYLOAD_CHARS],
+                # A NUL would fail the whole batch on PostgreSQL: stored as its escape.
+                "reason": printable(reason),
+                "payload": printable(payload[:MAX_PAYLOAD_CHARS]),
                 "raw_load_id": self.obj.upload_id,
                 "rejected_at": self.now,
             }
@@ -146,6 +180,44 @@ class LandingWriter:
         self.rows, self.rejects = {}, []
 
 
+# --------------------------------------------------------------------------- writing
+
+
+def _max_line_bytes() -> int:
+    """INGEST_MAX_LINE_BYTES, read per run like every setting."""
+    return get_settings().max_line_bytes
+
+
+def _write(writer: LandingWriter, rows: Iterable[Row | Rejected], instance: str) -> None:
+    """Each row upserted, each reject stored; a file-level fault fails this object only."""
+    try:
+        for row in rows:
+            if isinstance(row, Rejected):
+                writer.reject(row.line_no, row.reason, row.raw, instance)
+            else:
+                writer.add(row)
+    except LandedFileError as exc:
+        raise writer.failed(str(exc)) from exc
+    except RecursionError:  # the readers check depth first; this keeps it in its object anyway
+        raise writer.failed(TOO_DEEP) from None
+
+
+def _json_column(value: Any, name: str) -> str:
+    """A JSON column's text, refused (ValueError naming the column) where a warehouse would
+    refuse it: NaN/Infinity are not JSON, and PostgreSQL's jsonb refuses \\u0000."""
+    try:
+        text = json.dumps(value, sort_keys=True, default=str, allow_nan=False)
+    except ValueError:
+        raise ValueError(f"{name}: NaN or Infinity is not a JSON value") from None
+    if _JSON_NUL.search(text):
+        raise ValueError(f"{name}: holds a NUL character (\\u0000), which PostgreSQL cannot store")
+    return text
+
+
+# \u0000 as an escape, not as an escaped backslash followed by "u0000".
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
 # --------------------------------------------------------------------------- logs
 
 
@@ -153,29 +225,40 @@ def read_logs(writer: LandingWriter, obj: LandedObject, body: BinaryIO) -> None:
     """Each line a row of normalized.log_records keyed (object key, line number); a line that
     does not parse goes to the rejects table with its number and the file still completes.
     A new version of the same key replaces every line of the old one (it may be shorter)."""
+    _write(writer, log_rows(obj, body, writer.now, _max_line_bytes()), LANDING_INSTANCE)
+
+
+def log_rows(
+    obj: LandedObject, body: BinaryIO, now: datetime, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[Row | Rejected]:
+    """The log_records rows and rejects of one log file; LandedFileError if it cannot be read."""
     try:
-        for line in parse_lines(body):
+        for line in parse_lines(body, max_line_bytes=max_line_bytes):
             if isinstance(line, BadLine):
-                writer.reject(line.line_no, line.reason, line.text, LANDING_INSTANCE)
+                yield Rejected(line.line_no, line.reason, line.text)
                 continue
-            writer.add(
-                {
-                    "tenant_id": obj.tenant_id,
-                    "upload_id": obj.upload_id,
-                    "object_key": obj.key,
-                    "line_no": line.line_no,
-                    "ts": line.ts,
-                    "level": line.level,
-                    "service": line.service,
-                    "message": line.message,
-                    "attributes": json.dumps(line.attributes, default=str)
-                    if line.attributes
-                    else None,
-                    "ingested_at": writer.now,
-                }
-            )
+            fields = {"level": line.level, "service": line.service, "message": line.message}
+            try:
+                attributes = _json_column(line.attributes, "attributes")
+                why = unstorable_text(fields)
+            except ValueError as exc:
+                why = str(exc)
+            if why is not None:
+                raw = json.dumps({**fields, **line.attributes}, default=str)
+                yield Rejected(line.line_no, f"line {line.line_no}: {why}", raw)
+                continue
+            yield {
+                "tenant_id": obj.tenant_id,
+                "upload_id": obj.upload_id,
+                "object_key": obj.key,
+                "line_no": line.line_no,
+                "ts": line.ts,
+                **fields,
+                "attributes": attributes if line.attributes else None,
+                "ingested_at": now,
+            }
     except LogFileError as exc:
-        raise writer.failed(str(exc)) from exc
+        raise LandedFileError(str(exc)) from exc
 
 
 # --------------------------------------------------------------------------- events
@@ -184,28 +267,42 @@ def read_logs(writer: LandingWriter, obj: LandedObject, body: BinaryIO) -> None:
 def read_events(writer: LandingWriter, obj: LandedObject, body: BinaryIO) -> None:
     """NDJSON (or a JSON array) or CSV app events into normalized.events, unique on
     (tenant_id, event_id): the same batch twice, or overlapping batches, add nothing."""
+    _write(writer, event_rows(obj, body, writer.now, _max_line_bytes()), LANDING_INSTANCE)
+
+
+def event_rows(
+    obj: LandedObject, body: BinaryIO, now: datetime, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[Row | Rejected]:
+    """The events rows and rejects of one batch; LandedFileError if it cannot be read."""
     base = {
         "tenant_id": obj.tenant_id,
         "source_type": EVENTS_SOURCE,
         "source_instance": LANDING_INSTANCE,
         "raw_load_id": obj.upload_id,
-        "ingested_at": writer.now,
+        "ingested_at": now,
     }
-    try:
-        for line_no, record, raw in _records(body, allow_csv=True):
-            if isinstance(record, str):
-                writer.reject(line_no, record, raw, LANDING_INSTANCE)
-                continue
-            try:
-                row = APP_EVENT.validate_python({**_event_fields(record), **base})
-            except (ValidationError, ValueError, TypeError) as exc:
-                writer.reject(line_no, rejection_reason(exc), raw, LANDING_INSTANCE)
-                continue
+    for line_no, record, raw in _records(body, True, max_line_bytes):
+        if isinstance(record, str):
+            yield Rejected(line_no, record, raw)
+            continue
+        try:
+            row = APP_EVENT.validate_python({**_event_fields(record), **base})
             if row["properties"] is not None:
-                row["properties"] = json.dumps(row["properties"], sort_keys=True)
-            writer.add(row)
-    except LandedFileError as exc:
-        raise writer.failed(str(exc)) from exc
+                row["properties"] = _json_column(row["properties"], "properties")
+        except (ValidationError, ValueError, TypeError, RecursionError) as exc:
+            yield Rejected(line_no, _reason(exc), raw)
+            continue
+        yield _storable(row, line_no, raw)
+
+
+def _reason(exc: Exception) -> str:
+    return TOO_DEEP if isinstance(exc, RecursionError) else rejection_reason(exc)
+
+
+def _storable(row: Row, line_no: int, raw: str) -> Row | Rejected:
+    """The row, or a reject if a text value holds what the warehouse cannot store."""
+    why = unstorable_text(row)
+    return row if why is None else Rejected(line_no, why, raw)
 
 
 _EVENT_TEXT_FIELDS = ("item_id", "author_id", "actor_id", "ip", "session_id")
@@ -216,10 +313,7 @@ def _event_fields(record: dict[str, Any]) -> dict[str, Any]:
     event_type = record.get("event_type")
     properties = record.get("properties")
     if isinstance(properties, str):  # CSV carries the object as JSON text
-        try:
-            properties = json.loads(properties)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"properties: not valid JSON ({exc.msg})") from None
+        properties = _json_cell(properties, "properties")
     return {
         "event_id": record.get("event_id") or record.get("idempotency_key"),
         "event_type": event_type.upper() if isinstance(event_type, str) else event_type,
@@ -227,6 +321,18 @@ def _event_fields(record: dict[str, Any]) -> dict[str, Any]:
         "properties": properties,
         **{name: record.get(name) for name in _EVENT_TEXT_FIELDS},
     }
+
+
+def _json_cell(text: str, name: str) -> Any:
+    """A CSV cell holding JSON, parsed; ValueError naming the column."""
+    if json_too_deep(text):
+        raise ValueError(f"{name}: {TOO_DEEP}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{name}: not valid JSON ({exc.msg})") from None
+    except ValueError as exc:  # e.g. an integer beyond Python's digit limit
+        raise ValueError(f"{name}: not valid JSON ({exc})") from None
 
 
 # --------------------------------------------------------------------------- crawl
@@ -237,26 +343,30 @@ def read_crawl(writer: LandingWriter, obj: LandedObject, body: BinaryIO) -> None
     (tenant, 'crawl', partner, externalId): a changed item updates its row."""
     if not obj.channel:
         raise LandedFileError("crawl batches belong under crawl/<tenant>/<partner>/<name>")
+    _write(writer, crawl_rows(obj, body, writer.now, _max_line_bytes()), obj.channel)
+
+
+def crawl_rows(
+    obj: LandedObject, body: BinaryIO, now: datetime, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[Row | Rejected]:
+    """The items rows and rejects of one partner batch; LandedFileError if it cannot be read."""
     base = {
         "tenant_id": obj.tenant_id,
         "source_type": "crawl",
         "source_instance": obj.channel,
         "raw_load_id": obj.upload_id,
-        "ingested_at": writer.now,
+        "ingested_at": now,
     }
-    try:
-        for line_no, record, raw in _records(body, allow_csv=False):
-            if isinstance(record, str):
-                writer.reject(line_no, record, raw, obj.channel)
-                continue
-            try:
-                row = ITEM.validate_python({**blank_to_none(_crawl_fields(record)), **base})
-            except (ValidationError, ValueError, TypeError) as exc:
-                writer.reject(line_no, rejection_reason(exc), raw, obj.channel)
-                continue
-            writer.add(row)
-    except LandedFileError as exc:
-        raise writer.failed(str(exc)) from exc
+    for line_no, record, raw in _records(body, False, max_line_bytes):
+        if isinstance(record, str):
+            yield Rejected(line_no, record, raw)
+            continue
+        try:
+            row = ITEM.validate_python({**blank_to_none(_crawl_fields(record)), **base})
+        except (ValidationError, ValueError, TypeError, RecursionError) as exc:
+            yield Rejected(line_no, _reason(exc), raw)
+            continue
+        yield _storable(row, line_no, raw)
 
 
 def _crawl_fields(record: dict[str, Any]) -> dict[str, Any]:
@@ -315,22 +425,46 @@ def _intercom_instances() -> dict[str, str]:
 def read_webhooks(writer: LandingWriter, obj: LandedObject, body: BinaryIO) -> None:
     """One delivery, as the intake verified and stored it (the provider's raw JSON body)."""
     assert isinstance(writer, WebhooksWriter)
-    data = body.read(MAX_WEBHOOK_BYTES + 1)
+    document, raw = webhook_document(body.read(MAX_WEBHOOK_BYTES + 1))
+    try:
+        if obj.channel == "intercom":
+            _intercom_delivery(writer, obj, document, raw)
+        elif obj.channel == "stripe":
+            _stripe_delivery(writer, obj, document, raw)
+        else:
+            raise LandedFileError(f"unknown webhook provider {obj.channel!r}")
+    except RecursionError:  # the depth is checked first; this keeps it in its object anyway
+        raise LandedFileError(TOO_DEEP) from None
+
+
+def webhook_document(data: bytes) -> tuple[dict[str, Any], str]:
+    """A delivery body as (the JSON object, its text); LandedFileError if it is not one."""
     if len(data) > MAX_WEBHOOK_BYTES:
         raise LandedFileError(f"larger than {MAX_WEBHOOK_BYTES} bytes: not a webhook delivery")
     try:
         raw = data.decode("utf-8")
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise LandedFileError(f"not a JSON delivery: {exc}") from None
+    document = _json_document(raw, "not a JSON delivery")
     if not isinstance(document, dict):
         raise LandedFileError("a webhook delivery must be a JSON object")
-    if obj.channel == "intercom":
-        _intercom_delivery(writer, obj, document, raw)
-    elif obj.channel == "stripe":
-        _stripe_delivery(writer, obj, document, raw)
-    else:
-        raise LandedFileError(f"unknown webhook provider {obj.channel!r}")
+    return document, raw
+
+
+def _json_document(text: str, what: str, depth: int = MAX_JSON_DEPTH) -> Any:
+    """A whole-object JSON document parsed, or LandedFileError saying why it is not one."""
+    if json_too_deep(text, depth):
+        raise LandedFileError(TOO_DEEP)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LandedFileError(
+            f"{what} at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    except ValueError as exc:  # e.g. an integer beyond Python's digit limit
+        raise LandedFileError(f"{what}: {exc}") from None
+    except RecursionError:  # json_too_deep should have said so; never let it past the object
+        raise LandedFileError(TOO_DEEP) from None
 
 
 def _intercom_delivery(
@@ -355,6 +489,9 @@ def _intercom_delivery(
     except (ValidationError, ValueError, TypeError) as exc:
         writer.reject(1, rejection_reason(exc), raw, instance, source="intercom")
         return
+    if (why := unstorable_text(row)) is not None:
+        writer.reject(1, why, raw, instance, source="intercom")
+        return
     writer.add(row)
 
 
@@ -365,6 +502,9 @@ def _stripe_delivery(
         row = payment_from_event(event, obj.tenant_id)
     except (ValueError, TypeError) as exc:
         writer.reject(1, str(exc), raw, WEBHOOK_INSTANCE, source="stripe")
+        return
+    if row is not None and (why := unstorable_text(row)) is not None:
+        writer.reject(1, why, raw, WEBHOOK_INSTANCE, source="stripe")
         return
     if row is not None:  # other event types are not payments: nothing to store
         writer.add_payment(row)
@@ -377,57 +517,54 @@ def _stripe_delivery(
 _Record = tuple[int, dict[str, Any] | str, str]
 
 
-def _records(body: BinaryIO, allow_csv: bool) -> Iterator[_Record]:
-    """(line number, record, raw text) per record. NDJSON streams line by line; a JSON array
-    is one document (read whole: send big batches as NDJSON); CSV streams with a header."""
+def _records(body: BinaryIO, allow_csv: bool, max_line_bytes: int) -> Iterator[_Record]:
+    """(line number, record, raw text) per record, by the first byte that is not blank: `{` is
+    NDJSON (line by line, each line judged alone), `[` one JSON array (read whole: send big
+    batches as NDJSON), anything else CSV with a header (a document), where allowed."""
     try:
-        text = open_text(body)
-        first = _first_content_line(text)
-        if first is None:
+        source = sniff(body)
+        first = source.peek()
+        if first is None or first[1] == b"{":
+            yield from _ndjson(source.lines(max_line_bytes))
             return
-        line_no, line = first
-        if line.lstrip().startswith("["):
-            yield from _json_array(line + text.read(), line_no)
-        elif line.lstrip().startswith("{"):
-            yield from _ndjson(itertools.chain([line], text), line_no)
+        line_no, byte = first
+        if byte == b"[":
+            yield from _json_array(source.text().read())
         elif allow_csv:
-            yield from _csv_rows(itertools.chain([line], text), line_no)
+            yield from _csv_rows(source.text(), line_no)
         else:
             raise LandedFileError(f"line {line_no}: expected a JSON array or JSON lines")
     except LogFileError as exc:
         raise LandedFileError(str(exc)) from exc
 
 
-def _first_content_line(text: TextIO) -> tuple[int, str] | None:
-    for line_no, line in enumerate(iter(text.readline, ""), 1):
-        if line.strip():
-            return line_no, line
-    return None
-
-
-def _ndjson(lines: Iterable[str], first_no: int) -> Iterator[_Record]:
-    for line_no, line in enumerate(lines, first_no):
-        line = line.strip()
-        if not line:
+def _ndjson(lines: Iterable[TextLine]) -> Iterator[_Record]:
+    for line in lines:
+        if line.problem is not None:
+            yield line.line_no, line.problem, line.text
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield line_no, f"not valid JSON ({exc.msg} at column {exc.colno})", line
-            continue
-        if not isinstance(record, dict):
-            record = "not a JSON object"
-        yield line_no, record, line
+        text = line.text.strip()
+        yield line.line_no, _json_record(text), text
 
 
-def _json_array(document: str, line_no: int) -> Iterator[_Record]:
+def _json_record(text: str) -> dict[str, Any] | str:
+    """One NDJSON line's object, or why it is not one."""
+    if json_too_deep(text):
+        return TOO_DEEP
     try:
-        records = json.loads(document)
+        record = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise LandedFileError(
-            f"truncated or invalid JSON at line {exc.lineno + line_no - 1} column {exc.colno}: "
-            f"{exc.msg}"
-        ) from None
+        return f"not valid JSON ({exc.msg} at column {exc.colno})"
+    except ValueError as exc:  # e.g. an integer beyond Python's digit limit
+        return f"not valid JSON ({exc})"
+    except RecursionError:  # json_too_deep should have said so; never let it past the line
+        return TOO_DEEP
+    return record if isinstance(record, dict) else "not a JSON object"
+
+
+def _json_array(document: str) -> Iterator[_Record]:
+    # The array itself is one level: its records may nest as deep as NDJSON lines.
+    records = _json_document(document, "truncated or invalid JSON", MAX_JSON_DEPTH + 1)
     if not isinstance(records, list):
         raise LandedFileError("a JSON batch must be an array of objects")
     for index, record in enumerate(records, 1):
@@ -437,8 +574,10 @@ def _json_array(document: str, line_no: int) -> Iterator[_Record]:
         yield index, record, raw  # in an array, the "line" is the element's position
 
 
-def _csv_rows(lines: Iterable[str], first_no: int) -> Iterator[_Record]:
-    reader = csv.DictReader(lines)
+def _csv_rows(text: TextIO, first_no: int) -> Iterator[_Record]:
+    for _ in range(first_no - 1):
+        text.readline()  # blank lines before the header
+    reader = csv.DictReader(text)
     try:
         for row in reader:
             raw = json.dumps(row, default=str)

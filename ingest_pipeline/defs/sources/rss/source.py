@@ -2,12 +2,18 @@
 
 Conditional GET: the feed's ETag and Last-Modified live in the resource state of the instance's
 pipeline, so an unchanged feed answers 304 and costs nothing. Retries are dlt's requests helper.
+
+`parse_feed` is the pure part: whatever the bytes, it returns the raw entries or raises FeedError
+(the instance fails alone). feedparser is handed a stream, never the bytes themselves: given bytes
+or text it first tries them as a file name (or a URL) and would read that file instead. A date
+feedparser resolved to something datetime cannot hold leaves that date empty, not the feed.
 """
 
 from __future__ import annotations
 
 import calendar
 import hashlib
+import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -44,15 +50,20 @@ def feed_entries(instance: SourceInstance | None) -> Iterator[dict[str, Any]]:
         return
     if response.status_code >= 400:
         raise FeedError(f"feed {url} answered HTTP {response.status_code}")
-    feed = feedparser.parse(response.content)
-    if not feed.entries and (feed.bozo or not feed.version):
-        reason = feed.get("bozo_exception") or "not an RSS or Atom document"
-        raise FeedError(f"feed {url} cannot be parsed: {reason}")
-    for entry in feed.entries:
-        yield _raw_entry(entry)
+    yield from parse_feed(response.content, url)
     # Only remember the validators once every entry is out: a failed run fetches again.
     state["etag"] = response.headers.get("ETag")
     state["last_modified"] = response.headers.get("Last-Modified")
+
+
+def parse_feed(content: bytes, url: str) -> list[dict[str, Any]]:
+    """The raw entries of an RSS/Atom document; FeedError if it is not a feed at all."""
+    feed = feedparser.parse(io.BytesIO(content))
+    # .get: an empty body has no "version" key at all (attribute access raises AttributeError).
+    if not feed.entries and (feed.bozo or not feed.get("version")):
+        reason = feed.get("bozo_exception") or "not an RSS or Atom document"
+        raise FeedError(f"feed {url} cannot be parsed: {reason}")
+    return [_raw_entry(entry) for entry in feed.entries]
 
 
 def _conditional_headers(state: dict[str, Any]) -> dict[str, str]:
@@ -91,4 +102,7 @@ def _utc(parsed: Any) -> str | None:
     # feedparser normalizes every date format it knows to a UTC struct_time.
     if not parsed:
         return None
-    return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC).isoformat()
+    try:
+        return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC).isoformat()
+    except (ValueError, OverflowError, OSError):  # a year datetime cannot hold: no date
+        return None
