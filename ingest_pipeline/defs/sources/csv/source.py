@@ -2,8 +2,11 @@
 
 dlt's `filesystem` resource lists the files and keeps an incremental cursor on their
 modification date, so only new or changed files are read on the next run. `read_csv_file` reads
-each file line by line (Python's C `csv` reader) into Arrow batches, which dlt loads without
-ever turning rows into Python dicts. A fault in a row stays in that row:
+each file in blocks of whole lines into Arrow batches, which dlt loads without ever turning rows
+into Python dicts: a block of plain lines (no quote, NUL, blank line or lone `\r`, each line as
+many fields as the header) is parsed by Arrow's CSV reader at once; any other block line by line
+by Python's `csv` module (strict), which sees every fault. Both give the same rows, and a fault
+in a row stays in that row:
 
 - Lines end at the byte `\\n` (`\\r\\n` too); physical lines are counted from 1, blank ones too.
 - Decoding is per line: UTF-8, and a line that is not valid UTF-8 is decoded as Latin-1 on its
@@ -12,17 +15,20 @@ ever turning rows into Python dicts. A fault in a row stays in that row:
   whose newline is not the byte `\\n` (UTF-16, UTF-32) the file is decoded as a whole, and bytes
   not valid in it fail the file.
 - The header is the first non-blank record. The delimiter is the `delimiter` option, or whichever
-  of `,` `;` tab `|` splits the header into the most fields (ties in that order); quotes are `"`.
-  An empty header name becomes `column_<n>`. The file fails (`CsvFileError`, which fails its
+  of `,` `;` tab `|` splits the header into the most fields (ties in that order), one character;
+  quotes are `"`, doubled inside a quoted field.
+  An empty (or blank) header name becomes `column_<n>`. The file fails (`CsvFileError`, which fails its
   instance only) if the header line holds a NUL, is too long or is not valid in the `encoding`;
   if two header names become the same column (dlt's snake_case naming: `Name` and `name`), the
   error names them and their columns; and if a header name is one of the columns added here.
-- A record with as many fields as the header is a row, every value text. Any other record is a
+- A record with as many fields as the header is a row, every value text (an empty one null, as
+  DuckDB's reader had it). Blank lines are skipped (and counted). Any other record is a
   reject row: its data columns null, `_reject_reason` saying why, `_raw_line` the record's text as
   read (a NUL written `\\u0000`, which PostgreSQL cannot store; at most RAW_LINE_CHARS characters).
   Reasons: a field count other than the header's; a NUL byte; a line longer than
   INGEST_MAX_LINE_BYTES (never read into memory past that); a line not valid in the `encoding`;
-  a CSV syntax error (a quoted field longer than INGEST_MAX_LINE_BYTES). A reject row reaches the
+  a CSV syntax error (text after a closing quote; a quote left open, which takes the lines up to
+  the file's end or until its field passes INGEST_MAX_LINE_BYTES). A reject row reaches the
   raw table like any row, so the normalized step (which rejects every raw row with a
   `_reject_reason`) can be rebuilt from raw alone.
 - `_file` is the file's path under the instance's folder or prefix. `_line` is the record's first
@@ -192,13 +198,12 @@ def _skip_overlong(file: IO[bytes], start: bytes, line: int) -> _Block:
         if not rest:
             break
         size += len(rest)
-    return _Block(start[:RAW_LINE_CHARS] + b"\n", {line: size - len(rest) + len(rest.rstrip())})
+    size = size - len(rest) + len(rest.rstrip(b"\r\n"))
+    return _Block(start[:RAW_LINE_CHARS] + b"\n", {line: size})
 
 
 class _FileReader:
-    """One file's records: a block of plain lines (no quote, NUL, stray `\\r` or blank line,
-    every line as many fields as the header) is parsed by Arrow's CSV reader in one go; any
-    other block line by line with Python's csv module, which sees every fault."""
+    """One file's records, block by block: at once by Arrow, or line by line (module doc)."""
 
     def __init__(
         self,
@@ -351,7 +356,8 @@ class _FileReader:
             except StopIteration:
                 break
             except csv.Error as exc:  # the reader starts afresh at the next line
-                batch.reject(first, f"not parseable as CSV: {exc}", self._take_record())
+                reason = self._fault_in(first, self.number) or f"not parseable as CSV: {exc}"
+                batch.reject(first, reason, self._take_record())
                 continue
             fault = self._fault_in(first, self.number) if self.faults else None
             if fault:
@@ -421,7 +427,10 @@ class _FileReader:
 
 def _sniff_delimiter(header: str) -> str:
     def fields(delimiter: str) -> int:
-        return len(next(csv.reader([header], delimiter=delimiter), []))
+        try:
+            return len(next(csv.reader([header], delimiter=delimiter), []))
+        except csv.Error:  # the header's own reading says what is wrong with it
+            return 0
 
     return max(DELIMITERS, key=fields)  # max keeps the first of equals: `,` wins ties
 
@@ -434,7 +443,8 @@ def _allow_long_fields(max_line_bytes: int) -> None:
 
 
 def _column_names(file_name: str, fields: list[str]) -> list[str]:
-    names = [name or f"column_{n}" for n, name in enumerate(fields, 1)]
+    # dlt refuses a blank column name: like an empty one, it is named after its place.
+    names = [name if name.strip() else f"column_{n}" for n, name in enumerate(fields, 1)]
     by_column: dict[str, list[int]] = {}
     for n, name in enumerate(names, 1):
         by_column.setdefault(_NAMING.normalize_identifier(name), []).append(n)
