@@ -28,6 +28,7 @@ from ingest_pipeline.defs.landing.loaders import (
 from ingest_pipeline.defs.sources.rss.source import FeedError, parse_feed
 from ingest_pipeline.lib.log_formats import (
     MAX_JSON_DEPTH,
+    MAX_LINE_BYTES,
     TOO_DEEP,
     BadLine,
     LogFileError,
@@ -135,14 +136,18 @@ def test_crawl_reader_yields_rows_or_rejects(data: bytes) -> None:
 
 
 @CORPUS
-@given(uploads())
-def test_log_reader_yields_lines_or_bad_lines(data: bytes) -> None:
-    for line in drain(parse_lines(io.BytesIO(data)), LogFileError):
+@given(uploads(), st.sampled_from([16, 200, MAX_LINE_BYTES]))
+def test_log_reader_yields_lines_or_bad_lines(data: bytes, max_line_bytes: int) -> None:
+    lines = drain(parse_lines(io.BytesIO(data), max_line_bytes=max_line_bytes), LogFileError)
+    for line in lines:
         assert isinstance(line, LogLine | BadLine)
         if isinstance(line, BadLine):
             assert line.reason.startswith(f"line {line.line_no}: ")
-            assert "\x00" not in line.text  # a reject's payload is storable text
-    assert_rows_or_rejects(drain(log_rows(LOG_OBJECT, io.BytesIO(data), NOW), LandedFileError))
+            # A reject's payload is storable text, and only its own line.
+            assert "\x00" not in line.text and "\n" not in line.text
+    assert [line.line_no for line in lines] == sorted({line.line_no for line in lines})
+    rows = log_rows(LOG_OBJECT, io.BytesIO(data), NOW, max_line_bytes)
+    assert_rows_or_rejects(drain(rows, LandedFileError))
 
 
 @CORPUS

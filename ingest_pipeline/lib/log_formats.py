@@ -297,7 +297,7 @@ def _split_lines(read: Callable[[int], bytes], max_bytes: int) -> Iterator[tuple
             if kept is not None:
                 yield line_start, kept, True
             elif newline - start > max_bytes:
-                yield line_start, bytes(buf[start : start + MAX_TEXT_CHARS]), True
+                yield line_start, bytes(buf[start : min(newline, start + MAX_TEXT_CHARS)]), True
             else:
                 yield line_start, bytes(buf[start:newline]), False
             kept, start = None, newline + 1
