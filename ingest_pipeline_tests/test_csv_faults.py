@@ -2,6 +2,7 @@
 Dagster runs on DuckDB and PostgreSQL), a duplicate header fails its instance alone; and the
 reader itself, under hypothesis, yields rows or reject rows and raises nothing but CsvFileError."""
 
+import codecs
 import csv
 import io
 from pathlib import Path
@@ -148,6 +149,22 @@ FAST = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 VALUES = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
+# Bytes that mean something to a CSV reader, so that arbitrary files hit its corners often.
+PIECES = [
+    b"a",
+    b",",
+    b";",
+    b"\t",
+    b" ",
+    b'"',
+    b"\n",
+    b"\r",
+    b"\x00",
+    b"\xe9",
+    b"\xc3\xa9",
+    b"x" * 30,
+]
+CSVISH = st.lists(st.sampled_from([*PIECES, codecs.BOM_UTF8]), max_size=60).map(b"".join)
 
 
 def read_all(path: Path, **options) -> list[dict]:
@@ -176,7 +193,7 @@ def check_rows(found: list[dict], physical_lines: int) -> None:
 
 @FAST
 @given(
-    data=st.binary(max_size=400),
+    data=st.one_of(st.binary(max_size=400), CSVISH),
     block=st.integers(8, 128),
     limit=st.integers(4, 64),
     encoding=st.sampled_from([None, "utf-8", "cp1252", "utf-16"]),
@@ -194,7 +211,11 @@ def test_any_bytes_give_rows_rejects_or_a_file_error(tmp_path, data, block, limi
 
 
 @FAST
-@given(body=st.binary(max_size=400), block=st.integers(8, 128), limit=st.integers(8, 64))
+@given(
+    body=st.one_of(st.binary(max_size=400), CSVISH),
+    block=st.integers(8, 128),
+    limit=st.integers(8, 64),
+)
 def test_a_good_header_then_any_bytes_never_fails_the_file(tmp_path, body, block, limit):
     path = tmp_path / "body.csv"
     path.write_bytes(b"a,b,c\n" + body)
