@@ -33,6 +33,7 @@ CSV_ROWS = 150_000
 EVENTS_PER_OBJECT = 60_000
 KILL_WITHIN_SECONDS = (0.5, 3.0)  # after the run's RUN_START event
 DEADLINE_SECONDS = 900
+ITEMS = dg.AssetKey(["normalized", "items"])
 ACTIVE = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
 # Test-speed monitoring: a dead run is found within 5 s and its pool slot freed 5 s later.
 FAST_MONITORING = {"poll_interval_seconds": 5, "free_slots_after_run_end_seconds": 5}
@@ -43,7 +44,8 @@ def test_killed_ingest_and_landing_runs_recover_exactly_with_no_manual_step(
 ):
     monkeypatch.setenv("INGEST_LANDING_OBJECTS_PER_RUN", "1")
     monkeypatch.setenv("INGEST_LANDING_RETRY_CHECK_SECONDS", "0")
-    duck_env.write_tenants({"acme": _csv_instances(tmp_path, _a_minute_soon())})
+    folders = _csv_folders(tmp_path)
+    duck_env.write_tenants({"acme": _csv_instances(folders, NEVER)})
     s3 = boto3.client("s3", endpoint_url=s3_endpoint)
     s3.create_bucket(Bucket="landing")
     for n in range(TRIALS):
@@ -52,6 +54,11 @@ def test_killed_ingest_and_landing_runs_recover_exactly_with_no_manual_step(
     home = tmp_path / "dagster_home"
     with running_daemon(home, tmp_path / "daemon.log", FAST_MONITORING):
         instance = dg.DagsterInstance.from_config(str(home))
+        # Once the daemon is up and has the partitions, each instance is due once, soon.
+        _wait_until(
+            lambda: len(instance.get_dynamic_partitions("csv_instances")) == TRIALS, "partitions"
+        )
+        duck_env.write_tenants({"acme": _csv_instances(folders, _next_minute_cron())})
         killed = _kill_each_first_attempt(instance, random.Random(SEED))
         _wait_until(lambda: not _active_runs(instance), "every run ended")
         _wait_until(lambda: _normalized_items_done(instance), "the normalize runs after the raw")
@@ -79,20 +86,27 @@ def test_killed_ingest_and_landing_runs_recover_exactly_with_no_manual_step(
     assert uploads == [("Completed", 2)] * TRIALS, log_tail
 
 
-def _a_minute_soon() -> int:
-    """A minute far enough ahead for the daemon to be up: each instance runs then, once."""
-    return (datetime.now(UTC) + timedelta(seconds=75)).minute
+NEVER = "0 0 1 1 *"  # a cron that does not come round during the test
 
 
-def _csv_instances(tmp_path: Path, minute: int) -> list[dict]:
-    instances = []
+def _next_minute_cron() -> str:
+    """The next minute at least 15 s ahead: the schedules tick once a minute."""
+    return f"{(datetime.now(UTC) + timedelta(seconds=75)).replace(second=0).minute} * * * *"
+
+
+def _csv_folders(tmp_path: Path) -> list[Path]:
+    folders = []
     for n in range(TRIALS):
         folder = tmp_path / f"csv{n}"
         folder.mkdir()
         lines = [f"{n}-{i},Item {i},https://x.example/{i},2026-01-02\n" for i in range(CSV_ROWS)]
         (folder / "items.csv").write_text("sku,name,link,updated\n" + "".join(lines))
-        instances.append(csv_instance(folder, f"catalog{n}", schedule=f"{minute} * * * *"))
-    return instances
+        folders.append(folder)
+    return folders
+
+
+def _csv_instances(folders: list[Path], cron: str) -> list[dict]:
+    return [csv_instance(f, f"catalog{n}", schedule=cron) for n, f in enumerate(folders)]
 
 
 def _events(n: int) -> bytes:
@@ -144,14 +158,15 @@ def _active_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
 
 
 def _normalized_items_done(instance: dg.DagsterInstance) -> bool:
-    """A normalize_items run succeeded, started after every raw ingest run had ended."""
+    """A run materializing normalized/items succeeded (the automation sensor's), started after
+    every raw ingest run had ended."""
     records = instance.get_run_records()
     raw = [r for r in records if r.dagster_run.job_name == "ingest_csv"]
     if not raw or any(r.dagster_run.status.value in ACTIVE for r in raw):
         return False
     last_raw_end = max(r.end_time or 0 for r in raw)
     return any(
-        r.dagster_run.job_name == "normalize_items"
+        ITEMS in (r.dagster_run.asset_selection or ())
         and r.dagster_run.status == dg.DagsterRunStatus.SUCCESS
         and (r.start_time or 0) >= last_raw_end
         for r in records
