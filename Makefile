@@ -22,9 +22,11 @@ demo: $(STAMP)
 	$(MANIFEST)
 	$(BIN)/ingest-pipeline demo
 
+# Two workers (pytest-xdist), a test file each at a time: most tests wait on servers, daemons
+# and databases rather than on the CPU. The whole suite, the slow kill -9 trials included.
 test: $(STAMP) lint
 	$(MANIFEST)
-	$(BIN)/pytest -q -p no:cacheprovider --durations=20
+	$(BIN)/pytest -q -p no:cacheprovider --durations=20 -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
