@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ingest_pipeline.lib import log_formats
 from ingest_pipeline.lib.log_formats import (
     BadLine,
     LogFileError,
@@ -215,15 +214,12 @@ def test_crlf_bom_and_no_trailing_newline() -> None:
     ]
 
 
-def test_overlong_line_is_a_bad_line_and_numbering_continues(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(log_formats, "MAX_LINE_CHARS", 100)
+def test_overlong_line_is_a_bad_line_and_numbering_continues() -> None:
     data = plain_log(1) + b"x" * 1000 + b"\n" + plain_log(2).splitlines(keepends=True)[1]
-    got = rows(data)
+    got = list(parse_lines(io.BytesIO(data), max_line_bytes=100))
     assert [r.line_no for r in got] == [1, 2, 3]
     assert isinstance(got[1], BadLine)
-    assert got[1].reason == "line 2: longer than 100 characters"
+    assert got[1].reason == "line 2: longer than 100 bytes"
     assert isinstance(got[2], LogLine)
 
 
@@ -305,19 +301,29 @@ def test_binary_data_is_a_file_error() -> None:
     elf = b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4
     with pytest.raises(LogFileError, match="binary data, not a text log"):
         rows(elf)
-    with pytest.raises(LogFileError, match="binary data"):
-        rows(gzip.compress(plain_log(3) + b"\x00\x00"))
+    # Mostly binary: refused whole, saying how much of it is not text.
+    with pytest.raises(LogFileError, match=r"binary data, not a text log \(3 of the first 4 lines"):
+        rows(gzip.compress(plain_log(1) + b"\x00\x01\n" * 3))
+
+
+def test_a_binary_line_among_text_lines_is_one_bad_line() -> None:
+    got = rows(gzip.compress(plain_log(3) + b"\x00\x00"))
+    assert all(isinstance(r, LogLine) for r in got[:3])
+    assert got[3] == BadLine(4, "line 4: not text: NUL byte at byte offset 149", "\\x00\\x00")
 
 
 def test_invalid_utf8_names_the_byte_offset() -> None:
     with pytest.raises(LogFileError, match="not valid UTF-8 at byte offset 33"):
         rows(b"2026-01-05T10:00:00Z INFO api caf\xe9\n")
 
-    good = plain_log(5000)  # far beyond the first read chunk
-    got, error = rows_until_error(good + b"2026-01-05T10:00:00Z INFO api \xff\xfe\n")
-    assert f"not valid UTF-8 at byte offset {len(good) + 30}" in str(error)
-    assert "reading line 5001" in str(error)
-    assert len(got) == 5000
+    # Far beyond the first read chunk, one bad line among good ones is that line's reject.
+    good = plain_log(5000)
+    got = rows(good + b"2026-01-05T10:00:00Z INFO api \xff\xfe\n")
+    assert len(got) == 5001
+    assert all(isinstance(r, LogLine) for r in got[:5000])
+    assert got[5000].reason == (
+        f"line 5001: not valid UTF-8 at byte offset {len(good) + 30}: invalid start byte"
+    )
 
 
 def test_multibyte_characters_across_read_boundaries() -> None:
