@@ -253,13 +253,14 @@ def test_csv_from_an_s3_prefix(env, s3_endpoint):
     assert again.rows_loaded == 0  # unchanged objects are not read again
 
 
-def test_secret_values_never_reach_the_run_logs(duck_env, catalog_api, tmp_path):
+def test_secret_values_never_reach_the_run_logs(duck_env, catalog_api, tmp_path, monkeypatch):
     # The CLI in its own process, as a user runs it: its stdout and stderr (Dagster's console
     # warnings, dlt's own log at DEBUG and its progress lines) are all captured.
     duck_env.write_tenants({"acme": [rest_api_instance(catalog_api)]})
     catalog_api.server.faults.queue = [500]  # a retry: dlt logs the failed request
     home = tmp_path / "dagster_home"
-    environment = {**os.environ, "DAGSTER_HOME": str(home), "RUNTIME__LOG_LEVEL": "DEBUG"}
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    environment = {**os.environ, "RUNTIME__LOG_LEVEL": "DEBUG"}
     cli = subprocess.run(
         [sys.executable, "-m", "ingest_pipeline.cli", "ingest"],
         env=environment,
@@ -268,7 +269,7 @@ def test_secret_values_never_reach_the_run_logs(duck_env, catalog_api, tmp_path)
         timeout=300,
     )
     assert cli.returncode == 0, cli.stdout + cli.stderr[-3000:]
-    with dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(str(home))) as instance:
+    with dg.DagsterInstance.get() as instance:  # the one DAGSTER_HOME names
         runs = instance.get_runs()
         logged = {
             "the runs' event logs": "\n".join(
