@@ -169,15 +169,28 @@ def test_a_delivery_that_is_not_json_fails_alone(duck_env, s3_endpoint):
     landing.put("webhooks/stripe/acme/2026-01-05/evt_broken.json", b'{"id": "evt_broken", ')
     landing.put("webhooks/github/acme/2026-01-05/x.json", b"{}")  # not a provider we take
     landing.tick("webhooks")
-    uploads = landing.uploads()
-    assert uploads["webhooks/stripe/acme/2026-01-05/evt_broken.json"]["status"] == "Failed"
-    assert (
-        "not a JSON delivery"
-        in uploads["webhooks/stripe/acme/2026-01-05/evt_broken.json"]["reason"]
-    )
-    assert uploads["webhooks/github/acme/2026-01-05/x.json"]["reason"].startswith(
-        "key outside the layout"
-    )
+    outcomes = {
+        k: (u["status"], u["reason"], u["rows_loaded"], u["rows_rejected"])
+        for k, u in landing.uploads().items()
+    }
+    not_json = "at line 1 column 22: Expecting property name enclosed in double quotes"
+    layout = "webhooks/<intercom|stripe>/<tenant>/<yyyy-mm-dd>/<event id>.json"
+    assert outcomes == {
+        "webhooks/stripe/acme/2026-01-05/evt_broken.json": (
+            "Failed",
+            f"not a JSON delivery {not_json}",
+            0,
+            0,
+        ),
+        # Refused by its key before it is read: no rows counted at all.
+        "webhooks/github/acme/2026-01-05/x.json": (
+            "Failed",
+            f"key outside the layout {layout}",
+            None,
+            None,
+        ),
+    }
+    assert landing.env.rows("SELECT count(*) FROM normalized.rejected_records") == [(0,)]
 
 
 def test_signed_deliveries_through_the_intake_service_become_rows(intake, s3_endpoint):
