@@ -270,17 +270,24 @@ def read_events(writer: LandingWriter, obj: LandedObject, body: BinaryIO) -> Non
     _write(writer, event_rows(obj, body, writer.now, _max_line_bytes()), LANDING_INSTANCE)
 
 
+def _origin(
+    obj: LandedObject, source_type: str, source_instance: str | None, now: datetime
+) -> dict[str, Any]:
+    """The columns saying where a landed row comes from (its object is its raw load)."""
+    return {
+        "tenant_id": obj.tenant_id,
+        "source_type": source_type,
+        "source_instance": source_instance,
+        "raw_load_id": obj.upload_id,
+        "ingested_at": now,
+    }
+
+
 def event_rows(
     obj: LandedObject, body: BinaryIO, now: datetime, max_line_bytes: int = MAX_LINE_BYTES
 ) -> Iterator[Row | Rejected]:
     """The events rows and rejects of one batch; LandedFileError if it cannot be read."""
-    base = {
-        "tenant_id": obj.tenant_id,
-        "source_type": EVENTS_SOURCE,
-        "source_instance": LANDING_INSTANCE,
-        "raw_load_id": obj.upload_id,
-        "ingested_at": now,
-    }
+    base = _origin(obj, EVENTS_SOURCE, LANDING_INSTANCE, now)
     for line_no, record, raw in _records(body, True, max_line_bytes):
         if isinstance(record, str):
             yield Rejected(line_no, record, raw)
@@ -350,13 +357,7 @@ def crawl_rows(
     obj: LandedObject, body: BinaryIO, now: datetime, max_line_bytes: int = MAX_LINE_BYTES
 ) -> Iterator[Row | Rejected]:
     """The items rows and rejects of one partner batch; LandedFileError if it cannot be read."""
-    base = {
-        "tenant_id": obj.tenant_id,
-        "source_type": "crawl",
-        "source_instance": obj.channel,
-        "raw_load_id": obj.upload_id,
-        "ingested_at": now,
-    }
+    base = _origin(obj, "crawl", obj.channel, now)
     for line_no, record, raw in _records(body, False, max_line_bytes):
         if isinstance(record, str):
             yield Rejected(line_no, record, raw)
