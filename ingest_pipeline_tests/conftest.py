@@ -145,3 +145,21 @@ def intake_both(env, s3_endpoint, monkeypatch):
     service = start_intake(env, s3_endpoint, monkeypatch)
     yield service
     service.stop()
+
+
+@pytest.fixture
+def landing(env, s3_endpoint):
+    """The landing bucket, sensors and runs of tenants acme and globex (both warehouses)."""
+    from ingest_pipeline_tests.test_landing import Landing
+
+    env.write_tenants({"acme": [], "globex": []})
+    return Landing(env, s3_endpoint)
+
+
+@pytest.fixture
+def duck_landing(duck_env, s3_endpoint):
+    """The same on DuckDB only."""
+    from ingest_pipeline_tests.test_landing import Landing
+
+    duck_env.write_tenants({"acme": [], "globex": []})
+    return Landing(duck_env, s3_endpoint)

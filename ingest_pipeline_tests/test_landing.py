@@ -69,18 +69,6 @@ class Landing:
         return {row[0]: dict(zip(columns, row, strict=True)) for row in rows}
 
 
-@pytest.fixture
-def landing(env, s3_endpoint) -> Landing:
-    env.write_tenants({"acme": [], "globex": []})
-    return Landing(env, s3_endpoint)
-
-
-@pytest.fixture
-def duck_landing(duck_env, s3_endpoint) -> Landing:
-    duck_env.write_tenants({"acme": [], "globex": []})
-    return Landing(duck_env, s3_endpoint)
-
-
 PLAIN_LOG = (
     "2026-01-05T10:00:00Z INFO api started\n"
     "2026-01-05T10:00:01Z ERROR api upstream timeout after 30s\n"

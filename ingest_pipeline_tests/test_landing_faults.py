@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
 from ingest_pipeline.lib.log_formats import TOO_DEEP
 from ingest_pipeline_tests.test_landing import Landing
 
@@ -25,18 +23,6 @@ def ndjson(*records: dict[str, Any]) -> str:
 
 def event(n: int) -> dict[str, Any]:
     return {"event_id": f"e{n}", "event_type": "VIEW", "occurred_at": "2026-01-05T10:00:00Z"}
-
-
-@pytest.fixture
-def landing(env, s3_endpoint) -> Landing:
-    env.write_tenants({"acme": [], "globex": []})
-    return Landing(env, s3_endpoint)
-
-
-@pytest.fixture
-def duck_landing(duck_env, s3_endpoint) -> Landing:
-    duck_env.write_tenants({"acme": [], "globex": []})
-    return Landing(duck_env, s3_endpoint)
 
 
 def rejects(landing: Landing) -> list[tuple[str, str, str]]:
