@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.data/dagster
 
-.PHONY: install demo test lint format dev bench clean
+.PHONY: install demo test test-fast lint format dev bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,11 +22,26 @@ demo: $(STAMP)
 	$(MANIFEST)
 	$(BIN)/ingest-pipeline demo
 
-# Two workers (pytest-xdist), a test file each at a time: most tests wait on servers, daemons
-# and databases rather than on the CPU. The whole suite, the slow kill -9 trials included.
+# The whole suite, the slow kill -9 trials included: the fast tier first (a failure there shows
+# in seconds), then the integration tests on two workers (pytest-xdist), a test file each at a
+# time: most of them wait on servers, daemons and databases rather than on the CPU.
 test: $(STAMP) lint
 	$(MANIFEST)
-	$(BIN)/pytest -q -p no:cacheprovider --durations=20 -n 2 --dist loadfile
+	$(BIN)/pytest -q -p no:cacheprovider -m "not integration"
+	$(BIN)/pytest -q -p no:cacheprovider -m integration --durations=20 -n 2 --dist loadfile
+
+DBT_MANIFEST := dbt_metrics/target/manifest.json
+DBT_FILES := $(shell find dbt_metrics \( -path dbt_metrics/target -o -path dbt_metrics/logs \) \
+	-prune -o -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -print)
+$(DBT_MANIFEST): $(STAMP) $(DBT_FILES)
+	$(MANIFEST)
+	touch $@
+
+# Pure logic and the definitions' snapshot (asset keys, checks, jobs, schedules, sensors): no
+# database, S3, server, daemon or Dagster run (the `integration` marker, ingest_pipeline_tests/
+# conftest.py). Under 30 s; the manifest is parsed again only when a dbt file changed.
+test-fast: $(STAMP) lint $(DBT_MANIFEST)
+	$(BIN)/pytest -q -p no:cacheprovider -m "not integration"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -163,3 +163,35 @@ def duck_landing(duck_env, s3_endpoint):
 
     duck_env.write_tenants({"acme": [], "globex": []})
     return Landing(duck_env, s3_endpoint)
+
+
+# -- the two tiers -------------------------------------------------------------------------
+# `make test-fast` runs `-m "not integration"`: pure logic and the definitions' snapshot, no
+# database, no network, no subprocess, no Dagster run. A test is `integration` when it uses one
+# of these fixtures (directly or through another fixture), or when its module says
+# `pytestmark = pytest.mark.integration` (tests that start servers, daemons or processes
+# themselves). A warehouse is integration on either backend: the DuckDB file in tmp_path is
+# local, but it is the warehouse layer (dlt, SQL, locks), and a test's two backends stay in
+# one tier.
+INTEGRATION_FIXTURES = frozenset(
+    {
+        "warehouse_url",  # DuckDB file or a throwaway PostgreSQL database
+        "duckdb_url",
+        "env",  # a warehouse, a Dagster instance and Dagster runs
+        "duck_env",
+        "s3_endpoint",  # moto's S3 server
+        "intake",  # uvicorn
+        "intake_both",
+        "landing",  # S3, sensors and runs
+        "duck_landing",
+        "catalog_api",  # sandbox HTTP servers
+        "feed_server",
+        "stripe",  # test_stripe_source.py: the Stripe sandbox server
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)

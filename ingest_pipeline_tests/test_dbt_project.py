@@ -6,7 +6,11 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from ingest_pipeline.defs.metrics.project import DBT_PROJECT_DIR
+
+pytestmark = pytest.mark.integration
 
 
 def test_the_manifest_is_parsed_without_dbt_on_path(tmp_path):

@@ -25,6 +25,8 @@ from ingest_pipeline.sandbox import stripe
 from ingest_pipeline_tests import ui_browser
 from ingest_pipeline_tests.platform import ASSETS, REPO, Platform, running_platform
 
+pytestmark = pytest.mark.integration
+
 SCHEDULES = [
     f"ingest_{t}_schedule"
     for t in ("rest_api", "csv", "rss", "playstore", "twitter", "discourse", "intercom", "stripe")

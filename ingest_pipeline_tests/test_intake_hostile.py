@@ -17,6 +17,8 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+import pytest
+
 from ingest_pipeline.cli import main
 from ingest_pipeline.intake.audit import AuditWriter, audit_row
 from ingest_pipeline.intake.metrics import IntakeMetrics
@@ -30,6 +32,8 @@ from ingest_pipeline_tests.test_intake import (
     today,
     write_tenants,
 )
+
+pytestmark = pytest.mark.integration
 
 GLOBEX_STRIPE = SECRETS["GLOBEX_STRIPE_WHSEC"]
 UPLOAD_AUTH = {

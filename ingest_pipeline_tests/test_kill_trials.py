@@ -25,7 +25,7 @@ import pytest
 from ingest_pipeline_tests.conftest import csv_instance
 from ingest_pipeline_tests.platform import running_daemon
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 SEED = 20261202
 TRIALS = 5

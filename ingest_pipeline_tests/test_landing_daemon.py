@@ -3,11 +3,14 @@ one evaluating anything by hand (sensor daemon → queued run → run worker pro
 
 import time
 
+import pytest
 import requests
 
 from ingest_pipeline.lib.landing import issue_upload_url
 from ingest_pipeline.settings import get_settings
 from ingest_pipeline_tests.platform import running_daemon
+
+pytestmark = pytest.mark.integration
 
 DEADLINE_SECONDS = 240
 

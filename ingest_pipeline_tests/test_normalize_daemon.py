@@ -5,10 +5,13 @@ worker), and the dead feed's partition beside it, missing for good, blocks nothi
 import time
 
 import dagster as dg
+import pytest
 
 from ingest_pipeline.defs.tenants.sensors import sync_partitions
 from ingest_pipeline_tests.platform import running_daemon
 from ingest_pipeline_tests.test_normalize_runs import ITEMS, ITEMS_CHECKS, feeds
+
+pytestmark = pytest.mark.integration
 
 DEADLINE_SECONDS = 240
 

@@ -20,6 +20,8 @@ from ingest_pipeline.sandbox.playstore import PlayStoreSandbox, sample_reviews
 from ingest_pipeline.sandbox.server import Faults
 from ingest_pipeline.sandbox.twitter import TwitterSandbox, sample_tweets
 
+pytestmark = pytest.mark.integration
+
 TIMEOUT = 5
 
 

@@ -21,6 +21,8 @@ from ingest_pipeline_tests.ui_browser import (
     render_page,
 )
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 

@@ -7,7 +7,11 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from ingest_pipeline.lib.warehouse import Warehouse
+
+pytestmark = pytest.mark.integration
 
 
 def hold_duckdb_file(path: Path, seconds: float) -> subprocess.Popen:
