@@ -1,0 +1,87 @@
+"""Fast tier: a snapshot of the definitions beside test_definitions.py's keys: which job each
+schedule and sensor starts, on what cron, what each job selects, and every non-dbt check.
+A change here is a change of the platform's surface: update the snapshot on purpose."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from ingest_pipeline.definitions import defs as load_defs
+
+SOURCES = ("rest_api", "csv", "rss", "playstore", "twitter", "discourse", "intercom", "stripe")
+RAW = {
+    "rest_api": "raw/rest_api/records",
+    "csv": "raw/csv/rows",
+    "rss": "raw/rss/entries",
+    "playstore": "raw/playstore/reviews",
+    "twitter": "raw/twitter/tweets",
+    "discourse": "raw/discourse/posts",
+    "intercom": "raw/intercom/conversations",
+    "stripe": "raw/stripe/events",
+}
+LANDED = {
+    "crawl": "landing/crawl",
+    "events": "normalized/events",
+    "logs": "normalized/log_records",
+    "webhooks": "landing/webhooks",
+}
+
+
+@pytest.fixture(scope="module")
+def defs() -> dg.Definitions:
+    return load_defs()
+
+
+def test_schedules_snapshot(defs: dg.Definitions) -> None:
+    found = {(s.name, s.cron_schedule, s.execution_timezone, s.job_name) for s in defs.schedules}
+    assert found == {
+        ("metrics_daily_schedule", "30 0 * * *", "UTC", "metrics_daily"),
+        *((f"ingest_{t}_schedule", "* * * * *", "UTC", f"ingest_{t}") for t in SOURCES),
+    }
+    assert {s.default_status for s in defs.schedules} == {dg.DefaultScheduleStatus.RUNNING}
+
+
+def test_sensors_snapshot(defs: dg.Definitions) -> None:
+    found = {s.name: sorted(t.job_name for t in s.targets) for s in defs.sensors}
+    assert found == {
+        "tenants_file_sensor": [],
+        "normalize_automation_sensor": [],
+        **{f"landing_{kind}_sensor": [f"land_{kind}"] for kind in LANDED},
+    }
+    assert {s.minimum_interval_seconds for s in defs.sensors} == {30}
+    assert {s.default_status for s in defs.sensors} == {dg.DefaultSensorStatus.RUNNING}
+
+
+def test_jobs_select_snapshot(defs: dg.Definitions) -> None:
+    def selected(job: str) -> set[str]:
+        keys = defs.resolve_job_def(job).asset_layer.selected_asset_keys
+        return {key.to_user_string() for key in keys}
+
+    for source_type, raw in RAW.items():
+        assert selected(f"ingest_{source_type}") == {raw}
+    for kind, asset in LANDED.items():
+        assert selected(f"land_{kind}") == {asset}
+    for entity in ("items", "feedback", "payments"):
+        assert selected(f"normalize_{entity}") == {
+            f"normalized/{entity}",
+            "normalized/rejected_records",
+        }
+    metrics = selected("metrics_daily")
+    assert len(metrics) == 16 and all(key.startswith("metrics/") for key in metrics)
+
+
+def test_python_checks_snapshot(defs: dg.Definitions) -> None:
+    checks = {
+        (key.asset_key.to_user_string(), key.name)
+        for key in defs.resolve_asset_graph().asset_check_keys
+        if key.asset_key.path[0] != "metrics"
+    }
+    assert checks == {
+        *((asset, "all_objects_completed") for asset in LANDED.values()),
+        *(
+            (f"normalized/{entity}", name)
+            for entity in ("items", "feedback", "payments")
+            for name in ("natural_key_unique", "raw_schema_unchanged", "row_count_not_anomalous")
+        ),
+    }
