@@ -167,10 +167,10 @@ def duck_landing(duck_env, s3_endpoint):
 
 # -- the two tiers -------------------------------------------------------------------------
 # `make test-fast` runs `-m "not integration"`: pure logic and the definitions' snapshot, no
-# database, no network, no subprocess, no Dagster run. A test is `integration` when it uses one
-# of these fixtures (directly or through another fixture), or when its module says
-# `pytestmark = pytest.mark.integration` (tests that start servers, daemons or processes
-# themselves). A warehouse is integration on either backend: the DuckDB file in tmp_path is
+# database, no network, no server, daemon or other Python process, no Dagster run. A test is
+# `integration` when it uses one of these fixtures (directly or through another fixture), or
+# when its module says `pytestmark = pytest.mark.integration` (tests that start servers,
+# daemons, processes or a PostgreSQL connection themselves). A warehouse is integration on either backend: the DuckDB file in tmp_path is
 # local, but it is the warehouse layer (dlt, SQL, locks), and a test's two backends stay in
 # one tier.
 INTEGRATION_FIXTURES = frozenset(
