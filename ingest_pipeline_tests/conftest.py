@@ -170,9 +170,9 @@ def duck_landing(duck_env, s3_endpoint):
 # database, no network, no server, daemon or other Python process, no Dagster run. A test is
 # `integration` when it uses one of these fixtures (directly or through another fixture), or
 # when its module says `pytestmark = pytest.mark.integration` (tests that start servers,
-# daemons, processes or a PostgreSQL connection themselves). A warehouse is integration on either backend: the DuckDB file in tmp_path is
-# local, but it is the warehouse layer (dlt, SQL, locks), and a test's two backends stay in
-# one tier.
+# daemons, processes or a PostgreSQL connection themselves). A warehouse is integration on
+# either backend: the DuckDB file in tmp_path is local, but it is the warehouse layer (dlt, SQL,
+# locks), and a test's two backends stay in one tier.
 INTEGRATION_FIXTURES = frozenset(
     {
         "warehouse_url",  # DuckDB file or a throwaway PostgreSQL database
