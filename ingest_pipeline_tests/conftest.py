@@ -195,3 +195,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+    # The slow files first: pytest-xdist hands out files in this order, so the longest one
+    # starts at once beside the others instead of last, alone.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

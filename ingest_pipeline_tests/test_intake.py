@@ -136,7 +136,7 @@ class Service:
             keys += [o["Key"] for o in page.get("Contents", [])]
         return {k: self.s3.get_object(Bucket="landing", Key=k)["Body"].read() for k in keys}
 
-    def audit(self, expected: int, timeout: float = 20) -> list[dict[str, Any]]:
+    def audit(self, expected: int, timeout: float = 60) -> list[dict[str, Any]]:
         """The audit rows, once at least `expected` are written (the writer batches)."""
         deadline = time.monotonic() + timeout
         while True:

@@ -2,7 +2,7 @@
 
 Five CSV ingest runs (launched by their schedules) and five landing runs (launched by the
 events sensor, one object each) are each killed once, SIGKILL to the run process at a seeded
-random moment after it started. Then nothing is done by hand: run monitoring finds each dead
+random moment of its step (0.2 to 2 s after the step started; the steps take several seconds). Then nothing is done by hand: run monitoring finds each dead
 process (the local run launcher's health check), the run-retry daemon re-executes the ingest
 runs, the landing sensor takes the killed runs' uploads again. The rows must be exact, no run
 left STARTED, every upload Completed. Slow (about five minutes): `pytest -m slow`.
@@ -22,6 +22,7 @@ import boto3
 import dagster as dg
 import pytest
 
+from ingest_pipeline.lib.run_launcher import process_alive_since
 from ingest_pipeline_tests.conftest import csv_instance
 from ingest_pipeline_tests.platform import running_daemon
 
@@ -31,7 +32,7 @@ SEED = 20261202
 TRIALS = 5
 CSV_ROWS = 150_000
 EVENTS_PER_OBJECT = 60_000
-KILL_WITHIN_SECONDS = (0.5, 3.0)  # after the run's RUN_START event
+KILL_WITHIN_SECONDS = (0.2, 2.0)  # after the run's STEP_START: within the step's work
 DEADLINE_SECONDS = 900
 ITEMS = dg.AssetKey(["normalized", "items"])
 ACTIVE = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
@@ -117,40 +118,54 @@ def _events(n: int) -> bytes:
 
 
 def _kill_each_first_attempt(instance: dg.DagsterInstance, rng: random.Random) -> dict[str, str]:
-    """SIGKILL every first run of the ingest and landing jobs at a random moment after its
-    RUN_START; returns {killed run id: job name}."""
-    due: dict[str, tuple[float, int, str]] = {}  # run id: (kill at, pid, job)
+    """SIGKILL every first run of the ingest and landing jobs at a random moment of its step
+    (KILL_WITHIN_SECONDS after its STEP_START); returns {killed run id: job name}."""
+    due: dict[str, tuple[float, int, float]] = {}  # run id: (kill at, pid, process start)
     killed: dict[str, str] = {}
     deadline = time.monotonic() + DEADLINE_SECONDS
     while len(killed) < 2 * TRIALS:
         assert time.monotonic() < deadline, f"killed only {killed}"
         for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
-            first = (
-                run.job_name in ("ingest_csv", "land_events")
-                and "dagster/parent_run_id" not in run.tags  # not a re-execution
-                and ":retry@" not in run.tags.get("dagster/run_key", "")  # not a landing retry
-            )
-            pid = _run_pid(instance, run.run_id)
-            if first and pid and run.run_id not in due:
-                due[run.run_id] = (
-                    time.monotonic() + rng.uniform(*KILL_WITHIN_SECONDS),
-                    pid,
-                    run.job_name,
-                )
-        for run_id, (kill_at, pid, job) in due.items():
-            if run_id not in killed and time.monotonic() >= kill_at:
+            if run.run_id in killed or not _first_attempt(run):
+                continue
+            if run.run_id not in due:
+                step_started = _first_event(instance, run.run_id, dg.DagsterEventType.STEP_START)
+                run_started = _first_event(instance, run.run_id, dg.DagsterEventType.RUN_START)
+                if step_started and run_started and run_started.dagster_event:
+                    kill_at = step_started.timestamp + rng.uniform(*KILL_WITHIN_SECONDS)
+                    pid = run_started.dagster_event.pid
+                    due[run.run_id] = (kill_at, pid, run_started.timestamp)
+                continue
+            kill_at, pid, started = due[run.run_id]
+            if time.time() >= kill_at:
+                # Still its process (not a reused id) and the run still going: kill it.
+                assert process_alive_since(pid, started), f"run {run.run_id} ended before its kill"
                 os.kill(pid, signal.SIGKILL)
-                killed[run_id] = job
-        time.sleep(0.1)
+                killed[run.run_id] = run.job_name
+        missed = [r for r in due if r not in killed and _ended(instance, r)]
+        assert not missed, f"runs ended before their kill moment (too fast to kill): {missed}"
+        time.sleep(0.05)
     return killed
 
 
-def _run_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
-    records = instance.get_records_for_run(
-        run_id, of_type=dg.DagsterEventType.RUN_START, limit=1
-    ).records
-    event = records[0].event_log_entry.dagster_event if records else None
-    return event.pid if event else None
+def _first_attempt(run: dg.DagsterRun) -> bool:
+    return (
+        run.job_name in ("ingest_csv", "land_events")
+        and "dagster/parent_run_id" not in run.tags  # not a re-execution
+        and ":retry@" not in run.tags.get("dagster/run_key", "")  # not a landing retry
+    )
+
+
+def _first_event(
+    instance: dg.DagsterInstance, run_id: str, event_type: dg.DagsterEventType
+) -> dg.EventLogEntry | None:
+    records = instance.get_records_for_run(run_id, of_type=event_type, limit=1).records
+    return records[0].event_log_entry if records else None
+
+
+def _ended(instance: dg.DagsterInstance, run_id: str) -> bool:
+    run = instance.get_run_by_id(run_id)
+    return run is not None and run.status.value not in ACTIVE
 
 
 def _active_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
