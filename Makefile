@@ -24,11 +24,14 @@ demo: $(STAMP)
 
 # The whole suite, the slow kill -9 trials included: the fast tier first (a failure there shows
 # in seconds), then the integration tests on two workers (pytest-xdist), a test file each at a
-# time: most of them wait on servers, daemons and databases rather than on the CPU.
+# time: most of them wait on servers, daemons and databases rather than on the CPU. Files go out
+# in collection order, where conftest puts the slow kill trials first (xdist would otherwise
+# send the files with most tests first, and the one-test trials last, alone).
 test: $(STAMP) lint
 	$(MANIFEST)
 	$(BIN)/pytest -q -p no:cacheprovider -m "not integration"
-	$(BIN)/pytest -q -p no:cacheprovider -m integration --durations=20 -n 2 --dist loadfile
+	$(BIN)/pytest -q -p no:cacheprovider -m integration --durations=20 -n 2 --dist loadfile \
+		--no-loadscope-reorder
 
 DBT_MANIFEST := dbt_metrics/target/manifest.json
 DBT_FILES := $(shell find dbt_metrics \( -path dbt_metrics/target -o -path dbt_metrics/logs \) \
