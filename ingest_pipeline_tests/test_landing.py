@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from ingest_pipeline.lib.landing import issue_upload_url
+from ingest_pipeline.lib.landing_cursor import LandingCursor, take_new
 from ingest_pipeline.settings import get_settings
 
 
@@ -309,25 +310,37 @@ def test_empty_objects_bad_keys_and_unknown_tenants_are_reported_not_run(duck_la
 
 
 def test_objects_in_the_same_second_as_the_cursor_are_processed_once(duck_landing):
-    # A first tick on the empty prefix warms what the timed one below would pay once (the S3
-    # client, the warehouse's tables): that tick must end within the second of its put.
-    assert not duck_landing.evaluate("logs").run_requests
-    time.sleep(1 - time.time() % 1 + 0.02)  # start of a second: the next puts share it
-    duck_landing.put("logs/acme/a.log", PLAIN_LOG)
-    [first] = duck_landing.evaluate("logs").run_requests  # the cursor is now in a's second
-    duck_landing.put("logs/acme/b.log", PLAIN_LOG)
-    assert duck_landing.last_modified("logs/acme/b.log") == duck_landing.last_modified(
-        "logs/acme/a.log"
-    )
+    # Two objects in one S3 second (LastModified has one-second resolution), and the cursor a
+    # tick that listed only the first would leave (take_new on that listing): no race with the
+    # clock, which a busy machine loses.
+    a, b = _two_puts_in_one_second(duck_landing, "logs/acme/a.log", "logs/acme/b.log")
+    _, after_a = take_new([a], LandingCursor(), limit=10)
+    assert after_a.last_modified == b["LastModified"]  # the cursor stands in b's second
+    duck_landing.cursors["logs"] = after_a.to_json()
+
     [second] = duck_landing.evaluate("logs").run_requests
+
     assert [o["key"] for o in _objects(second)] == ["logs/acme/b.log"]
-    assert not duck_landing.evaluate("logs").run_requests
-    duck_landing.run("logs", [first, second])
+    assert not duck_landing.evaluate("logs").run_requests  # a and b both seen now
+    duck_landing.run("logs", [second])
     assert {k: u["status"] for k, u in duck_landing.uploads().items()} == {
-        "logs/acme/a.log": "Completed",
-        "logs/acme/b.log": "Completed",
+        "logs/acme/b.log": "Completed"
     }
-    assert duck_landing.env.rows("SELECT count(*) FROM normalized.log_records") == [(6,)]
+    assert duck_landing.env.rows("SELECT count(*) FROM normalized.log_records") == [(3,)]
+
+
+def _two_puts_in_one_second(landing: Landing, first: str, second: str) -> tuple[dict, dict]:
+    """Put both objects within one LastModified second (tried again at the next second if the
+    two puts straddled one); their listing entries."""
+    for _ in range(5):
+        time.sleep(1 - time.time() % 1 + 0.02)  # start of a second
+        landing.put(first, PLAIN_LOG)
+        landing.put(second, PLAIN_LOG)
+        if landing.last_modified(first) == landing.last_modified(second):
+            listing = landing.s3.list_objects_v2(Bucket="landing", Prefix="logs/")["Contents"]
+            by_key = {o["Key"]: o for o in listing}
+            return by_key[first], by_key[second]
+    raise AssertionError("five tries, never two puts within one second")
 
 
 def _objects(request: dg.RunRequest) -> list[dict[str, Any]]:
