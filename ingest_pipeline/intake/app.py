@@ -51,6 +51,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ingest_pipeline.domain.landing import (
+    DEFAULT_EXPIRES_SECONDS,
+    MAX_WEBHOOK_BYTES,
+    LandingError,
+    issue_upload_url,
+    s3_client,
+)
+from ingest_pipeline.domain.tenants import TenantIntake, TenantsFileError
 from ingest_pipeline.intake.audit import AuditWriter, audit_row, describe_error
 from ingest_pipeline.intake.config import (
     IntakeStartupError,
@@ -68,14 +76,6 @@ from ingest_pipeline.intake.store import (
     STORE_CONFIG,
     WebhookStore,
 )
-from ingest_pipeline.lib.landing import (
-    DEFAULT_EXPIRES_SECONDS,
-    MAX_WEBHOOK_BYTES,
-    LandingError,
-    issue_upload_url,
-    s3_client,
-)
-from ingest_pipeline.lib.tenants import TenantIntake, TenantsFileError
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.settings import Settings, get_settings
 

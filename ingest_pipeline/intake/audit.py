@@ -39,8 +39,8 @@ from typing import Any
 
 import anyio
 
+from ingest_pipeline.domain.entities import INTAKE_AUDIT, init_warehouse
 from ingest_pipeline.intake.metrics import IntakeMetrics
-from ingest_pipeline.lib.normalized_tables import INTAKE_AUDIT, init_warehouse
 from ingest_pipeline.lib.warehouse import Warehouse
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import os
 import threading
 from pathlib import Path
 
-from ingest_pipeline.lib.tenants import TenantIntake, TenantsFileError, load_intake_configs
+from ingest_pipeline.domain.tenants import TenantIntake, TenantsFileError, load_intake_configs
 from ingest_pipeline.settings import Settings
 
 log = logging.getLogger(__name__)

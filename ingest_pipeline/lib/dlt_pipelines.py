@@ -10,7 +10,7 @@ import dlt
 import pyarrow as pa
 from dlt.common.runtime.collector import LogCollector
 
-from ingest_pipeline.lib.tenants import SourceInstance
+from ingest_pipeline.domain.tenants import SourceInstance
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.settings import Settings
 

@@ -18,6 +18,7 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.extract.source import DltSource
 
+from ingest_pipeline.domain.tenants import find_instance
 from ingest_pipeline.lib.dlt_pipelines import instance_pipeline, spec_pipeline
 from ingest_pipeline.lib.resources import (
     LOAD_MAX_RUNTIME_SECONDS,
@@ -25,7 +26,6 @@ from ingest_pipeline.lib.resources import (
     warehouse_pool,
 )
 from ingest_pipeline.lib.source_types import SOURCE_TYPES
-from ingest_pipeline.lib.tenants import find_instance
 from ingest_pipeline.lib.warehouse import Warehouse, retry_while_locked
 from ingest_pipeline.settings import get_settings
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from ingest_pipeline.lib.dagster_home import REPO_ROOT
+from ingest_pipeline.cli.dagster_home import REPO_ROOT
 from ingest_pipeline.sandbox import discourse, intercom, playstore, stripe, twitter
 from ingest_pipeline.sandbox.catalog_api import CatalogApi, sample_products
 from ingest_pipeline.sandbox.feeds import FeedServer

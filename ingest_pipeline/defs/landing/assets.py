@@ -25,19 +25,19 @@ from botocore.exceptions import (
 
 from ingest_pipeline.defs.landing.loaders import LOADERS, LandedFileError, LoadCounts
 from ingest_pipeline.defs.landing.resources import LandingBucketResource
-from ingest_pipeline.lib.normalized_tables import UPLOADS, init_warehouse
-from ingest_pipeline.lib.resources import (
-    LOAD_MAX_RUNTIME_SECONDS,
-    WarehouseResource,
-    max_runtime_tags,
-    warehouse_pool,
-)
-from ingest_pipeline.lib.uploads import (
+from ingest_pipeline.domain.entities import UPLOADS, init_warehouse
+from ingest_pipeline.domain.uploads import (
     LandedObject,
     UploadResult,
     mark_processing,
     record_results,
     retry_or_fail,
+)
+from ingest_pipeline.lib.resources import (
+    LOAD_MAX_RUNTIME_SECONDS,
+    WarehouseResource,
+    max_runtime_tags,
+    warehouse_pool,
 )
 from ingest_pipeline.lib.warehouse import Warehouse
 

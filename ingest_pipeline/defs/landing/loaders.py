@@ -35,9 +35,17 @@ from ingest_pipeline.defs.normalized.mappers import dig, map_intercom_row
 from ingest_pipeline.defs.normalized.models import APP_EVENT, ITEM, blank_to_none
 from ingest_pipeline.defs.normalized.models import FEEDBACK as FEEDBACK_SHAPE
 from ingest_pipeline.defs.normalized.normalize import printable, rejection_reason, unstorable_text
-from ingest_pipeline.lib.landing import MAX_WEBHOOK_BYTES
-from ingest_pipeline.lib.landing_cursor import batched
-from ingest_pipeline.lib.log_formats import (
+from ingest_pipeline.domain.entities import (
+    EVENTS,
+    FEEDBACK,
+    ITEMS,
+    LOG_RECORDS,
+    REJECTED_RECORDS,
+    Table,
+)
+from ingest_pipeline.domain.landing import MAX_WEBHOOK_BYTES
+from ingest_pipeline.domain.landing_cursor import batched
+from ingest_pipeline.domain.log_formats import (
     MAX_JSON_DEPTH,
     MAX_LINE_BYTES,
     TOO_DEEP,
@@ -48,17 +56,9 @@ from ingest_pipeline.lib.log_formats import (
     parse_lines,
     sniff,
 )
-from ingest_pipeline.lib.normalized_tables import (
-    EVENTS,
-    FEEDBACK,
-    ITEMS,
-    LOG_RECORDS,
-    REJECTED_RECORDS,
-    Table,
-)
-from ingest_pipeline.lib.payments import payment_from_event, upsert_payments
-from ingest_pipeline.lib.tenants import TenantsFileError, load_source_instances
-from ingest_pipeline.lib.uploads import IN_LIST_SIZE, LandedObject
+from ingest_pipeline.domain.payments import payment_from_event, upsert_payments
+from ingest_pipeline.domain.tenants import TenantsFileError, load_source_instances
+from ingest_pipeline.domain.uploads import IN_LIST_SIZE, LandedObject
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.settings import get_settings
 

@@ -4,7 +4,7 @@ from typing import Any
 
 import dagster as dg
 
-from ingest_pipeline.lib.landing import s3_client
+from ingest_pipeline.domain.landing import s3_client
 from ingest_pipeline.settings import get_settings
 
 

@@ -8,7 +8,7 @@ its object versions, so a tick evaluated twice launches nothing twice. Empty obj
 outside the layout and unknown tenants are recorded Failed with the reason and logged on the tick.
 
 Uploads to take again (Queued after a transient fault, left Processing by a run that died or
-failed: see lib/uploads.py) are looked for every `INGEST_LANDING_RETRY_CHECK_SECONDS` and on
+failed: see domain/uploads.py) are looked for every `INGEST_LANDING_RETRY_CHECK_SECONDS` and on
 every tick with new objects, and launched in runs of their own.
 
 A tick whose dependency is down (the object store unreachable or without the bucket, the
@@ -27,11 +27,10 @@ from dagster_aws.s3.sensor import get_objects
 
 from ingest_pipeline.defs.landing.assets import ASSET_KEYS, job_name
 from ingest_pipeline.defs.landing.resources import LandingBucketResource
-from ingest_pipeline.lib.landing_cursor import LandingCursor, batched, take_new
-from ingest_pipeline.lib.normalized_tables import init_warehouse
-from ingest_pipeline.lib.resources import WarehouseResource
-from ingest_pipeline.lib.tenants import TenantsFileError, tenant_names
-from ingest_pipeline.lib.uploads import (
+from ingest_pipeline.domain.entities import init_warehouse
+from ingest_pipeline.domain.landing_cursor import LandingCursor, batched, take_new
+from ingest_pipeline.domain.tenants import TenantsFileError, tenant_names
+from ingest_pipeline.domain.uploads import (
     LandedObject,
     QueueOutcome,
     RetryOutcome,
@@ -40,6 +39,7 @@ from ingest_pipeline.lib.uploads import (
     record_launches,
     uploads_to_retry,
 )
+from ingest_pipeline.lib.resources import WarehouseResource
 from ingest_pipeline.lib.warehouse import WarehouseBusyError
 from ingest_pipeline.settings import get_settings
 

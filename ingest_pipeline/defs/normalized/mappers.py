@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest_pipeline.defs.sources.rest_api.source import RESOURCE_COLUMN
-from ingest_pipeline.lib.tenants import SourceInstance
+from ingest_pipeline.domain.tenants import SourceInstance
+from ingest_pipeline.sources.rest_api.source import RESOURCE_COLUMN
 
 Mapper = Callable[[Mapping[str, Any], SourceInstance], dict[str, Any]]
 _TAG = re.compile(r"<[^>]+>")

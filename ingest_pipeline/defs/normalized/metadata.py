@@ -7,8 +7,8 @@ from typing import Any
 
 import dagster as dg
 
+from ingest_pipeline.domain.entities import REJECTED_RECORDS, Table
 from ingest_pipeline.lib.dlt_pipelines import raw_dataset
-from ingest_pipeline.lib.normalized_tables import REJECTED_RECORDS, Table
 from ingest_pipeline.lib.warehouse import Warehouse
 
 PREVIEW_ROWS = 10

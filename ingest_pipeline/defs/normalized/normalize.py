@@ -47,17 +47,17 @@ from pydantic import TypeAdapter, ValidationError
 
 from ingest_pipeline.defs.normalized.mappers import Mapper, fold_variants, variant_columns
 from ingest_pipeline.defs.normalized.models import FEEDBACK, ITEM, blank_to_none
-from ingest_pipeline.defs.sources.csv.source import RAW_LINE_COLUMN, REJECT_REASON_COLUMN
-from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, raw_dataset
-from ingest_pipeline.lib.normalized_tables import FEEDBACK as FEEDBACK_TABLE
-from ingest_pipeline.lib.normalized_tables import (
+from ingest_pipeline.domain.entities import FEEDBACK as FEEDBACK_TABLE
+from ingest_pipeline.domain.entities import (
     ITEMS,
     NORMALIZED_LOADS,
     REJECTED_RECORDS,
     Table,
 )
-from ingest_pipeline.lib.tenants import SourceInstance
+from ingest_pipeline.domain.tenants import SourceInstance
+from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, raw_dataset
 from ingest_pipeline.lib.warehouse import Warehouse, WarehouseBusyError
+from ingest_pipeline.sources.csv.source import RAW_LINE_COLUMN, REJECT_REASON_COLUMN
 
 BATCH_ROWS = 50_000
 REJECT_CONTENT_COLUMNS = ("reason", "payload")

@@ -12,8 +12,8 @@ from typing import Any
 import dagster as dg
 from croniter import croniter
 
+from ingest_pipeline.domain.tenants import SourceInstance, TenantsFileError, instances_of_type
 from ingest_pipeline.lib.source_types import SOURCE_TYPES, SourceType
-from ingest_pipeline.lib.tenants import SourceInstance, TenantsFileError, instances_of_type
 from ingest_pipeline.settings import get_settings
 
 EVERY_MINUTE = "* * * * *"

@@ -6,8 +6,8 @@ scheduled) without restarting anything; a removed instance's partition goes away
 
 import dagster as dg
 
+from ingest_pipeline.domain.tenants import TenantsFileError, load_source_instances
 from ingest_pipeline.lib.source_types import SOURCE_TYPES
-from ingest_pipeline.lib.tenants import TenantsFileError, load_source_instances
 from ingest_pipeline.settings import get_settings
 
 

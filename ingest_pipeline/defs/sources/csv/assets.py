@@ -1,5 +1,5 @@
-from ingest_pipeline.defs.sources.csv.source import csv_source
 from ingest_pipeline.lib.raw_assets import build_raw_assets, ingest_job
+from ingest_pipeline.sources.csv.source import csv_source
 
 raw_csv_assets = build_raw_assets(
     "csv",

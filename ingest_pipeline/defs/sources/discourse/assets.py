@@ -1,5 +1,5 @@
-from ingest_pipeline.defs.sources.discourse.source import discourse_source
 from ingest_pipeline.lib.raw_assets import build_raw_assets, ingest_job
+from ingest_pipeline.sources.discourse.source import discourse_source
 
 raw_discourse_assets = build_raw_assets(
     "discourse",

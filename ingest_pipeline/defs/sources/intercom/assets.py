@@ -1,5 +1,5 @@
-from ingest_pipeline.defs.sources.intercom.source import intercom_source
 from ingest_pipeline.lib.raw_assets import build_raw_assets, ingest_job
+from ingest_pipeline.sources.intercom.source import intercom_source
 
 raw_intercom_assets = build_raw_assets(
     "intercom",

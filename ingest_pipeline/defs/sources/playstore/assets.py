@@ -1,5 +1,5 @@
-from ingest_pipeline.defs.sources.playstore.source import playstore_source
 from ingest_pipeline.lib.raw_assets import build_raw_assets, ingest_job
+from ingest_pipeline.sources.playstore.source import playstore_source
 
 raw_playstore_assets = build_raw_assets(
     "playstore",

@@ -1,5 +1,5 @@
-from ingest_pipeline.defs.sources.rest_api.source import rest_api_instance_source
 from ingest_pipeline.lib.raw_assets import build_raw_assets, ingest_job
+from ingest_pipeline.sources.rest_api.source import rest_api_instance_source
 
 raw_rest_api_assets = build_raw_assets(
     "rest_api",

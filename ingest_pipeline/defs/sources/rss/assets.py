@@ -1,5 +1,5 @@
-from ingest_pipeline.defs.sources.rss.source import rss_source
 from ingest_pipeline.lib.raw_assets import build_raw_assets, ingest_job
+from ingest_pipeline.sources.rss.source import rss_source
 
 raw_rss_assets = build_raw_assets(
     "rss",

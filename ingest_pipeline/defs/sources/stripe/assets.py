@@ -1,5 +1,5 @@
-from ingest_pipeline.defs.sources.stripe.source import stripe_source
 from ingest_pipeline.lib.raw_assets import build_raw_assets, ingest_job
+from ingest_pipeline.sources.stripe.source import stripe_source
 
 raw_stripe_assets = build_raw_assets(
     "stripe",

@@ -1,5 +1,5 @@
-from ingest_pipeline.defs.sources.twitter.source import twitter_source
 from ingest_pipeline.lib.raw_assets import build_raw_assets, ingest_job
+from ingest_pipeline.sources.twitter.source import twitter_source
 
 raw_twitter_assets = build_raw_assets(
     "twitter",

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from ingest_pipeline.lib.landing import LandingKey, parse_object_key
-from ingest_pipeline.lib.landing_cursor import S3Object, batched, etag, run_key
-from ingest_pipeline.lib.normalized_tables import UPLOADS
+from ingest_pipeline.domain.entities import UPLOADS
+from ingest_pipeline.domain.landing import LandingKey, parse_object_key
+from ingest_pipeline.domain.landing_cursor import S3Object, batched, etag, run_key
 from ingest_pipeline.lib.warehouse import Warehouse
 
 KEY_LAYOUTS = {

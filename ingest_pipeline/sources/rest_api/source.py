@@ -18,9 +18,9 @@ import dlt
 from dlt.sources.rest_api import rest_api_source
 from dlt.sources.rest_api.config_setup import create_paginator
 
-from ingest_pipeline.defs.sources.rest_api.guards import DEFAULT_MAX_PAGES, GuardedPaginator
+from ingest_pipeline.domain.tenants import SourceInstance, resolve_secret
 from ingest_pipeline.lib.dlt_pipelines import instance_columns, instance_key
-from ingest_pipeline.lib.tenants import SourceInstance, resolve_secret
+from ingest_pipeline.sources.rest_api.guards import DEFAULT_MAX_PAGES, GuardedPaginator
 
 RESOURCE_COLUMN = "_resource"
 # Our keys inside a resource's configuration, not dlt's.

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-from ingest_pipeline.lib.dagster_home import REPO_ROOT, ensure_dagster_home
+from ingest_pipeline.cli.dagster_home import REPO_ROOT, ensure_dagster_home
 from ingest_pipeline.lib.ports import free_port
 from ingest_pipeline.sandbox.demo_world import port_or_free, start_demo_world
 from ingest_pipeline.settings import Settings, get_settings
@@ -116,8 +116,8 @@ def _prepare_store_and_warehouse(settings: Settings) -> None:
     import dagster as dg
 
     from ingest_pipeline.defs.tenants.sensors import sync_partitions
-    from ingest_pipeline.lib.landing import s3_client
-    from ingest_pipeline.lib.normalized_tables import init_warehouse
+    from ingest_pipeline.domain.entities import init_warehouse
+    from ingest_pipeline.domain.landing import s3_client
     from ingest_pipeline.lib.warehouse import Warehouse
 
     client = s3_client(settings)

@@ -13,9 +13,9 @@ import dlt
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
 
+from ingest_pipeline.domain.tenants import SourceInstance, resolve_secret
 from ingest_pipeline.lib.dlt_pipelines import for_instance, instance_key
 from ingest_pipeline.lib.platform_client import platform_client
-from ingest_pipeline.lib.tenants import SourceInstance, resolve_secret
 
 DEFAULT_BASE_URL = "https://api.x.com"
 PAGE_SIZE = 100

@@ -33,7 +33,7 @@ def run_demo() -> int:
         os.environ["INGEST_TENANTS_FILE"] = str(world.tenants_file)
         print(f"demo tenants file: {world.tenants_file} (from {EXAMPLE_TENANTS_FILE.name})")
         print(f"warehouse: {settings.resolved_warehouse_url}\n")
-        from ingest_pipeline.cli import cmd_ingest
+        from ingest_pipeline.cli.commands import cmd_ingest
 
         status = cmd_ingest()
         first_day, today = _demo_days()
@@ -59,10 +59,10 @@ def land_demo_files(settings: Any, running: contextlib.ExitStack, first_day: dat
     import dagster as dg
     import requests
 
+    from ingest_pipeline.cli.landing_runs import process_landing
     from ingest_pipeline.definitions import defs as load_defs
-    from ingest_pipeline.lib.landing import issue_upload_url, s3_client
-    from ingest_pipeline.lib.landing_runs import process_landing
-    from ingest_pipeline.lib.normalized_tables import init_warehouse
+    from ingest_pipeline.domain.entities import init_warehouse
+    from ingest_pipeline.domain.landing import issue_upload_url, s3_client
     from ingest_pipeline.lib.warehouse import Warehouse
     from ingest_pipeline.sandbox.s3 import EMULATOR_CREDENTIALS, S3Emulator
 
@@ -167,8 +167,8 @@ def build_demo_metrics(settings: Any, first: datetime, today: datetime) -> None:
     top of today's leaderboards."""
     import dagster as dg
 
+    from ingest_pipeline.cli.metrics_runs import build_metrics
     from ingest_pipeline.definitions import defs as load_defs
-    from ingest_pipeline.lib.metrics_runs import build_metrics
     from ingest_pipeline.lib.warehouse import Warehouse
 
     warehouse = Warehouse(settings.resolved_warehouse_url)

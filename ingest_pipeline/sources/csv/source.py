@@ -58,8 +58,8 @@ from dlt.common.configuration.specs import AwsCredentials
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.sources.filesystem import FileItemDict, filesystem
 
+from ingest_pipeline.domain.tenants import SourceInstance
 from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, instance_columns
-from ingest_pipeline.lib.tenants import SourceInstance
 from ingest_pipeline.settings import get_settings
 
 BATCH_ROWS = 100_000  # rows in a batch read line by line

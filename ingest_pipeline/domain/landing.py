@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 from botocore.config import Config as BotoConfig
 
-from ingest_pipeline.lib.normalized_tables import UPLOADS
+from ingest_pipeline.domain.entities import UPLOADS
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.settings import Settings
 

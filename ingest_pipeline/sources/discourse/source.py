@@ -14,9 +14,9 @@ import dlt
 from dlt.sources.helpers.rest_client.paginators import BaseReferencePaginator
 from requests import Request, Response
 
+from ingest_pipeline.domain.tenants import SourceInstance, resolve_secret
 from ingest_pipeline.lib.dlt_pipelines import for_instance, instance_key
 from ingest_pipeline.lib.platform_client import platform_client
-from ingest_pipeline.lib.tenants import SourceInstance, resolve_secret
 
 EDIT_LOOKBACK_POSTS = 100
 

@@ -17,9 +17,9 @@ from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.paginators import BaseReferencePaginator
 from requests import Request, Response
 
+from ingest_pipeline.domain.tenants import SourceInstance, resolve_secret
 from ingest_pipeline.lib.dlt_pipelines import for_instance, instance_key
 from ingest_pipeline.lib.platform_client import platform_client
-from ingest_pipeline.lib.tenants import SourceInstance, resolve_secret
 
 DEFAULT_BASE_URL = "https://api.stripe.com"
 PAGE_SIZE = 100  # Stripe's maximum `limit`

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from ingest_pipeline.lib.landing import SENSOR_KINDS
-from ingest_pipeline.lib.metrics_runs import QUIET_CONSOLE
+from ingest_pipeline.cli.metrics_runs import QUIET_CONSOLE
+from ingest_pipeline.domain.landing import SENSOR_KINDS
 
 
 @dataclass

@@ -22,8 +22,8 @@ import dlt
 import feedparser
 from dlt.sources.helpers import requests
 
+from ingest_pipeline.domain.tenants import SourceInstance
 from ingest_pipeline.lib.dlt_pipelines import for_instance, instance_key
-from ingest_pipeline.lib.tenants import SourceInstance
 
 
 class FeedError(RuntimeError):

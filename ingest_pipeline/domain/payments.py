@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest_pipeline.lib.normalized_tables import PAYMENTS
+from ingest_pipeline.domain.entities import PAYMENTS
 from ingest_pipeline.lib.warehouse import Warehouse
 
 PAYMENT_EVENT_TYPES = frozenset({"payment_intent.succeeded", "charge.succeeded", "charge.refunded"})

@@ -1,74 +1,14 @@
-"""`ingest-pipeline`: what Dagster has no single command for (see README)."""
+"""The CLI's commands, one function each; `main` in `ingest_pipeline.cli` parses the arguments."""
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Sequence
 
 from ingest_pipeline.settings import get_settings
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ingest-pipeline", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    ingest = commands.add_parser("ingest", help="materialize source instances through Dagster")
-    ingest.add_argument("--tenant", help="only this tenant's instances")
-    ingest.add_argument("--source", help="only instances with this name")
-    commands.add_parser("init", help="create the warehouse schemas and normalized tables")
-    upload = commands.add_parser("upload-url", help="print a presigned PUT URL for a new upload")
-    upload.add_argument("--tenant", required=True)
-    upload.add_argument("--kind", required=True, help="logs, events or crawl")
-    upload.add_argument("--filename", help="the file's name (kept, made safe, in the key)")
-    upload.add_argument("--expires", type=int, default=3600, help="seconds the URL is valid")
-    commands.add_parser(
-        "demo", help="run the whole pipeline on sandbox sources and print a summary"
-    )
-    dev = commands.add_parser(
-        "dev", help="run the whole local platform (what `make dev` runs) until Ctrl-C"
-    )
-    dev.add_argument("--host", default="127.0.0.1", help="address of the Dagster UI")
-    dev.add_argument("--port", type=int, default=3000, help="port of the Dagster UI")
-    dev.add_argument("--free-ports", action="store_true", help="every part on a free port (tests)")
-    dev.add_argument("--schedule", help="cron for every demo instance (default: the example's)")
-    serve = commands.add_parser(
-        "serve-intake", help="serve the HTTP intake: signed webhooks and upload URLs"
-    )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8090)
-    serve.add_argument(
-        "--debug", action="store_true", help="tracebacks in answers (refused in production)"
-    )
-    args = parser.parse_args(argv)
-    from ingest_pipeline.lib.warehouse import WarehouseBusyError
-
-    try:
-        return _run(args)
-    except WarehouseBusyError as exc:  # a one-line answer, not a traceback
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-
-
-def _run(args: argparse.Namespace) -> int:
-    if args.command == "init":
-        return cmd_init()
-    if args.command == "ingest":
-        return cmd_ingest(args.tenant, args.source)
-    if args.command == "upload-url":
-        return cmd_upload_url(args.tenant, args.kind, args.filename, args.expires)
-    if args.command == "serve-intake":
-        return cmd_serve_intake(args.host, args.port, args.debug)
-    if args.command == "dev":
-        from ingest_pipeline.dev import run_dev
-
-        return run_dev(args.host, args.port, not args.free_ports, args.schedule)
-    from ingest_pipeline.demo import run_demo
-
-    return run_demo()
-
-
 def cmd_init() -> int:
-    from ingest_pipeline.lib.normalized_tables import init_warehouse
+    from ingest_pipeline.domain.entities import init_warehouse
     from ingest_pipeline.lib.warehouse import Warehouse
 
     settings = get_settings()
@@ -80,9 +20,9 @@ def cmd_init() -> int:
 
 def cmd_upload_url(tenant: str, kind: str, filename: str | None, expires: int) -> int:
     """Record the upload as Created and print its URL (stdout: the URL alone, for scripts)."""
-    from ingest_pipeline.lib.landing import LandingError, issue_upload_url
-    from ingest_pipeline.lib.normalized_tables import init_warehouse
-    from ingest_pipeline.lib.tenants import TenantsFileError, tenant_names
+    from ingest_pipeline.domain.entities import init_warehouse
+    from ingest_pipeline.domain.landing import LandingError, issue_upload_url
+    from ingest_pipeline.domain.tenants import TenantsFileError, tenant_names
     from ingest_pipeline.lib.warehouse import Warehouse
 
     settings = get_settings()
@@ -130,13 +70,13 @@ def cmd_serve_intake(host: str, port: int, debug: bool = False) -> int:
 def cmd_ingest(tenant: str | None = None, source: str | None = None) -> int:
     import dagster as dg
 
+    from ingest_pipeline.cli.dagster_home import ensure_dagster_home
+    from ingest_pipeline.cli.ingest_runs import ingest_instance
     from ingest_pipeline.definitions import defs as load_defs
     from ingest_pipeline.defs.tenants.sensors import sync_partitions
-    from ingest_pipeline.lib.dagster_home import ensure_dagster_home
-    from ingest_pipeline.lib.ingest_runs import ingest_instance
-    from ingest_pipeline.lib.normalized_tables import init_warehouse
+    from ingest_pipeline.domain.entities import init_warehouse
+    from ingest_pipeline.domain.tenants import TenantsFileError, load_source_instances
     from ingest_pipeline.lib.source_types import SOURCE_TYPES
-    from ingest_pipeline.lib.tenants import TenantsFileError, load_source_instances
     from ingest_pipeline.lib.warehouse import Warehouse
 
     settings = get_settings()
@@ -173,7 +113,3 @@ def cmd_ingest(tenant: str | None = None, source: str | None = None) -> int:
     held = f", {quarantined} with quarantined loads (a replay retries them)" if quarantined else ""
     print(f"{len(selected) - failed} ok, {failed} failed{held}")
     return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

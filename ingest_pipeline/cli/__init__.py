@@ -1,0 +1,67 @@
+"""`ingest-pipeline`: what Dagster has no single command for (see README)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ingest-pipeline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    ingest = commands.add_parser("ingest", help="materialize source instances through Dagster")
+    ingest.add_argument("--tenant", help="only this tenant's instances")
+    ingest.add_argument("--source", help="only instances with this name")
+    commands.add_parser("init", help="create the warehouse schemas and normalized tables")
+    upload = commands.add_parser("upload-url", help="print a presigned PUT URL for a new upload")
+    upload.add_argument("--tenant", required=True)
+    upload.add_argument("--kind", required=True, help="logs, events or crawl")
+    upload.add_argument("--filename", help="the file's name (kept, made safe, in the key)")
+    upload.add_argument("--expires", type=int, default=3600, help="seconds the URL is valid")
+    commands.add_parser(
+        "demo", help="run the whole pipeline on sandbox sources and print a summary"
+    )
+    dev = commands.add_parser(
+        "dev", help="run the whole local platform (what `make dev` runs) until Ctrl-C"
+    )
+    dev.add_argument("--host", default="127.0.0.1", help="address of the Dagster UI")
+    dev.add_argument("--port", type=int, default=3000, help="port of the Dagster UI")
+    dev.add_argument("--free-ports", action="store_true", help="every part on a free port (tests)")
+    dev.add_argument("--schedule", help="cron for every demo instance (default: the example's)")
+    serve = commands.add_parser(
+        "serve-intake", help="serve the HTTP intake: signed webhooks and upload URLs"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8090)
+    serve.add_argument(
+        "--debug", action="store_true", help="tracebacks in answers (refused in production)"
+    )
+    args = parser.parse_args(argv)
+    from ingest_pipeline.lib.warehouse import WarehouseBusyError
+
+    try:
+        return _run(args)
+    except WarehouseBusyError as exc:  # a one-line answer, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ingest_pipeline.cli.commands import cmd_ingest, cmd_init, cmd_serve_intake, cmd_upload_url
+
+    if args.command == "init":
+        return cmd_init()
+    if args.command == "ingest":
+        return cmd_ingest(args.tenant, args.source)
+    if args.command == "upload-url":
+        return cmd_upload_url(args.tenant, args.kind, args.filename, args.expires)
+    if args.command == "serve-intake":
+        return cmd_serve_intake(args.host, args.port, args.debug)
+    if args.command == "dev":
+        from ingest_pipeline.cli.dev import run_dev
+
+        return run_dev(args.host, args.port, not args.free_ports, args.schedule)
+    from ingest_pipeline.cli.demo import run_demo
+
+    return run_demo()
