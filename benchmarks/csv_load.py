@@ -57,11 +57,11 @@ def run_worker(warehouse_url: str, folder: Path, work: Path) -> dict:
 def worker() -> None:
     import dagster as dg
 
+    from ingest_pipeline.cli.ingest_runs import AFTER_RUN_TAG, ingest_instance
     from ingest_pipeline.definitions import defs as load_defs
     from ingest_pipeline.defs.tenants.sensors import sync_partitions
-    from ingest_pipeline.lib.ingest_runs import AFTER_RUN_TAG, ingest_instance
-    from ingest_pipeline.lib.normalized_tables import init_warehouse
-    from ingest_pipeline.lib.tenants import load_source_instances
+    from ingest_pipeline.domain.entities import init_warehouse
+    from ingest_pipeline.domain.tenants import load_source_instances
     from ingest_pipeline.lib.warehouse import Warehouse
     from ingest_pipeline.settings import get_settings
 

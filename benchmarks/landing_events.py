@@ -26,8 +26,8 @@ from pathlib import Path
 import boto3
 from _common import peak_rss_mb, psql_copy_seconds
 
-from ingest_pipeline.lib.landing import issue_upload_url
-from ingest_pipeline.lib.normalized_tables import init_warehouse
+from ingest_pipeline.domain.entities import init_warehouse
+from ingest_pipeline.domain.landing import issue_upload_url
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.sandbox.postgres import throwaway_database
 from ingest_pipeline.sandbox.s3 import EMULATOR_CREDENTIALS, S3Emulator

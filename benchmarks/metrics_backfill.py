@@ -51,8 +51,8 @@ def generate_events_sql(events: int, days: int, dialect: str) -> str:
 def worker(days: int) -> None:
     import dagster as dg
 
+    from ingest_pipeline.cli.metrics_runs import build_metrics
     from ingest_pipeline.definitions import defs as load_defs
-    from ingest_pipeline.lib.metrics_runs import build_metrics
 
     last = FIRST_DAY + timedelta(days=days - 1)
     with dg.instance_for_test() as instance:
@@ -73,7 +73,7 @@ def worker(days: int) -> None:
 
 
 def run(name: str, url: str, events: int, days: int, work: Path) -> None:
-    from ingest_pipeline.lib.normalized_tables import init_warehouse
+    from ingest_pipeline.domain.entities import init_warehouse
     from ingest_pipeline.lib.warehouse import Warehouse
 
     warehouse = Warehouse(url)

@@ -11,11 +11,11 @@ import dagster as dg
 import pytest
 import yaml
 
+from ingest_pipeline.cli.ingest_runs import InstanceOutcome, ingest_instance
 from ingest_pipeline.definitions import defs as load_defs
 from ingest_pipeline.defs.tenants.sensors import sync_partitions
-from ingest_pipeline.lib.ingest_runs import InstanceOutcome, ingest_instance
-from ingest_pipeline.lib.normalized_tables import init_warehouse
-from ingest_pipeline.lib.tenants import load_source_instances
+from ingest_pipeline.domain.entities import init_warehouse
+from ingest_pipeline.domain.tenants import load_source_instances
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.sandbox.catalog_api import CatalogApi
 from ingest_pipeline.sandbox.feeds import FeedServer

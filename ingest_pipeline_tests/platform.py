@@ -17,7 +17,7 @@ from typing import Any
 import requests
 import yaml
 
-from ingest_pipeline.dev import stop_group
+from ingest_pipeline.cli.dev import stop_group
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

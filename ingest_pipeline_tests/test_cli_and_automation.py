@@ -7,8 +7,8 @@ from pathlib import Path
 import dagster as dg
 
 from ingest_pipeline.cli import main
+from ingest_pipeline.cli.ingest_runs import AFTER_RUN_TAG
 from ingest_pipeline.defs.tenants.sensors import tenants_file_sensor
-from ingest_pipeline.lib.ingest_runs import AFTER_RUN_TAG
 from ingest_pipeline_tests.conftest import csv_instance
 from ingest_pipeline_tests.test_items_sources import write_csv
 from ingest_pipeline_tests.test_normalize_faults import META_MAPPING

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest_pipeline.defs.sources.csv.source import FILE_COLUMNS, CsvFileError, read_csv_file
+from ingest_pipeline.sources.csv.source import FILE_COLUMNS, CsvFileError, read_csv_file
 from ingest_pipeline_tests.conftest import csv_instance
 
 HEADER = b"sku,name,link,updated\n"

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from ingest_pipeline.lib.landing import LandingKey, parse_object_key, safe_filename
-from ingest_pipeline.lib.landing_cursor import LandingCursor, batched, etag, run_key, take_new
-from ingest_pipeline.lib.uploads import (
+from ingest_pipeline.domain.landing import LandingKey, parse_object_key, safe_filename
+from ingest_pipeline.domain.landing_cursor import LandingCursor, batched, etag, run_key, take_new
+from ingest_pipeline.domain.uploads import (
     FIRST_RETRY_SECONDS,
     MAX_ATTEMPTS,
     LandedObject,

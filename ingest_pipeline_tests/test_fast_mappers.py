@@ -24,7 +24,7 @@ from ingest_pipeline.defs.normalized.mappers import (
     variant_columns,
 )
 from ingest_pipeline.defs.normalized.models import APP_EVENT, FEEDBACK, ITEM, blank_to_none
-from ingest_pipeline.lib.tenants import SourceInstance
+from ingest_pipeline.domain.tenants import SourceInstance
 
 NOV_14 = datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)  # 1_700_000_000
 

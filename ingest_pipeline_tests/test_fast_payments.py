@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ingest_pipeline.lib.payments import merge_payment_rows, payment_from_event
+from ingest_pipeline.domain.payments import merge_payment_rows, payment_from_event
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 

@@ -22,6 +22,7 @@ import requests
 import yaml
 
 from ingest_pipeline.cli import main
+from ingest_pipeline.domain.tenants import TenantsFileError, load_intake_configs
 from ingest_pipeline.intake.app import MAX_BODY_BYTES, create_app
 from ingest_pipeline.intake.background import running_intake
 from ingest_pipeline.intake.config import IntakeStartupError
@@ -32,7 +33,6 @@ from ingest_pipeline.intake.signatures import (
     verify_stripe,
 )
 from ingest_pipeline.intake.store import WebhookStore, webhook_key
-from ingest_pipeline.lib.tenants import TenantsFileError, load_intake_configs
 from ingest_pipeline.sandbox.s3 import EMULATOR_CREDENTIALS, S3Emulator
 from ingest_pipeline.settings import Settings
 

@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from ingest_pipeline.cli import main
+from ingest_pipeline.domain.landing import MAX_KEY_BYTES, safe_filename
 from ingest_pipeline.intake.audit import AuditWriter, audit_row
 from ingest_pipeline.intake.metrics import IntakeMetrics
-from ingest_pipeline.lib.landing import MAX_KEY_BYTES, safe_filename
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline_tests.test_intake import (
     SECRETS,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from ingest_pipeline.lib.ingest_runs import AFTER_RUN_TAG
+from ingest_pipeline.cli.ingest_runs import AFTER_RUN_TAG
 from ingest_pipeline.sandbox.catalog_api import sample_products
 from ingest_pipeline_tests.conftest import API_TOKEN, csv_instance, rest_api_instance
 

@@ -14,8 +14,8 @@ import dagster as dg
 import pytest
 import requests
 
-from ingest_pipeline.lib.landing import issue_upload_url
-from ingest_pipeline.lib.landing_cursor import LandingCursor, take_new
+from ingest_pipeline.domain.landing import issue_upload_url
+from ingest_pipeline.domain.landing_cursor import LandingCursor, take_new
 from ingest_pipeline.settings import get_settings
 
 

@@ -6,7 +6,7 @@ import boto3
 import pytest
 from dagster_aws.s3.sensor import get_objects
 
-from ingest_pipeline.lib.landing_cursor import LandingCursor, batched, run_key, take_new
+from ingest_pipeline.domain.landing_cursor import LandingCursor, batched, run_key, take_new
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import time
 import pytest
 import requests
 
-from ingest_pipeline.lib.landing import issue_upload_url
+from ingest_pipeline.domain.landing import issue_upload_url
 from ingest_pipeline.settings import get_settings
 from ingest_pipeline_tests.platform import running_daemon
 

@@ -13,8 +13,8 @@ import pytest
 from botocore.config import Config
 
 from ingest_pipeline.defs.landing.assets import process_objects
+from ingest_pipeline.domain.uploads import MAX_ATTEMPTS, LandedObject, mark_processing
 from ingest_pipeline.lib.ports import free_port
-from ingest_pipeline.lib.uploads import MAX_ATTEMPTS, LandedObject, mark_processing
 from ingest_pipeline_tests.test_landing import Landing
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ingest_pipeline.lib.log_formats import (
+from ingest_pipeline.domain.log_formats import (
     BadLine,
     LogFileError,
     LogLine,

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from ingest_pipeline.lib.metrics_runs import build_metrics
-from ingest_pipeline.lib.normalized_tables import (
+from ingest_pipeline.cli.metrics_runs import build_metrics
+from ingest_pipeline.domain.entities import (
     EVENTS,
     FEEDBACK,
     LOG_RECORDS,

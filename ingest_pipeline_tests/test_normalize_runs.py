@@ -10,7 +10,7 @@ import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from ingest_pipeline.defs.tenants.sensors import sync_partitions
-from ingest_pipeline.lib.normalized_tables import REJECTED_RECORDS
+from ingest_pipeline.domain.entities import REJECTED_RECORDS
 from ingest_pipeline_tests.conftest import csv_instance
 from ingest_pipeline_tests.test_items_sources import write_csv
 

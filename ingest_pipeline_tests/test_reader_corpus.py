@@ -25,8 +25,7 @@ from ingest_pipeline.defs.landing.loaders import (
     log_rows,
     webhook_document,
 )
-from ingest_pipeline.defs.sources.rss.source import FeedError, parse_feed
-from ingest_pipeline.lib.log_formats import (
+from ingest_pipeline.domain.log_formats import (
     MAX_JSON_DEPTH,
     MAX_LINE_BYTES,
     TOO_DEEP,
@@ -36,7 +35,8 @@ from ingest_pipeline.lib.log_formats import (
     open_text,
     parse_lines,
 )
-from ingest_pipeline.lib.uploads import LandedObject
+from ingest_pipeline.domain.uploads import LandedObject
+from ingest_pipeline.sources.rss.source import FeedError, parse_feed
 
 CORPUS = settings(
     max_examples=150,

@@ -4,7 +4,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from ingest_pipeline.lib.tenants import TenantsFileError, load_source_instances
+from ingest_pipeline.domain.tenants import TenantsFileError, load_source_instances
 from ingest_pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from ingest_pipeline.defs.tenants.sensors import sync_partitions
-from ingest_pipeline.lib.normalized_tables import PAYMENTS, init_warehouse
-from ingest_pipeline.lib.payments import merge_payment_rows, payment_from_event, upsert_payments
+from ingest_pipeline.domain.entities import PAYMENTS, init_warehouse
+from ingest_pipeline.domain.payments import merge_payment_rows, payment_from_event, upsert_payments
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.sandbox.instances import stripe_instance
 from ingest_pipeline.sandbox.stripe import (

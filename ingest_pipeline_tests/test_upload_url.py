@@ -5,7 +5,7 @@ import pytest
 import requests
 
 from ingest_pipeline.cli import main
-from ingest_pipeline.lib.landing import parse_object_key, safe_filename
+from ingest_pipeline.domain.landing import parse_object_key, safe_filename
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingest_pipeline.dev import stop_group, wait_for_webserver
+from ingest_pipeline.cli.dev import stop_group, wait_for_webserver
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
