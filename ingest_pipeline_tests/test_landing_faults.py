@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ingest_pipeline.domain.log_formats import TOO_DEEP
+from ingest_pipeline.lib.json_depth import TOO_DEEP
 from ingest_pipeline_tests.test_landing import Landing
 
 DEPTH = 10_000  # far past Python's recursion limit: json.loads alone would raise RecursionError

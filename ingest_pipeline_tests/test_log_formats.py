@@ -14,9 +14,9 @@ from ingest_pipeline.domain.log_formats import (
     LogFileError,
     LogLine,
     detect_format,
-    open_text,
     parse_lines,
 )
+from ingest_pipeline.lib.text_bodies import open_text
 
 
 def rows(data: bytes, default_service: str | None = None) -> list[LogLine | BadLine]:

@@ -25,17 +25,10 @@ from ingest_pipeline.defs.landing.loaders import (
     log_rows,
     webhook_document,
 )
-from ingest_pipeline.domain.log_formats import (
-    MAX_JSON_DEPTH,
-    MAX_LINE_BYTES,
-    TOO_DEEP,
-    BadLine,
-    LogFileError,
-    LogLine,
-    open_text,
-    parse_lines,
-)
+from ingest_pipeline.domain.log_formats import BadLine, LogFileError, LogLine, parse_lines
 from ingest_pipeline.domain.uploads import LandedObject
+from ingest_pipeline.lib.json_depth import MAX_JSON_DEPTH, TOO_DEEP
+from ingest_pipeline.lib.text_bodies import MAX_LINE_BYTES, open_text
 from ingest_pipeline.sources.rss.source import FeedError, parse_feed
 
 CORPUS = settings(

@@ -45,20 +45,12 @@ from ingest_pipeline.domain.entities import (
 )
 from ingest_pipeline.domain.landing import MAX_WEBHOOK_BYTES
 from ingest_pipeline.domain.landing_cursor import batched
-from ingest_pipeline.domain.log_formats import (
-    MAX_JSON_DEPTH,
-    MAX_LINE_BYTES,
-    TOO_DEEP,
-    BadLine,
-    LogFileError,
-    TextLine,
-    json_too_deep,
-    parse_lines,
-    sniff,
-)
+from ingest_pipeline.domain.log_formats import BadLine, LogFileError, parse_lines
 from ingest_pipeline.domain.payments import payment_from_event, upsert_payments
 from ingest_pipeline.domain.tenants import TenantsFileError, load_source_instances
 from ingest_pipeline.domain.uploads import IN_LIST_SIZE, LandedObject
+from ingest_pipeline.lib.json_depth import MAX_JSON_DEPTH, TOO_DEEP, json_too_deep
+from ingest_pipeline.lib.text_bodies import MAX_LINE_BYTES, TextBodyError, TextLine, sniff
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.settings import get_settings
 
@@ -535,7 +527,7 @@ def _records(body: BinaryIO, allow_csv: bool, max_line_bytes: int) -> Iterator[_
             yield from _csv_rows(source.text(), line_no)
         else:
             raise LandedFileError(f"line {line_no}: expected a JSON array or JSON lines")
-    except LogFileError as exc:
+    except TextBodyError as exc:
         raise LandedFileError(str(exc)) from exc
 
 
