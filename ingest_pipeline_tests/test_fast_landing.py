@@ -1,4 +1,6 @@
-"""Fast tier: landing keys, the landing cursor's maths and the upload retry rules (pure)."""
+"""Fast tier: landing keys, the landing cursor's maths and the upload retry rules (pure), and
+that every declared landing kind has its definitions and is uploadable exactly when declared so.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +10,17 @@ from typing import Any
 
 import pytest
 
-from ingest_pipeline.domain.landing import LandingKey, parse_object_key, safe_filename
+from ingest_pipeline.definitions import defs as load_defs
+from ingest_pipeline.defs.landing.kinds import LANDING_KINDS
+from ingest_pipeline.domain.landing import (
+    KEY_LAYOUTS,
+    UPLOAD_KINDS,
+    LandingError,
+    LandingKey,
+    issue_upload_url,
+    parse_object_key,
+    safe_filename,
+)
 from ingest_pipeline.domain.landing_cursor import LandingCursor, batched, etag, run_key, take_new
 from ingest_pipeline.domain.uploads import (
     FIRST_RETRY_SECONDS,
@@ -17,6 +29,7 @@ from ingest_pipeline.domain.uploads import (
     derived_upload_id,
     retry_or_fail,
 )
+from ingest_pipeline.settings import Settings
 
 SECOND = datetime(2026, 1, 5, 10, 0, 0, tzinfo=UTC)
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -122,3 +135,41 @@ def test_landed_objects_name_their_channel_and_version() -> None:
     first = derived_upload_id("logs/acme/x.log@e1")
     assert len(first) == 32 and first == derived_upload_id("logs/acme/x.log@e1")
     assert first != derived_upload_id("logs/acme/x.log@e2")
+
+
+# --------------------------------------------------------------------------- declared kinds
+
+
+def test_every_declared_kind_has_its_sensor_job_and_asset() -> None:
+    defs = load_defs()
+    assert [kind.name for kind in LANDING_KINDS] == [layout.kind for layout in KEY_LAYOUTS]
+    for kind in LANDING_KINDS:
+        sensor = defs.resolve_sensor_def(kind.sensor_name)
+        assert [target.job_name for target in sensor.targets] == [kind.job_name]
+        job = defs.resolve_job_def(kind.job_name)
+        assert job.asset_layer.selected_asset_keys == {kind.asset_key}
+        asset = defs.resolve_assets_def(kind.asset_key)
+        assert asset.op.name == kind.op_name
+        assert asset.descriptions_by_key[kind.asset_key] == kind.description
+    landing_sensors = {s.name for s in defs.sensors if s.name.startswith("landing_")}
+    assert landing_sensors == {kind.sensor_name for kind in LANDING_KINDS}
+    landing_jobs = {j.name for j in defs.jobs if j.name.startswith("land_")}
+    assert landing_jobs == {kind.job_name for kind in LANDING_KINDS}
+
+
+def _refusal(kind: str) -> str:
+    """Why issue_upload_url refuses `kind`, asked with an expiry it always refuses: a kind it
+    accepts fails on the expiry instead, before any URL is presigned or row written."""
+    with pytest.raises(LandingError) as refused:
+        issue_upload_url(Settings(), "acme", kind, expires_seconds=0)
+    return str(refused.value)
+
+
+def test_upload_urls_are_issued_for_exactly_the_declared_upload_kinds() -> None:
+    # `upload-url` and the intake's POST /uploads both ask issue_upload_url (test_upload_url.py).
+    declared = [layout.kind for layout in KEY_LAYOUTS if layout.uploaded]
+    assert list(UPLOAD_KINDS) == declared and "webhooks" not in declared  # the intake lands those
+    for kind in declared:
+        assert _refusal(kind).startswith("expires must be")
+    for kind in [layout.kind for layout in KEY_LAYOUTS if not layout.uploaded] + ["videos"]:
+        assert _refusal(kind) == f"kind must be one of {', '.join(declared)}, not {kind!r}"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from ingest_pipeline.cli.metrics_runs import QUIET_CONSOLE
-from ingest_pipeline.domain.landing import SENSOR_KINDS
+from ingest_pipeline.defs.landing.kinds import LANDING_KINDS, LandingKind
 
 
 @dataclass
@@ -23,16 +23,18 @@ class LandingTick:
 
 
 def process_landing(
-    defs: dg.Definitions, instance: dg.DagsterInstance, kinds: tuple[str, ...] = SENSOR_KINDS
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    kinds: tuple[LandingKind, ...] = LANDING_KINDS,
 ) -> list[LandingTick]:
     """One tick per kind from an empty cursor: objects whose version already completed are
     skipped by the uploads table, so evaluating again processes only what is new or failed."""
     ticks = []
     for kind in kinds:
-        sensor = defs.resolve_sensor_def(f"landing_{kind}_sensor")
+        sensor = defs.resolve_sensor_def(kind.sensor_name)
         context = dg.build_sensor_context(instance=instance, resources=defs.resources)
         result = sensor(context)
-        job = defs.resolve_job_def(f"land_{kind}")
+        job = defs.resolve_job_def(kind.job_name)
         failed = 0
         for request in result.run_requests or []:
             run = job.execute_in_process(
@@ -43,5 +45,5 @@ def process_landing(
             )
             failed += not run.success
         skip = result.skip_reason.skip_message if result.skip_reason else None
-        ticks.append(LandingTick(kind, len(result.run_requests or []), failed, skip))
+        ticks.append(LandingTick(kind.name, len(result.run_requests or []), failed, skip))
     return ticks

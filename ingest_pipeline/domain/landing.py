@@ -1,5 +1,12 @@
 """The landing bucket: object keys `<kind>/<tenant>/<anything>` and presigned upload URLs.
 
+KEY_LAYOUTS declares each landing kind's key layout, once: its name (the key's first folder),
+whether clients upload it (`upload-url`, the intake's POST /uploads: exactly the `uploaded` kinds
+are accepted) and its channel (a crawl batch's partner folder, a webhook delivery's provider).
+Parsing keys, refusing keys outside a layout and issuing upload URLs all read it; the Dagster
+side (defs/landing/kinds.py) pairs each layout with its reader and asset. This module stays free
+of Dagster: the intake imports it.
+
 A client asks for an upload URL (`ingest-pipeline upload-url`), which records the upload as
 Created in `normalized.uploads`, and PUTs the file straight to the object store; the landing
 sensors take it from there. Credentials come from the standard AWS variables; the endpoint from
@@ -21,12 +28,8 @@ from ingest_pipeline.domain.entities import UPLOADS
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.settings import Settings
 
-LANDING_KINDS = ("logs", "events", "crawl")  # what clients upload (upload-url, the intake)
 WEBHOOK_PROVIDERS = ("intercom", "stripe")
 MAX_WEBHOOK_BYTES = 1024 * 1024  # the intake answers 413 above this: no delivery is bigger
-# Every prefix a landing sensor watches: the uploads, and the webhook deliveries the intake lands
-# as webhooks/<provider>/<tenant>/<yyyy-mm-dd>/<event id>.json.
-SENSOR_KINDS = (*LANDING_KINDS, "webhooks")
 DEFAULT_EXPIRES_SECONDS = 3600
 MAX_EXPIRES_SECONDS = 7 * 24 * 3600  # S3's own limit for presigned URLs
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -51,20 +54,72 @@ class LandingKey:
     channel: str | None = None
 
 
+@dataclass(frozen=True)
+class KeyLayout:
+    """Where the objects of one landing kind are: `<kind>/<tenant>/<rest>`, or with `providers`
+    `<kind>/<provider>/<tenant>/<rest>` (the provider one of them, the key's channel)."""
+
+    kind: str  # the key's first folder; also the name of its sensor, job and uploads
+    rest: str = "<name>"  # what follows the tenant, as `pattern` shows it
+    uploaded: bool = True  # clients upload it through a presigned URL (upload-url, the intake)
+    # <kind>/<tenant>/<partner>/<name>: the partner (the first folder after the tenant) is the
+    # key's channel, and a key without one is refused.
+    partner_folder: bool = False
+    # <kind>/<provider>/<tenant>/<rest>: the provider (one of these) is the key's channel.
+    providers: tuple[str, ...] = ()
+
+    @property
+    def prefix(self) -> str:
+        """What the kind's sensor lists."""
+        return f"{self.kind}/"
+
+    @property
+    def pattern(self) -> str:
+        """The layout as a key refused for being outside it is told."""
+        provider = f"<{'|'.join(self.providers)}>/" if self.providers else ""
+        partner = "<partner>/" if self.partner_folder else ""
+        return f"{self.kind}/{provider}<tenant>/{partner}{self.rest}"
+
+    def parse(self, key: str) -> LandingKey | None:
+        """The key's parts, or None if it is not in this layout."""
+        folders = 3 if self.providers else 2  # the folders before <rest>
+        parts = key.split("/", folders)
+        if len(parts) != folders + 1 or parts[0] != self.kind or not all(parts[1:]):
+            return None
+        if self.providers:
+            _, provider, tenant, rest = parts
+            if provider not in self.providers:
+                return None
+            return LandingKey(self.kind, tenant, rest, provider)
+        _, tenant, rest = parts
+        partner = rest.split("/", 1)[0] if self.partner_folder and "/" in rest else None
+        return LandingKey(self.kind, tenant, rest, partner)
+
+
+# Every landing kind, once; each has its sensor, job and asset (defs/landing/kinds.py).
+KEY_LAYOUTS = (
+    KeyLayout("logs"),
+    KeyLayout("events"),
+    KeyLayout("crawl", partner_folder=True),
+    # Landed by the intake itself, once it has verified the delivery's signature.
+    KeyLayout(
+        "webhooks", "<yyyy-mm-dd>/<event id>.json", uploaded=False, providers=WEBHOOK_PROVIDERS
+    ),
+)
+_LAYOUTS = {layout.kind: layout for layout in KEY_LAYOUTS}
+UPLOAD_KINDS = tuple(layout.kind for layout in KEY_LAYOUTS if layout.uploaded)
+
+
+def key_layout(kind: str) -> KeyLayout:
+    """The declared layout of `kind`; KeyError for a kind that is not declared."""
+    return _LAYOUTS[kind]
+
+
 def parse_object_key(key: str) -> LandingKey | None:
     """`<kind>/<tenant>/<anything>` (webhooks: `webhooks/<provider>/<tenant>/<anything>`), or
-    None for a key outside the layout."""
-    if key.startswith("webhooks/"):
-        parts = key.split("/", 3)
-        if len(parts) != 4 or parts[1] not in WEBHOOK_PROVIDERS or not parts[2] or not parts[3]:
-            return None
-        return LandingKey("webhooks", parts[2], parts[3], parts[1])
-    parts = key.split("/", 2)
-    if len(parts) != 3 or parts[0] not in LANDING_KINDS or not parts[1] or not parts[2]:
-        return None
-    kind, tenant, rest = parts
-    partner = rest.split("/", 1)[0] if kind == "crawl" and "/" in rest else None
-    return LandingKey(kind, tenant, rest, partner)
+    None for a key outside every layout."""
+    layout = _LAYOUTS.get(key.split("/", 1)[0])
+    return layout.parse(key) if layout else None
 
 
 def safe_filename(filename: str, max_bytes: int = MAX_FILENAME_BYTES) -> str:
@@ -111,8 +166,8 @@ def issue_upload_url(
 ) -> UploadUrl:
     """Presign a PUT for a new object under `<kind>/<tenant>/` and record the upload Created.
     A long-lived caller (the intake) passes its own S3 client and warehouse."""
-    if kind not in LANDING_KINDS:
-        raise LandingError(f"kind must be one of {', '.join(LANDING_KINDS)}, not {kind!r}")
+    if kind not in UPLOAD_KINDS:
+        raise LandingError(f"kind must be one of {', '.join(UPLOAD_KINDS)}, not {kind!r}")
     if not 1 <= expires_seconds <= MAX_EXPIRES_SECONDS:
         raise LandingError(f"expires must be 1..{MAX_EXPIRES_SECONDS} seconds")
     now = now or datetime.now(UTC)

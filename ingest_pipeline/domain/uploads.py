@@ -25,16 +25,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from ingest_pipeline.domain.entities import UPLOADS
-from ingest_pipeline.domain.landing import LandingKey, parse_object_key
+from ingest_pipeline.domain.landing import LandingKey, key_layout, parse_object_key
 from ingest_pipeline.domain.landing_cursor import S3Object, batched, etag, run_key
 from ingest_pipeline.lib.warehouse import Warehouse
 
-KEY_LAYOUTS = {
-    "logs": "logs/<tenant>/<name>",
-    "events": "events/<tenant>/<name>",
-    "crawl": "crawl/<tenant>/<partner>/<name>",
-    "webhooks": "webhooks/<intercom|stripe>/<tenant>/<yyyy-mm-dd>/<event id>.json",
-}
 IN_LIST_SIZE = 1000  # keys per `IN (...)`: bounded statements for any backlog
 MAX_ATTEMPTS = 5  # runs that may take one upload before it is Failed for good
 FIRST_RETRY_SECONDS = 30  # doubled per attempt: 30 s, 1, 2, 4 min
@@ -137,10 +131,11 @@ def queue_objects(
 
 
 def _refusal(kind: str, landing_key: LandingKey | None, size: int, tenants: set[str]) -> str | None:
+    layout = key_layout(kind)
     if landing_key is None or landing_key.kind != kind:
-        return f"key outside the layout {KEY_LAYOUTS[kind]}"
-    if kind == "crawl" and not landing_key.channel:
-        return f"crawl batches belong under {KEY_LAYOUTS['crawl']}"
+        return f"key outside the layout {layout.pattern}"
+    if layout.partner_folder and not landing_key.channel:
+        return f"{kind} batches belong under {layout.pattern}"
     if landing_key.tenant not in tenants:
         return f"unknown tenant {landing_key.tenant!r} (not in the tenants file)"
     if size == 0:

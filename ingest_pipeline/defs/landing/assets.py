@@ -1,4 +1,6 @@
-"""Landed objects processed into the normalized layer: one asset (and one job) per kind.
+"""Landed objects processed into the normalized layer: one asset (and one job) per kind of
+defs/landing/kinds.py, generated (LANDING_ASSETS, LANDING_JOBS: module-level lists, which
+Dagster's defs-folder loading collects like single definitions).
 
 A landing sensor launches a run of `land_<kind>` for each batch of new objects, with the batch
 in the run config. Materialized by hand from the UI with no objects configured, the asset takes
@@ -9,6 +11,8 @@ payments): those assets name the landing assets as deps, so lineage shows where 
 """
 
 import contextlib
+import dataclasses
+import typing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,8 +26,10 @@ from botocore.exceptions import (
 from botocore.exceptions import (
     ConnectionError as StoreConnectionError,
 )
+from pydantic import create_model
 
-from ingest_pipeline.defs.landing.loaders import LOADERS, LandedFileError, LoadCounts
+from ingest_pipeline.defs.landing.kinds import LANDING_KINDS, LandingKind, landing_kind
+from ingest_pipeline.defs.landing.loaders import LandedFileError, LandingWriter, LoadCounts
 from ingest_pipeline.defs.landing.resources import LandingBucketResource
 from ingest_pipeline.domain.entities import UPLOADS, init_warehouse
 from ingest_pipeline.domain.uploads import (
@@ -41,37 +47,28 @@ from ingest_pipeline.lib.resources import (
 )
 from ingest_pipeline.lib.warehouse import Warehouse
 
-ASSET_KEYS = {
-    "logs": dg.AssetKey(["normalized", "log_records"]),
-    "events": dg.AssetKey(["normalized", "events"]),
-    # Crawl batches land in normalized.items, which normalized/items (the pulled item sources)
-    # also writes; one table, two assets that each own their rows (source_type 'crawl').
-    "crawl": dg.AssetKey(["landing", "crawl"]),
-    # Deliveries land in two tables (feedback, payments), each shared with a pull source.
-    "webhooks": dg.AssetKey(["landing", "webhooks"]),
-}
-DESCRIPTIONS = {
-    "logs": "Uploaded log files (logs/<tenant>/...), one row per line keyed (object key, line "
-    "number); lines that do not parse go to normalized.rejected_records.",
-    "events": "App event batches (events/<tenant>/..., NDJSON or CSV), unique on "
-    "(tenant_id, event_id): re-sent and overlapping batches add nothing.",
-    "crawl": "Partner crawl batches (crawl/<tenant>/<partner>/..., JSON array or NDJSON) "
-    "upserted into normalized.items on (tenant, 'crawl', partner, externalId).",
-    "webhooks": "Webhook deliveries the intake verified and landed (webhooks/<provider>/<tenant>/"
-    "...): Intercom conversations into normalized.feedback on the Intercom pull source's key, "
-    "Stripe payment events into normalized.payments on the PaymentIntent id.",
-}
+# The landing assets' keys by kind, for the assets that name them as deps (normalized/*).
+ASSET_KEYS = {kind.name: kind.asset_key for kind in LANDING_KINDS}
 ALL_COMPLETED = "all_objects_completed"
 
 
-class LandedObjectConfig(dg.Config):
-    upload_id: str
-    tenant_id: str
-    kind: str
-    key: str
-    etag: str
-    size_bytes: int
-    channel: str | None = None  # the crawl partner, or the webhook provider
+def _config_fields(cls: type) -> dict[str, Any]:
+    """A dataclass's fields as pydantic field definitions (type, default or required)."""
+    hints = typing.get_type_hints(cls)
+    return {
+        field.name: (
+            hints[field.name],
+            ... if field.default is dataclasses.MISSING else field.default,
+        )
+        for field in dataclasses.fields(cls)
+    }
+
+
+# One object of a run's batch: LandedObject's fields, declared there once (what a sensor sends
+# and what a run reads back are the same shape).
+LandedObjectConfig = create_model(
+    "LandedObjectConfig", __base__=dg.Config, **_config_fields(LandedObject)
+)
 
 
 class LandingBatchConfig(dg.Config):
@@ -79,18 +76,14 @@ class LandingBatchConfig(dg.Config):
     retry_failed: bool = False  # with no objects given: also take this kind's Failed uploads
 
 
-def job_name(kind: str) -> str:
-    return f"land_{kind}"
-
-
-def landing_asset(kind: str) -> dg.AssetsDefinition:
-    key = ASSET_KEYS[kind]
+def landing_asset(kind: LandingKind) -> dg.AssetsDefinition:
+    key = kind.asset_key
 
     @dg.asset(
         key=key,
         group_name="landing",
         kinds={"s3", "python"},
-        description=DESCRIPTIONS[kind],
+        description=kind.description,
         pool=warehouse_pool(),
         check_specs=[
             dg.AssetCheckSpec(
@@ -110,13 +103,13 @@ def landing_asset(kind: str) -> dg.AssetsDefinition:
         wh = warehouse.get()
         init_warehouse(wh)
         objects = [LandedObject(**o.model_dump()) for o in config.objects] or pending_uploads(
-            wh, kind, config.retry_failed
+            wh, kind.name, config.retry_failed
         )
         results = process_objects(
             wh,
             landing_bucket.get_client(),
             landing_bucket.get_bucket(),
-            kind,
+            kind.name,
             objects,
             context.run_id,
         )
@@ -166,13 +159,13 @@ def process_objects(
     Queued for a later run (`retry_or_fail`). Only a warehouse fault escapes: the run fails, its
     uploads go back to Queued (or Failed after their last attempt) with that reason, and a
     re-run is safe (every write is an idempotent upsert)."""
-    loader = LOADERS[kind]
-    writer = loader.writer(wh)
+    declared = landing_kind(kind)
+    writer = declared.writer(wh)
     attempts = mark_processing(wh, [o.upload_id for o in objects], run_id)
     results: list[UploadResult] = []
     try:
         for obj in objects:
-            results.append(_process_one(loader, writer, client, bucket, obj, attempts))
+            results.append(_process_one(declared, writer, client, bucket, obj, attempts))
         writer.flush()  # rows are stored before any upload is recorded Completed
     except Exception as exc:
         now, reason = datetime.now(UTC), f"{type(exc).__name__}: {exc}"
@@ -189,14 +182,19 @@ def process_objects(
 
 
 def _process_one(
-    loader: Any, writer: Any, client: Any, bucket: str, obj: LandedObject, attempts: dict[str, int]
+    kind: LandingKind,
+    writer: LandingWriter,
+    client: Any,
+    bucket: str,
+    obj: LandedObject,
+    attempts: dict[str, int],
 ) -> UploadResult:
     writer.begin(obj)
     try:
         # IfMatch: exactly the version the sensor queued; a newer one has its own run.
         body = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)["Body"]
         with contextlib.closing(body):
-            loader.read(writer, obj, body)
+            kind.read(writer, obj, body)
     except LandedFileError as exc:
         return _result(obj, "Failed", str(exc), exc.counts)
     except (ClientError, BotoCoreError) as exc:
@@ -262,16 +260,10 @@ def pending_uploads(wh: Warehouse, kind: str, retry_failed: bool) -> list[Landed
     ]
 
 
-landed_logs = landing_asset("logs")
-landed_events = landing_asset("events")
-landed_crawl = landing_asset("crawl")
-landed_webhooks = landing_asset("webhooks")
-
-
-def land_job(kind: str) -> Any:
+def land_job(kind: LandingKind) -> Any:  # define_asset_job's type is not public
     return dg.define_asset_job(
-        job_name(kind),
-        selection=[ASSET_KEYS[kind]],
+        kind.job_name,
+        selection=[kind.asset_key],
         executor_def=dg.in_process_executor,
         # Dagster re-executes runs whose process died (dagster.yaml run_retries), but a landing
         # run's uploads are taken again by its sensor instead, each within its own attempts.
@@ -279,7 +271,5 @@ def land_job(kind: str) -> Any:
     )
 
 
-land_logs_job = land_job("logs")
-land_events_job = land_job("events")
-land_crawl_job = land_job("crawl")
-land_webhooks_job = land_job("webhooks")
+LANDING_ASSETS = [landing_asset(kind) for kind in LANDING_KINDS]
+LANDING_JOBS = [land_job(kind) for kind in LANDING_KINDS]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, TextIO
@@ -36,10 +36,7 @@ from ingest_pipeline.defs.normalized.models import APP_EVENT, ITEM, blank_to_non
 from ingest_pipeline.defs.normalized.models import FEEDBACK as FEEDBACK_SHAPE
 from ingest_pipeline.defs.normalized.normalize import printable, rejection_reason, unstorable_text
 from ingest_pipeline.domain.entities import (
-    EVENTS,
     FEEDBACK,
-    ITEMS,
-    LOG_RECORDS,
     REJECTED_RECORDS,
     Table,
 )
@@ -579,21 +576,3 @@ def _csv_rows(text: TextIO, first_no: int) -> Iterator[_Record]:
             yield reader.line_num + first_no - 1, row, raw
     except csv.Error as exc:
         raise LandedFileError(f"line {reader.line_num + first_no - 1}: {exc}") from None
-
-
-@dataclass(frozen=True)
-class Loader:
-    """How one kind is read (`read`) and where its rows go (`writer`, one per run)."""
-
-    read: Callable[[LandingWriter, LandedObject, BinaryIO], None]
-    writer: Callable[[Warehouse], LandingWriter]
-
-
-LOADERS = {
-    "logs": Loader(
-        read_logs, lambda wh: LandingWriter(wh, LOG_RECORDS, "logs", replaces_object_rows=True)
-    ),
-    "events": Loader(read_events, lambda wh: LandingWriter(wh, EVENTS, EVENTS_SOURCE)),
-    "crawl": Loader(read_crawl, lambda wh: LandingWriter(wh, ITEMS, "crawl")),
-    "webhooks": Loader(read_webhooks, WebhooksWriter),
-}

@@ -1,4 +1,5 @@
-"""One sensor per landing kind: each new object in `<kind>/` becomes part of a processing run.
+"""One sensor per landing kind (generated from defs/landing/kinds.py: LANDING_SENSORS): each new
+object in `<kind>/` becomes part of a processing run.
 
 Nothing is missed and nothing is processed twice: the cursor keeps the newest LastModified
 second and the object versions (key@ETag) already taken within it (S3 time has one-second
@@ -25,7 +26,7 @@ import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
 from dagster_aws.s3.sensor import get_objects
 
-from ingest_pipeline.defs.landing.assets import ASSET_KEYS, job_name
+from ingest_pipeline.defs.landing.kinds import LANDING_KINDS, LandingKind, landing_kind
 from ingest_pipeline.defs.landing.resources import LandingBucketResource
 from ingest_pipeline.domain.entities import init_warehouse
 from ingest_pipeline.domain.landing_cursor import LandingCursor, batched, take_new
@@ -60,7 +61,7 @@ def batch_run_key(kind: str, batch: Sequence[LandedObject], retry_at: float | No
 def run_request(
     kind: str, batch: Sequence[LandedObject], retry_at: float | None = None
 ) -> dg.RunRequest:
-    op_name = ASSET_KEYS[kind].to_python_identifier()
+    op_name = landing_kind(kind).op_name
     return dg.RunRequest(
         run_key=batch_run_key(kind, batch, retry_at),
         run_config={"ops": {op_name: {"config": {"objects": [o.as_config() for o in batch]}}}},
@@ -73,13 +74,15 @@ def run_request(
     )
 
 
-def landing_sensor(kind: str) -> dg.SensorDefinition:
+def landing_sensor(declared: LandingKind) -> dg.SensorDefinition:
+    kind, prefix = declared.name, declared.layout.prefix
+
     @dg.sensor(
-        name=f"landing_{kind}_sensor",
-        job_name=job_name(kind),
+        name=declared.sensor_name,
+        job_name=declared.job_name,
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"New objects under {kind}/ in the landing bucket, processed in batches.",
+        description=f"New objects under {prefix} in the landing bucket, processed in batches.",
     )
     def sensor(
         context: dg.SensorEvaluationContext,
@@ -92,7 +95,7 @@ def landing_sensor(kind: str) -> dg.SensorDefinition:
         try:
             listing = get_objects(
                 bucket,
-                prefix=f"{kind}/",
+                prefix=prefix,
                 since_last_modified=cursor.list_since,
                 client=landing_bucket.get_client(),
             )
@@ -104,7 +107,7 @@ def landing_sensor(kind: str) -> dg.SensorDefinition:
             now - (cursor.retries_checked_at or 0) >= settings.landing_retry_check_seconds
         )
         if not taken and not check_retries:
-            return dg.SensorResult(skip_reason=f"no new objects under {kind}/")
+            return dg.SensorResult(skip_reason=f"no new objects under {prefix}")
         try:
             # Only looking for retries: no need to wait long for a busy file, next tick will do.
             wh = warehouse.get(lock_wait_seconds=TICK_LOCK_WAIT_SECONDS if taken else 2)
@@ -194,7 +197,4 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-landing_logs_sensor = landing_sensor("logs")
-landing_events_sensor = landing_sensor("events")
-landing_crawl_sensor = landing_sensor("crawl")
-landing_webhooks_sensor = landing_sensor("webhooks")
+LANDING_SENSORS = [landing_sensor(kind) for kind in LANDING_KINDS]
