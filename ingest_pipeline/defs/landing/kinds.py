@@ -50,10 +50,12 @@ class LandingKind:
 
     @property
     def job_name(self) -> str:
+        """The job a landing run is a run of; run history and the UI know it by this name."""
         return f"land_{self.name}"
 
     @property
     def sensor_name(self) -> str:
+        """Its sensor's name, which also keys the sensor's cursor in the instance: keep it."""
         return f"landing_{self.name}_sensor"
 
     @property

@@ -3,8 +3,11 @@
 The object in the bucket is the raw layer of the push sources: it is kept as it was uploaded,
 and processing it again (a re-run) rewrites the same rows. Each kind has a pure reader
 (`log_rows`, `event_rows`, `crawl_rows`, `webhook_document`) that turns the body into rows and
-`Rejected` records; the loaders validate with pydantic, upsert the good rows by their natural key
-and send the rejects, with their line and reason, to normalized.rejected_records.
+`Rejected` records; the loaders (`read_<kind>`, paired with their kind's writer in kinds.py)
+validate with pydantic, upsert the good rows by their natural key and send the rejects, with
+their line and reason, to normalized.rejected_records. Bodies are opened as text by
+lib/text_bodies.py (gzip, strict UTF-8, the line limit) and JSON depth is judged by
+lib/json_depth.py before anything is parsed.
 
 A fault stays where it starts:
 
