@@ -9,22 +9,22 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from ingest_pipeline.defs.normalized.mappers import (
-    MAPPERS,
+from ingest_pipeline.defs.normalized.models import APP_EVENT, FEEDBACK, ITEM, blank_to_none
+from ingest_pipeline.domain.tenants import SourceInstance
+from ingest_pipeline.lib.raw_rows import (
     dig,
     fold_variants,
     from_unix,
     html_to_text,
-    map_discourse_row,
-    map_intercom_row,
-    map_playstore_row,
-    map_rest_api_row,
-    map_rss_row,
-    map_twitter_row,
     variant_columns,
 )
-from ingest_pipeline.defs.normalized.models import APP_EVENT, FEEDBACK, ITEM, blank_to_none
-from ingest_pipeline.domain.tenants import SourceInstance
+from ingest_pipeline.lib.source_types import SOURCE_TYPES, types_of_entity
+from ingest_pipeline.sources.discourse.mapper import map_discourse_row
+from ingest_pipeline.sources.intercom.mapper import map_intercom_row
+from ingest_pipeline.sources.playstore.mapper import map_playstore_row
+from ingest_pipeline.sources.rest_api.mapper import map_rest_api_row
+from ingest_pipeline.sources.rss.mapper import map_rss_row
+from ingest_pipeline.sources.twitter.mapper import map_twitter_row
 
 NOV_14 = datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)  # 1_700_000_000
 
@@ -136,7 +136,11 @@ def test_twitter_discourse_and_intercom_rows() -> None:
     mapped = map_intercom_row(conversation, source("intercom"))
     assert (mapped["author_id"], mapped["author_name"], mapped["text"]) == ("u1", "Uma", "Help")
     assert (mapped["rating"], mapped["created_at"], mapped["updated_at"]) == (None, NOV_14, None)
-    assert set(MAPPERS) == {
+    row_mappers = {
+        t.name: t.mapper for t in [*types_of_entity("items"), *types_of_entity("feedback")]
+    }
+    assert SOURCE_TYPES["intercom"].mapper is map_intercom_row
+    assert set(row_mappers) == {
         "rest_api",
         "csv",
         "rss",

@@ -75,41 +75,44 @@ def cmd_ingest(tenant: str | None = None, source: str | None = None) -> int:
     from ingest_pipeline.definitions import defs as load_defs
     from ingest_pipeline.defs.tenants.sensors import sync_partitions
     from ingest_pipeline.domain.entities import init_warehouse
-    from ingest_pipeline.domain.tenants import TenantsFileError, load_source_instances
-    from ingest_pipeline.lib.source_types import SOURCE_TYPES
+    from ingest_pipeline.domain.tenants import (
+        InvalidInstance,
+        SourceInstance,
+        TenantsFileError,
+        read_source_instances,
+    )
     from ingest_pipeline.lib.warehouse import Warehouse
 
     settings = get_settings()
     init_warehouse(Warehouse(settings.resolved_warehouse_url))
     try:
-        selected = [
-            i
-            for i in load_source_instances(settings.tenants_file)
-            if (tenant is None or i.tenant == tenant) and (source is None or i.name == source)
-        ]
+        sources = read_source_instances(settings.tenants_file)
     except TenantsFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not selected:
+
+    def chosen(i: SourceInstance | InvalidInstance) -> bool:
+        return (tenant is None or i.tenant == tenant) and (source is None or i.name == source)
+
+    selected = [i for i in sources.instances if chosen(i)]
+    # Left out by the tenants file's reading (unknown type, invalid setting): failed, not run.
+    invalid = [i for i in sources.invalid if chosen(i)]
+    if not selected and not invalid:
         print("error: no source instance matches", file=sys.stderr)
         return 2
     ensure_dagster_home(settings)
     defs = load_defs()
-    failed = quarantined = 0
+    failed, quarantined = len(invalid), 0
+    for left_out in invalid:
+        print(f"{left_out.type:<9} {left_out.partition_key:<28} failed  not run: {left_out.reason}")
     with dg.DagsterInstance.get() as instance:
         sync_partitions(instance)
         for source_instance in selected:
-            if source_instance.type not in SOURCE_TYPES:
-                print(
-                    f"{source_instance.type:<9} {source_instance.partition_key:<28} skipped "
-                    "(unknown source type)"
-                )
-                continue
             outcome = ingest_instance(defs, instance, source_instance)
             print(outcome.summary_line(), flush=True)
             failed += outcome.status != "ok"
             quarantined += bool(outcome.quarantined)
     # Quarantined loads are shown, not failed: the runs succeeded and a replay retries them.
     held = f", {quarantined} with quarantined loads (a replay retries them)" if quarantined else ""
-    print(f"{len(selected) - failed} ok, {failed} failed{held}")
+    print(f"{len(selected) + len(invalid) - failed} ok, {failed} failed{held}")
     return 1 if failed else 0

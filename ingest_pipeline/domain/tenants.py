@@ -4,6 +4,15 @@ Read at run time (never cached across runs), so a tenant is onboarded by editing
 Secrets are referenced by environment-variable name (`*_env` keys) and resolved only when a
 source is built, so a secret value never sits in a config object that could be logged.
 
+Each instance's settings are checked against its source type's options model
+(`sources/<type>/options.py`, found by the registry) when the file is read, and a fault stays
+where it starts: an instance with an unknown type or an invalid setting is left out (its
+partition and schedule with it) and reported by name (tenant, instance, type, setting; never the
+value, which may be a secret pasted by mistake) by `read_source_instances`, the tenants sensor's
+tick and the CLI, while every other instance reads as before. What breaks the file itself (not
+YAML, no `tenants` mapping, an entry without type or name, a bad tenant or instance name, the
+same instance twice) is a `TenantsFileError` for the whole file.
+
 A tenant may also have an `intake` block: the env-var names of the secrets the intake service
 (`ingest-pipeline serve-intake`) checks its webhook signatures and upload tokens against.
 """
@@ -12,16 +21,18 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ingest_pipeline.lib.source_types import EnvName, UnknownSourceTypeError, options_model
+
 # Checked with fullmatch: `$` alone would let a trailing newline through. Names go into
 # partition keys, table and pipeline names and object keys: at most 63 characters.
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DEFAULT_INTAKE_RATE_LIMIT_PER_MINUTE = 600
 
 
@@ -34,7 +45,8 @@ class MissingSecretError(RuntimeError):
 
 
 class SourceInstance(BaseModel):
-    """One configured source of one tenant. Type-specific settings stay in `options`."""
+    """One configured source of one tenant. `options`: its type's settings, validated by the
+    type's options model, as a dict (the keys given, defaults filled in)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -102,30 +114,80 @@ def _tenants(path: Path) -> dict[str, Any]:
     return tenants
 
 
-def load_source_instances(path: Path) -> list[SourceInstance]:
-    """Every source instance in the tenants file, validated. Raises TenantsFileError."""
-    tenants = _tenants(path)
-    instances: list[SourceInstance] = []
-    for tenant, tenant_config in tenants.items():
+@dataclass(frozen=True)
+class InvalidInstance:
+    """An instance left out of the tenants file's instances, and why (no setting's value)."""
+
+    tenant: str
+    type: str
+    name: str
+    reason: str
+
+    @property
+    def partition_key(self) -> str:
+        return f"{self.tenant}.{self.name}"
+
+    def __str__(self) -> str:
+        return f"tenant {self.tenant}: {self.type} source {self.name}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class TenantsSources:
+    """What the tenants file configures: the valid instances, and the ones left out."""
+
+    instances: list[SourceInstance] = field(default_factory=list)
+    invalid: list[InvalidInstance] = field(default_factory=list)
+
+
+def read_source_instances(path: Path) -> TenantsSources:
+    """Every source instance in the tenants file: the valid ones and, apart, each one whose type
+    or settings are invalid. Raises TenantsFileError for a fault of the file itself."""
+    sources = TenantsSources()
+    for tenant, tenant_config in _tenants(path).items():
         for raw in (tenant_config or {}).get("sources") or []:
-            instances.append(_parse_instance(path, str(tenant), raw))
-    _reject_duplicates(path, instances)
-    return instances
+            parsed = _parse_instance(path, str(tenant), raw)
+            target = sources.invalid if isinstance(parsed, InvalidInstance) else sources.instances
+            target.append(parsed)
+    _reject_duplicates(path, [*sources.instances, *sources.invalid])
+    return sources
 
 
-def _parse_instance(path: Path, tenant: str, raw: Any) -> SourceInstance:
+def load_source_instances(path: Path) -> list[SourceInstance]:
+    """The valid source instances of the tenants file (`read_source_instances` has the others).
+    Raises TenantsFileError."""
+    return read_source_instances(path).instances
+
+
+def _parse_instance(path: Path, tenant: str, raw: Any) -> SourceInstance | InvalidInstance:
     if not isinstance(raw, dict) or "type" not in raw or "name" not in raw:
         raise TenantsFileError(
             f"tenants file {path}: tenant {tenant}: each source needs type, name"
         )
-    options = {k: v for k, v in raw.items() if k not in ("type", "name")}
+    given = {k: v for k, v in raw.items() if k not in ("type", "name")}
     try:
-        return SourceInstance(tenant=tenant, type=raw["type"], name=raw["name"], options=options)
+        identity = SourceInstance(tenant=tenant, type=raw["type"], name=raw["name"])
     except ValidationError as exc:
         raise TenantsFileError(f"tenants file {path}: tenant {tenant}: {exc}") from exc
+    try:
+        options = options_model(identity.type).model_validate(given)
+    except UnknownSourceTypeError as exc:
+        return InvalidInstance(tenant, identity.type, identity.name, str(exc))
+    except ValidationError as exc:
+        reason = f"invalid settings: {describe_errors(exc)}"
+        return InvalidInstance(tenant, identity.type, identity.name, reason)
+    return identity.model_copy(update={"options": options.as_dict()})
 
 
-def _reject_duplicates(path: Path, instances: list[SourceInstance]) -> None:
+def describe_errors(exc: ValidationError) -> str:
+    """`field: what is wrong` per error, without the input values: a secret written in the file
+    by mistake stays out of the message (and so out of logs and tick reasons)."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'value'}: {error['msg']}"
+        for error in exc.errors(include_url=False, include_input=False, include_context=False)
+    )
+
+
+def _reject_duplicates(path: Path, instances: list[SourceInstance | InvalidInstance]) -> None:
     seen: set[tuple[str, str]] = set()
     for instance in instances:
         key = (instance.type, instance.partition_key)
@@ -141,9 +203,14 @@ def instances_of_type(path: Path, source_type: str) -> list[SourceInstance]:
 
 
 def find_instance(path: Path, source_type: str, partition_key: str) -> SourceInstance:
-    for instance in instances_of_type(path, source_type):
-        if instance.partition_key == partition_key:
+    """The instance of a partition; TenantsFileError if it is gone or left out (and why)."""
+    sources = read_source_instances(path)
+    for instance in sources.instances:
+        if instance.type == source_type and instance.partition_key == partition_key:
             return instance
+    for invalid in sources.invalid:
+        if invalid.type == source_type and invalid.partition_key == partition_key:
+            raise TenantsFileError(f"tenants file {path}: {invalid}")
     raise TenantsFileError(f"no {source_type} source {partition_key} in tenants file {path}")
 
 
@@ -155,18 +222,11 @@ class TenantIntake(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    token_env: str | None = None  # bearer token of POST /uploads/{tenant}
-    intercom_secret_env: str | None = None  # Intercom app client secret (X-Hub-Signature)
-    stripe_secret_env: str | None = None  # Stripe endpoint signing secret (whsec_...)
+    token_env: EnvName | None = None  # bearer token of POST /uploads/{tenant}
+    intercom_secret_env: EnvName | None = None  # Intercom app client secret (X-Hub-Signature)
+    stripe_secret_env: EnvName | None = None  # Stripe endpoint signing secret (whsec_...)
     # Requests per minute on all of the tenant's routes, also the burst allowed at once.
     rate_limit_per_minute: int = Field(default=DEFAULT_INTAKE_RATE_LIMIT_PER_MINUTE, ge=1)
-
-    @field_validator("token_env", "intercom_secret_env", "stripe_secret_env")
-    @classmethod
-    def _env_name(cls, value: str | None) -> str | None:
-        if value is not None and not ENV_NAME_PATTERN.fullmatch(value):
-            raise ValueError(f"must name an environment variable ({ENV_NAME_PATTERN.pattern})")
-        return value
 
     @property
     def secret_env_names(self) -> list[str]:
@@ -196,13 +256,7 @@ def load_intake_configs(path: Path) -> dict[str, TenantIntake]:
         try:
             configs[str(tenant)] = TenantIntake.model_validate(raw)
         except ValidationError as exc:
-            # Without the input values: a secret written in the file by mistake stays out of
-            # the message (and so out of logs and start-up errors).
-            details = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc']) or 'intake'}: {error['msg']}"
-                for error in exc.errors(include_url=False, include_input=False)
-            )
             raise TenantsFileError(
-                f"tenants file {path}: tenant {tenant}: intake: {details}"
+                f"tenants file {path}: tenant {tenant}: intake: {describe_errors(exc)}"
             ) from None
     return configs

@@ -16,7 +16,6 @@ from typing import Any
 import dagster as dg
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
-from dlt.extract.source import DltSource
 
 from ingest_pipeline.domain.tenants import find_instance
 from ingest_pipeline.lib.dlt_pipelines import instance_pipeline, spec_pipeline
@@ -25,11 +24,9 @@ from ingest_pipeline.lib.resources import (
     max_runtime_tags,
     warehouse_pool,
 )
-from ingest_pipeline.lib.source_types import SOURCE_TYPES
+from ingest_pipeline.lib.source_types import SOURCE_TYPES, SourceType
 from ingest_pipeline.lib.warehouse import Warehouse, retry_while_locked
 from ingest_pipeline.settings import get_settings
-
-SourceBuilder = Callable[..., DltSource]
 
 
 def raw_asset_key(source_type: str) -> dg.AssetKey:
@@ -76,11 +73,11 @@ class RawTranslator(DagsterDltTranslator):
         )
 
 
-def build_raw_assets(
-    source_type: str, build_source: SourceBuilder, description: str
-) -> dg.AssetsDefinition:
+def build_raw_assets(kind: SourceType) -> dg.AssetsDefinition:
+    """The raw asset of a source type (its declaration's dlt source and description)."""
+    source_type, build_source = kind.name, kind.dlt_source
     partitions = instance_partitions(source_type)
-    translator = RawTranslator(source_type, description)
+    translator = RawTranslator(source_type, kind.raw_description)
 
     @dlt_assets(
         dlt_source=build_source(),
@@ -156,9 +153,9 @@ def _root_cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def ingest_job(source_type: str, raw_assets: dg.AssetsDefinition) -> Any:
+def ingest_job(kind: SourceType, raw_assets: dg.AssetsDefinition) -> Any:
     """Load one instance's raw data, one run per partition (instance); nothing shared."""
-    kind = SOURCE_TYPES[source_type]
+    source_type = kind.name
     return dg.define_asset_job(
         name=kind.job_name,
         selection=dg.AssetSelection.assets(raw_assets),

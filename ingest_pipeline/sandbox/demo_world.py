@@ -1,5 +1,7 @@
-"""The demo world: every sandbox with its demo data and secrets, and the demo tenants file.
+"""The demo world: every source type's demo part, its secrets, and the demo tenants file.
 
+Each source type brings its own part (`demo` of its declaration: a sandbox with demo data, or
+files) and the demo values of the secrets its instances name; nothing here names a type.
 `make demo` and `make dev` start the same world and use the same tenants file,
 `tenants.example.yaml` at the repository's root. Each sandbox listens on its documented
 default port (the one the example names) unless that port is taken; then it takes a free one
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,52 +22,58 @@ from typing import Any
 import yaml
 
 from ingest_pipeline.cli.dagster_home import REPO_ROOT
-from ingest_pipeline.sandbox import discourse, intercom, playstore, stripe, twitter
-from ingest_pipeline.sandbox.catalog_api import CatalogApi, sample_products
-from ingest_pipeline.sandbox.feeds import FeedServer
+from ingest_pipeline.lib.source_types import SOURCE_TYPES, DemoPart
 
 EXAMPLE_TENANTS_FILE = REPO_ROOT / "tenants.example.yaml"
 FEEDBACK_TENANT = "initech"
-# The folder of the csv instance, as the example names it (relative to the repository).
-EXAMPLE_CSV_FOLDER = ".data/demo/landing/acme/catalog"
-SAMPLE_CSV = (
-    "sku;name;link;updated\n"
-    "SKU-1;Espresso machine;https://shop.example/sku-1;2026-01-10T09:00:00Z\n"
-    "SKU-2;Grinder;https://shop.example/sku-2;2026-01-11\n"
-    "SKU-3;Milk jug;not a url;2026-01-12\n"
-    ";Nameless;https://shop.example/x;2026-01-13\n"
-)
 
-# The documented default port of each sandbox (tenants.example.yaml names them).
-DEFAULT_PORTS = {
-    "catalog": 8081,
-    "feeds": 8082,
-    "playstore": 8083,
-    "twitter": 8084,
-    "discourse": 8085,
-    "intercom": 8086,
-    "stripe": 8087,
-}
-
-# Every secret the demo tenants name, with its demo value.
-DEMO_SECRETS = {
-    "DEMO_CATALOG_TOKEN": "demo-token",
-    "DEMO_PLAYSTORE_SECRET": "demo-playstore-secret",
-    "DEMO_TWITTER_SECRET": "demo-twitter-secret",
-    "DEMO_DISCOURSE_SECRET": "demo-discourse-secret",
-    "DEMO_INTERCOM_SECRET": "demo-intercom-secret",
-    "DEMO_STRIPE_SECRET": "demo-stripe-secret",
+# The demo values of the intake's secrets the demo tenants name; each source type's own secrets
+# come with its demo part (its declaration).
+DEMO_INTAKE_SECRETS = {
     "DEMO_ACME_INTAKE_TOKEN": "demo-acme-intake-token",
     "DEMO_ACME_STRIPE_WHSEC": "demo-acme-stripe-whsec",
     "DEMO_INITECH_INTERCOM_WEBHOOK": "demo-initech-intercom-webhook",
 }
 
 
+def demo_parts() -> dict[str, DemoPart]:
+    """{source type: its part of the demo world}, for every registered type that has one."""
+    return {name: t.demo for name, t in SOURCE_TYPES.items() if t.demo is not None}
+
+
+def demo_secrets() -> dict[str, str]:
+    """Every secret the demo tenants name, with its demo value."""
+    secrets = dict(DEMO_INTAKE_SECRETS)
+    for part in demo_parts().values():
+        secrets.update(part.secrets)
+    return secrets
+
+
 def set_demo_secrets() -> dict[str, str]:
     """The demo secrets in this process's environment (kept where already set); their values."""
-    for name, value in DEMO_SECRETS.items():
+    names = demo_secrets()
+    for name, value in names.items():
         os.environ.setdefault(name, value)
-    return {name: os.environ[name] for name in DEMO_SECRETS}
+    return {name: os.environ[name] for name in names}
+
+
+def serve(running: contextlib.ExitStack, sandbox: Any) -> str:
+    """Start a sandbox (one with a `server`), stopped when `running` closes; its URL."""
+    sandbox.server.start()
+    running.callback(sandbox.server.stop)
+    return sandbox.server.url
+
+
+def sandbox_part(
+    default_port: int, make: Callable[[int], Any], secrets: Mapping[str, str] | None = None
+) -> DemoPart:
+    """A demo part that is one loopback sandbox: `make(port)` builds it with its demo data;
+    tenants.example.yaml names it `http://127.0.0.1:<default_port>`."""
+
+    def start(running: contextlib.ExitStack, demo_dir: Path, port: int) -> str:
+        return serve(running, make(port))
+
+    return DemoPart(f"http://127.0.0.1:{default_port}", start, default_port, dict(secrets or {}))
 
 
 def port_or_free(port: int, host: str = "127.0.0.1") -> int:
@@ -79,15 +88,13 @@ def port_or_free(port: int, host: str = "127.0.0.1") -> int:
 
 @dataclass
 class DemoWorld:
-    sandboxes: dict[str, Any]
+    # {source type: the address its part got (a sandbox's URL, the csv folder)}
+    addresses: dict[str, str]
     tenants_file: Path
-
-    def url(self, name: str) -> str:
-        return self.sandboxes[name].server.url
 
     @property
     def secret_names(self) -> list[str]:
-        return list(DEMO_SECRETS)
+        return list(demo_secrets())
 
 
 def start_demo_world(
@@ -97,69 +104,31 @@ def start_demo_world(
     schedule: str | None = None,
     tenants_file: Path | None = None,
 ) -> DemoWorld:
-    """Start every sandbox (stopped when `running` closes), write the demo CSV under
-    `data_dir/demo/` and the tenants file (default `data_dir/demo/tenants.yaml`), and return
-    both. `schedule` replaces every instance's cron (tests use every minute)."""
-    secrets = set_demo_secrets()
-    sandboxes = _sandboxes(secrets, default_ports)
-    for sandbox in sandboxes.values():
-        sandbox.server.start()
-        running.callback(sandbox.server.stop)
-    # A little weather: the platforms rate-limit and fail now and then; dlt retries.
-    sandboxes["twitter"].server.faults.every_nth_rate_limited = 3
-    sandboxes["intercom"].server.faults.queue = [503]
+    """Start every source type's demo part (stopped when `running` closes: sandboxes, the
+    demo CSV under `data_dir/demo/`), write the tenants file (default
+    `data_dir/demo/tenants.yaml`), and return both. `schedule` replaces every instance's cron
+    (tests use every minute)."""
+    set_demo_secrets()
     demo_dir = (data_dir / "demo").resolve()
-    csv_folder = demo_dir / "landing" / "acme" / "catalog"
-    csv_folder.mkdir(parents=True, exist_ok=True)
-    (csv_folder / "catalog.csv").write_text(SAMPLE_CSV, encoding="utf-8")
-    tenants = render_demo_tenants(
-        {name: s.server.url for name, s in sandboxes.items()}, csv_folder, schedule
-    )
+    addresses = {}
+    for name, part in demo_parts().items():
+        port = port_or_free(part.default_port) if default_ports and part.default_port else 0
+        addresses[name] = part.start(running, demo_dir, port)
+    tenants = render_demo_tenants(addresses, schedule)
     tenants_file = tenants_file or demo_dir / "tenants.yaml"
     tenants_file.parent.mkdir(parents=True, exist_ok=True)
     tenants_file.write_text(yaml.safe_dump(tenants, sort_keys=False), encoding="utf-8")
-    return DemoWorld(sandboxes, tenants_file)
+    return DemoWorld(addresses, tenants_file)
 
 
-def render_demo_tenants(
-    urls: dict[str, str], csv_folder: Path, schedule: str | None = None
-) -> dict[str, Any]:
-    """tenants.example.yaml with each sandbox's default address replaced by the one it got."""
+def render_demo_tenants(addresses: dict[str, str], schedule: str | None = None) -> dict[str, Any]:
+    """tenants.example.yaml with each demo part's example address replaced by the one it got."""
     text = EXAMPLE_TENANTS_FILE.read_text(encoding="utf-8")
-    for name, port in DEFAULT_PORTS.items():
-        text = text.replace(f"http://127.0.0.1:{port}", urls[name])
-    document = yaml.safe_load(text.replace(EXAMPLE_CSV_FOLDER, str(csv_folder)))
+    for name, part in demo_parts().items():
+        text = text.replace(part.example_address, addresses[name])
+    document = yaml.safe_load(text)
     if schedule:
         for tenant in document["tenants"].values():
             for source in tenant.get("sources") or []:
                 source["schedule"] = schedule
     return document
-
-
-def _sandboxes(secrets: dict[str, str], default_ports: bool) -> dict[str, Any]:
-    def port(name: str) -> int:
-        return port_or_free(DEFAULT_PORTS[name]) if default_ports else 0
-
-    sandboxes: dict[str, Any] = {
-        "catalog": CatalogApi(secrets["DEMO_CATALOG_TOKEN"], sample_products(12), port("catalog")),
-        "feeds": FeedServer(port=port("feeds")),
-        "playstore": playstore.PlayStoreSandbox(port("playstore")),
-        "twitter": twitter.TwitterSandbox(port("twitter")),
-        "discourse": discourse.DiscourseSandbox(port("discourse")),
-        "intercom": intercom.IntercomSandbox(port("intercom")),
-        "stripe": stripe.StripeSandbox(port("stripe")),
-    }
-    sandboxes["playstore"].add_account(
-        secrets["DEMO_PLAYSTORE_SECRET"],
-        f"com.{FEEDBACK_TENANT}.app",
-        playstore.sample_reviews(25),
-    )
-    sandboxes["twitter"].add_account(secrets["DEMO_TWITTER_SECRET"], *twitter.sample_tweets(30))
-    sandboxes["discourse"].add_account(
-        secrets["DEMO_DISCOURSE_SECRET"], "system", discourse.sample_posts(18)
-    )
-    sandboxes["intercom"].add_account(
-        secrets["DEMO_INTERCOM_SECRET"], intercom.sample_conversations(12)
-    )
-    sandboxes["stripe"].add_account(secrets["DEMO_STRIPE_SECRET"], stripe.sample_payment_events(12))
-    return sandboxes

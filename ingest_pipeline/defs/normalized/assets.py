@@ -11,7 +11,6 @@ import dagster as dg
 
 from ingest_pipeline.defs.landing.assets import ASSET_KEYS as LANDING_KEYS
 from ingest_pipeline.defs.normalized.automation import normalize_condition
-from ingest_pipeline.defs.normalized.mappers import MAPPERS
 from ingest_pipeline.defs.normalized.metadata import normalized_metadata
 from ingest_pipeline.defs.normalized.normalize import ENTITIES, Entity, normalize_source_type
 from ingest_pipeline.domain.entities import init_warehouse
@@ -64,7 +63,7 @@ def normalized_asset(entity: Entity, description: str) -> dg.AssetsDefinition:
                 wh,
                 entity,
                 source_type.name,
-                MAPPERS[source_type.name],
+                source_type.mapper,
                 [i for i in instances if i.type == source_type.name],
                 config.replay,
             )

@@ -45,7 +45,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import TypeAdapter, ValidationError
 
-from ingest_pipeline.defs.normalized.mappers import Mapper, fold_variants, variant_columns
 from ingest_pipeline.defs.normalized.models import FEEDBACK, ITEM, blank_to_none
 from ingest_pipeline.domain.entities import FEEDBACK as FEEDBACK_TABLE
 from ingest_pipeline.domain.entities import (
@@ -56,6 +55,7 @@ from ingest_pipeline.domain.entities import (
 )
 from ingest_pipeline.domain.tenants import SourceInstance
 from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, raw_dataset
+from ingest_pipeline.lib.raw_rows import Mapper, fold_variants, variant_columns
 from ingest_pipeline.lib.warehouse import Warehouse, WarehouseBusyError
 from ingest_pipeline.sources.csv.source import RAW_LINE_COLUMN, REJECT_REASON_COLUMN
 

@@ -23,7 +23,6 @@ import dagster as dg
 
 from ingest_pipeline.defs.normalized.assets import NormalizeConfig, entity_parents
 from ingest_pipeline.defs.normalized.automation import normalize_condition
-from ingest_pipeline.defs.normalized.mappers import as_json
 from ingest_pipeline.defs.normalized.metadata import normalized_metadata
 from ingest_pipeline.defs.normalized.normalize import (
     NormalizeStats,
@@ -35,6 +34,7 @@ from ingest_pipeline.domain.entities import PAYMENTS, init_warehouse
 from ingest_pipeline.domain.payments import payment_from_event, upsert_payments
 from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN
 from ingest_pipeline.lib.raw_assets import normalized_asset_key
+from ingest_pipeline.lib.raw_rows import as_json
 from ingest_pipeline.lib.resources import WarehouseResource, warehouse_pool
 from ingest_pipeline.lib.source_types import types_of_entity
 from ingest_pipeline.lib.warehouse import Warehouse

@@ -29,7 +29,8 @@ from dlt.sources.helpers.rest_client.detector import PaginatorFactory
 from dlt.sources.helpers.rest_client.paginators import BasePaginator, SinglePagePaginator
 from dlt.sources.helpers.rest_client.redaction import sanitize_url
 
-DEFAULT_MAX_PAGES = 10_000
+from ingest_pipeline.sources.rest_api.options import DEFAULT_MAX_PAGES
+
 BODY_PREVIEW_CHARS = 100
 
 

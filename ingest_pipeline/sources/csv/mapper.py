@@ -1,0 +1,13 @@
+"""A `csv` raw row → item fields, by the instance's `mapping` from the tenants file."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ingest_pipeline.domain.tenants import SourceInstance
+from ingest_pipeline.lib.raw_rows import map_with
+
+
+def map_csv_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[str, Any]:
+    return map_with(instance.options.get("mapping") or {}, row)
