@@ -1,9 +1,10 @@
-"""An HTTP client for platform APIs: dlt's RESTClient on dlt's retrying requests session.
+"""The HTTP session of the platform APIs: dlt's retrying requests session, rate-limit aware.
 
 dlt retries 429 and 5xx with exponential backoff and honours `Retry-After`. Some platforms
 say when to come back with a reset time instead (`x-rate-limit-reset`, `X-RateLimit-Reset`: unix
 seconds); a response hook turns that into the `Retry-After` dlt already understands, so the
 waiting stays dlt's. 401/403 are not retried: they raise at once and fail the instance.
+The session goes into each platform's rest_api client config (`lib/platform_sources.py`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ import time
 from typing import Any
 
 from dlt.sources.helpers.requests import Client
-from dlt.sources.helpers.rest_client import RESTClient
-from dlt.sources.helpers.rest_client.auth import AuthConfigBase
-from dlt.sources.helpers.rest_client.paginators import BasePaginator
-from requests import Response
+from requests import Response, Session
 
 RESET_HEADERS = ("x-rate-limit-reset", "x-ratelimit-reset")
 
@@ -32,20 +30,8 @@ def reset_to_retry_after(response: Response, *args: Any, **kwargs: Any) -> Respo
     return response
 
 
-def platform_client(
-    base_url: str,
-    headers: dict[str, str] | None = None,
-    auth: AuthConfigBase | None = None,
-    paginator: BasePaginator | None = None,
-    data_selector: str | None = None,
-) -> RESTClient:
+def platform_session() -> Session:
+    """A new retrying session with the reset hook (one per source instance's run)."""
     http = Client(session_attrs={"hooks": {"response": [reset_to_retry_after]}})
     http.configure()  # retry attempts, backoff and timeouts from dlt's runtime config
-    return RESTClient(
-        base_url=base_url.rstrip("/") + "/",
-        headers=headers,
-        auth=auth,
-        paginator=paginator,
-        data_selector=data_selector,
-        session=http.session,
-    )
+    return http.session

@@ -3,63 +3,59 @@
 The query asks for conversations updated after the instance's incremental cursor; pages follow
 `pages.next.starting_after` (sent back in the body's `pagination.starting_after`).
 A conversation with a new reply has a newer `updated_at`, so it is fetched and merged again.
+Read through dlt's rest_api (`lib/platform_sources.py`): the cursor goes into the JSON body as
+the `{incremental.start_value}` placeholder, which keeps its type (a number).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import dlt
-from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
-from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
+from dlt.sources.rest_api.typing import Endpoint, RESTAPIConfig
 
-from ingest_pipeline.domain.tenants import SourceInstance, resolve_secret
-from ingest_pipeline.lib.dlt_pipelines import for_instance, instance_key
-from ingest_pipeline.lib.platform_client import platform_client
+from ingest_pipeline.domain.tenants import SourceInstance
+from ingest_pipeline.lib.platform_sources import (
+    RawTable,
+    bearer_client,
+    next_cursor,
+    platform_config,
+    platform_resource,
+)
 
 DEFAULT_BASE_URL = "https://api.intercom.io"
 API_VERSION = "2.11"
 PAGE_SIZE = 150
+CONVERSATIONS = RawTable("conversations", platform_id="id")
+
+
+def intercom_config(instance: SourceInstance) -> RESTAPIConfig:
+    """Conversations updated since the cursor, oldest first, as dlt's rest_api configuration."""
+    options = instance.options
+    search = {
+        # `>=`: conversations updated in the cursor's own second are read again (merged, not
+        # duplicated), so none updated in that same second is missed.
+        "query": {"field": "updated_at", "operator": ">=", "value": "{incremental.start_value}"},
+        "pagination": {"per_page": options.get("page_size", PAGE_SIZE)},
+        "sort": {"field": "updated_at", "order": "ascending"},
+    }
+    endpoint: Endpoint = {
+        "path": "conversations/search",
+        "method": "POST",
+        "json": search,
+        # The next page's cursor goes back in the search body, not in the query.
+        "paginator": next_cursor(
+            "pages.next.starting_after", body_path="pagination.starting_after"
+        ),
+        "data_selector": "conversations",
+        "incremental": {"cursor_path": "updated_at", "initial_value": 0},
+    }
+    client = bearer_client(options, DEFAULT_BASE_URL)
+    version = options.get("api_version", API_VERSION)
+    client["headers"] = {"Intercom-Version": version, "Accept": "application/json"}
+    return platform_config(instance, CONVERSATIONS, client, endpoint)
 
 
 @dlt.source(name="intercom", max_table_nesting=0)
 def intercom_source(instance: SourceInstance | None = None) -> Any:
-    return for_instance(conversations(instance), instance)
-
-
-@dlt.resource(
-    name="conversations",
-    write_disposition="merge",
-    primary_key=instance_key("id"),
-)
-def conversations(
-    instance: SourceInstance | None,
-    updated_at: dlt.sources.incremental[int] = dlt.sources.incremental(
-        "updated_at", initial_value=0
-    ),
-) -> Iterator[list[dict[str, Any]]]:
-    if instance is None:
-        return
-    options = instance.options
-    client = platform_client(
-        options.get("base_url", DEFAULT_BASE_URL),
-        headers={
-            "Intercom-Version": options.get("api_version", API_VERSION),
-            "Accept": "application/json",
-        },
-        auth=BearerTokenAuth(resolve_secret(options["token_env"])),
-        paginator=JSONResponseCursorPaginator(
-            cursor_path="pages.next.starting_after",
-            cursor_body_path="pagination.starting_after",
-        ),
-        data_selector="conversations",
-    )
-    body = {
-        # `>=`: conversations updated in the cursor's own second are read again (merged, not
-        # duplicated), so none updated in that same second is missed.
-        "query": {"field": "updated_at", "operator": ">=", "value": updated_at.last_value or 0},
-        "pagination": {"per_page": options.get("page_size", PAGE_SIZE)},
-        "sort": {"field": "updated_at", "order": "ascending"},
-    }
-    yield from client.paginate("conversations/search", method="POST", json=body)
+    return platform_resource(CONVERSATIONS, intercom_config, instance)

@@ -2,64 +2,69 @@
 
 Token pagination (`tokenPagination.nextPageToken` → `token`). Reviews come newest-modified first
 and the API has no "since" filter, so the incremental cursor on the review's last modification
-runs with `row_order="desc"`: dlt stops paging once it reaches reviews it already has.
+runs with `row_order="desc"`: dlt stops paging once it reaches reviews it already has. The
+cursor column `last_modified_seconds` is added by a processing step (`with_last_modified`),
+which dlt runs before the incremental reads it. Read through dlt's rest_api
+(`lib/platform_sources.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import dlt
-from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
-from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
+from dlt.sources.rest_api.typing import (
+    Endpoint,
+    IncrementalConfig,
+    RESTAPIConfig,
+)
 
-from ingest_pipeline.domain.tenants import SourceInstance, resolve_secret
-from ingest_pipeline.lib.dlt_pipelines import for_instance, instance_key
-from ingest_pipeline.lib.platform_client import platform_client
+from ingest_pipeline.domain.tenants import SourceInstance
+from ingest_pipeline.lib.platform_sources import (
+    RawTable,
+    bearer_client,
+    next_cursor,
+    platform_config,
+    platform_resource,
+)
 
 DEFAULT_BASE_URL = "https://androidpublisher.googleapis.com"
 PAGE_SIZE = 100
+REVIEWS = RawTable("reviews", platform_id="reviewId")
+# The API has no "since" filter: paging stops at the first review older than the cursor.
+NEWEST_MODIFIED_FIRST: IncrementalConfig = {
+    "cursor_path": "last_modified_seconds",
+    "initial_value": 0,
+    "row_order": "desc",
+}
 
 
-@dlt.source(name="playstore", max_table_nesting=0)
-def playstore_source(instance: SourceInstance | None = None) -> Any:
-    return for_instance(reviews(instance), instance)
-
-
-@dlt.resource(
-    name="reviews",
-    write_disposition="merge",
-    primary_key=instance_key("reviewId"),
-)
-def reviews(
-    instance: SourceInstance | None,
-    last_modified: dlt.sources.incremental[int] = dlt.sources.incremental(
-        "last_modified_seconds", initial_value=0, row_order="desc"
-    ),
-) -> Iterator[list[dict[str, Any]]]:
-    if instance is None:
-        return
+def playstore_config(instance: SourceInstance) -> RESTAPIConfig:
+    """The instance's app reviews, newest-modified first, as dlt's rest_api configuration."""
     options = instance.options
-    client = platform_client(
-        options.get("base_url", DEFAULT_BASE_URL),
-        auth=BearerTokenAuth(resolve_secret(options["token_env"])),
-        paginator=JSONResponseCursorPaginator(
-            cursor_path="tokenPagination.nextPageToken", cursor_param="token"
-        ),
-        data_selector="reviews",
-    )
-    path = f"androidpublisher/v3/applications/{options['package_name']}/reviews"
-    for page in client.paginate(path, params={"maxResults": options.get("page_size", PAGE_SIZE)}):
-        yield [{**review, "last_modified_seconds": _last_modified(review)} for review in page]
+    endpoint: Endpoint = {
+        "path": f"androidpublisher/v3/applications/{options['package_name']}/reviews",
+        "params": {"maxResults": options.get("page_size", PAGE_SIZE)},
+        "paginator": next_cursor("tokenPagination.nextPageToken", param="token"),
+        "data_selector": "reviews",
+        "incremental": NEWEST_MODIFIED_FIRST,
+    }
+    client = bearer_client(options, DEFAULT_BASE_URL)
+    return platform_config(instance, REVIEWS, client, endpoint, [{"map": with_last_modified}])
 
 
-def _last_modified(review: dict[str, Any]) -> int:
-    """The newest modification of the review or its reply (either makes it changed)."""
+def with_last_modified(review: dict[str, Any]) -> dict[str, Any]:
+    """The review with `last_modified_seconds`: the newest modification of the review or its
+    reply (either makes it changed)."""
     seconds = [
         int(comment[kind]["lastModified"]["seconds"])
         for comment in review.get("comments") or []
         for kind in ("userComment", "developerComment")
         if kind in comment
     ]
-    return max(seconds, default=0)
+    return {**review, "last_modified_seconds": max(seconds, default=0)}
+
+
+@dlt.source(name="playstore", max_table_nesting=0)
+def playstore_source(instance: SourceInstance | None = None) -> Any:
+    return platform_resource(REVIEWS, playstore_config, instance)

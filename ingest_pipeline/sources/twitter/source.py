@@ -1,7 +1,10 @@
 """Twitter/X API v2 recent search: `GET /2/tweets/search/recent`.
 
 `next_token` pagination; `since_id` from the instance's incremental cursor, so a run asks only
-for tweets newer than the newest it has. Authors come from `includes.users` of each page.
+for tweets newer than the newest it has (the first run, without a cursor, sends none). Authors
+come from `includes.users` of each page: the whole page is selected and a processing step
+(`tweets_with_authors`) yields its tweets, each with its author. Read through dlt's rest_api
+(`lib/platform_sources.py`).
 """
 
 from __future__ import annotations
@@ -10,16 +13,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import dlt
-from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
-from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
+from dlt.sources.rest_api.typing import Endpoint, IncrementalConfig, RESTAPIConfig
 
-from ingest_pipeline.domain.tenants import SourceInstance, resolve_secret
-from ingest_pipeline.lib.dlt_pipelines import for_instance, instance_key
-from ingest_pipeline.lib.platform_client import platform_client
+from ingest_pipeline.domain.tenants import SourceInstance
+from ingest_pipeline.lib.platform_sources import (
+    RawTable,
+    bearer_client,
+    next_cursor,
+    platform_config,
+    platform_resource,
+)
 
 DEFAULT_BASE_URL = "https://api.x.com"
 PAGE_SIZE = 100
 TWEET_FIELDS = "created_at,lang,conversation_id,author_id"
+TWEETS = RawTable("tweets", platform_id="id")
 
 
 def newest_id(ids: Any) -> Any:
@@ -27,41 +35,41 @@ def newest_id(ids: Any) -> Any:
     return max(ids, key=int)
 
 
+# No cursor yet: `since_id` is None, which requests leaves out of the query.
+SINCE_NEWEST: IncrementalConfig = {
+    "cursor_path": "id",
+    "initial_value": None,
+    "last_value_func": newest_id,
+    "start_param": "since_id",
+}
+
+
+def twitter_config(instance: SourceInstance) -> RESTAPIConfig:
+    """The instance's search, newer than its newest tweet, as dlt's rest_api configuration."""
+    options = instance.options
+    endpoint: Endpoint = {
+        "path": "2/tweets/search/recent",
+        "params": {
+            "query": options["query"],
+            "max_results": options.get("page_size", PAGE_SIZE),
+            "tweet.fields": TWEET_FIELDS,
+            "expansions": "author_id",
+        },
+        "paginator": next_cursor("meta.next_token", param="next_token"),
+        "data_selector": "$",  # the whole page: its authors are beside its tweets
+        "incremental": SINCE_NEWEST,
+    }
+    client = bearer_client(options, DEFAULT_BASE_URL)
+    return platform_config(instance, TWEETS, client, endpoint, [{"yield_map": tweets_with_authors}])
+
+
+def tweets_with_authors(page: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A search page's tweets, each with its author from the page's `includes.users`."""
+    users = {user["id"]: user for user in (page.get("includes") or {}).get("users", [])}
+    for tweet in page.get("data") or []:
+        yield {**tweet, "author": users.get(tweet.get("author_id"))}
+
+
 @dlt.source(name="twitter", max_table_nesting=0)
 def twitter_source(instance: SourceInstance | None = None) -> Any:
-    return for_instance(tweets(instance), instance)
-
-
-@dlt.resource(
-    name="tweets",
-    write_disposition="merge",
-    primary_key=instance_key("id"),
-)
-def tweets(
-    instance: SourceInstance | None,
-    since: dlt.sources.incremental[str] = dlt.sources.incremental(
-        "id", initial_value=None, last_value_func=newest_id
-    ),
-) -> Iterator[list[dict[str, Any]]]:
-    if instance is None:
-        return
-    options = instance.options
-    client = platform_client(
-        options.get("base_url", DEFAULT_BASE_URL),
-        auth=BearerTokenAuth(resolve_secret(options["token_env"])),
-        paginator=JSONResponseCursorPaginator(
-            cursor_path="meta.next_token", cursor_param="next_token"
-        ),
-        data_selector="data",
-    )
-    params = {
-        "query": options["query"],
-        "max_results": options.get("page_size", PAGE_SIZE),
-        "tweet.fields": TWEET_FIELDS,
-        "expansions": "author_id",
-    }
-    if since.last_value:
-        params["since_id"] = since.last_value
-    for page in client.paginate("2/tweets/search/recent", params=params):
-        users = {u["id"]: u for u in (page.response.json().get("includes") or {}).get("users", [])}
-        yield [{**tweet, "author": users.get(tweet.get("author_id"))} for tweet in page]
+    return platform_resource(TWEETS, twitter_config, instance)
