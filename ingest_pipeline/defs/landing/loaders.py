@@ -42,7 +42,7 @@ from ingest_pipeline.domain.entities import (
     REJECTED_RECORDS,
     Table,
 )
-from ingest_pipeline.domain.landing import MAX_WEBHOOK_BYTES
+from ingest_pipeline.domain.landing import MAX_WEBHOOK_BYTES, key_layout
 from ingest_pipeline.domain.landing_cursor import batched
 from ingest_pipeline.domain.log_formats import BadLine, LogFileError, parse_lines
 from ingest_pipeline.domain.payments import payment_from_event, upsert_payments
@@ -342,7 +342,7 @@ def read_crawl(writer: LandingWriter, obj: LandedObject, body: BinaryIO) -> None
     """Partner item batches (JSON array or NDJSON) upserted into normalized.items on
     (tenant, 'crawl', partner, externalId): a changed item updates its row."""
     if not obj.channel:
-        raise LandedFileError("crawl batches belong under crawl/<tenant>/<partner>/<name>")
+        raise LandedFileError(f"crawl batches belong under {key_layout('crawl').pattern}")
     _write(writer, crawl_rows(obj, body, writer.now, _max_line_bytes()), obj.channel)
 
 
