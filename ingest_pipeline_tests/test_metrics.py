@@ -72,7 +72,7 @@ def fixture_events() -> list[dict[str, Any]]:
 
 
 def load(env: Any, table: Any, rows: list[dict[str, Any]]) -> None:
-    table.upsert(env.warehouse, rows)
+    env.warehouse.upsert(table, rows)
 
 
 @pytest.fixture

@@ -1,14 +1,23 @@
-"""The DuckDB warehouse across processes: one writer at a time, the others wait (not fail)."""
+"""The warehouse: one upsert API on both kinds; DuckDB across processes: one writer at a time, the
+others wait (not fail)."""
 
 import os
 import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from ingest_pipeline.domain.entities import (
+    ITEMS,
+    NORMALIZED_LOADS,
+    REJECTED_RECORDS,
+    UPLOADS,
+    init_warehouse,
+)
 from ingest_pipeline.lib.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
@@ -93,3 +102,71 @@ def test_a_raw_load_waits_for_a_duckdb_file_held_by_another_process(duck_env, fe
         holder.wait(timeout=30)
     assert outcome.status == "ok", outcome.error
     assert outcome.rows_loaded == 3 and outcome.rows_normalized == 3
+
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def warehouse(warehouse_url):
+    warehouse = Warehouse(warehouse_url)
+    init_warehouse(warehouse)
+    return warehouse
+
+
+def item(title: str, load: str, updated: datetime = T0) -> dict:
+    key = {"tenant_id": "t", "source_type": "rss", "source_instance": "b", "external_id": "e"}
+    return key | {"title": title, "updated_at": updated, "raw_load_id": load, "ingested_at": T0}
+
+
+def test_init_creates_the_declared_columns_in_order(warehouse):
+    columns = warehouse.table_columns("normalized")
+    for table in (ITEMS, UPLOADS, REJECTED_RECORDS, NORMALIZED_LOADS):
+        assert columns[table.name] == table.column_names
+
+
+def test_upsert_updates_a_row_only_when_its_content_changed(warehouse):
+    stored = f"SELECT title, raw_load_id FROM {ITEMS.qualified}"
+    warehouse.upsert(ITEMS, [item("A", "1")])
+    warehouse.upsert(ITEMS, [item("A", "2")])  # lineage alone: no change
+    assert warehouse.fetch_all(stored) == [("A", "1")]
+    warehouse.upsert(ITEMS, ITEMS.to_arrow([item("B", "3")]))  # Arrow rows alike
+    assert warehouse.fetch_all(stored) == [("B", "3")]
+    warehouse.upsert(ITEMS, [item("old", "4", T0 - timedelta(days=1))], not_older_than="updated_at")
+    assert warehouse.fetch_all(stored) == [("B", "3")]
+    warehouse.upsert(ITEMS, [])
+    assert warehouse.fetch_all(f"SELECT count(*) FROM {ITEMS.qualified}") == [(1,)]
+
+
+def test_upsert_writes_only_the_columns_given_and_compares_what_it_is_told(warehouse):
+    warehouse.upsert(UPLOADS, [{"upload_id": "u1", "kind": "logs", "status": "Queued"}])
+    result = {"upload_id": "u1", "status": "Completed", "rows_loaded": 3}
+    columns = ["upload_id", "status", "rows_loaded"]
+    warehouse.upsert(UPLOADS, UPLOADS.to_arrow([result], columns), compare=columns[1:])
+    assert warehouse.fetch_all(f"SELECT kind, status, rows_loaded FROM {UPLOADS.qualified}") == [
+        ("logs", "Completed", 3)
+    ]
+    reject = {
+        "tenant_id": "t",
+        "source_type": "rss",
+        "source_instance": "b",
+        "record_ref": "r",
+        "reason": "bad",
+        "payload": "{}",
+        "raw_load_id": "1",
+        "rejected_at": T0,
+    }
+    warehouse.upsert(REJECTED_RECORDS, [reject])
+    later = reject | {"raw_load_id": "2", "rejected_at": T0 + timedelta(hours=1)}
+    warehouse.upsert(REJECTED_RECORDS, [later], compare=("reason", "payload"))
+    stored = f"SELECT raw_load_id FROM {REJECTED_RECORDS.qualified}"
+    assert warehouse.fetch_all(stored) == [("1",)]
+    warehouse.upsert(REJECTED_RECORDS, [later])  # by default every non-key column counts
+    assert warehouse.fetch_all(stored) == [("2",)]
+
+
+def test_a_table_without_content_keeps_its_first_row(warehouse):
+    mark = {"raw_table": "raw_rss.items", "load_id": "1", "normalized_at": T0}
+    warehouse.upsert(NORMALIZED_LOADS, [mark])
+    warehouse.upsert(NORMALIZED_LOADS, [mark | {"normalized_at": T0 + timedelta(days=1)}])
+    assert warehouse.fetch_all(f"SELECT normalized_at FROM {NORMALIZED_LOADS.qualified}") == [(T0,)]

@@ -182,8 +182,8 @@ def issue_upload_url(
         Params={"Bucket": settings.landing_bucket, "Key": key},
         ExpiresIn=expires_seconds,
     )
-    UPLOADS.upsert(
-        warehouse or Warehouse(settings.resolved_warehouse_url),
+    (warehouse or Warehouse(settings.resolved_warehouse_url)).upsert(
+        UPLOADS,
         [
             {
                 "upload_id": upload_id,

@@ -122,9 +122,7 @@ def upsert_payments(warehouse: Warehouse, rows: Sequence[Mapping[str, Any]]) -> 
         merged[key] = merge_payment_rows(merged[key], row) if key in merged else dict(row)
     if not merged:
         return
-    warehouse.insert_on_conflict(
-        PAYMENTS.qualified, PAYMENTS.to_arrow(merged.values()), _on_conflict()
-    )
+    warehouse.upsert(PAYMENTS, merged.values(), on_conflict=_on_conflict())
 
 
 def _on_conflict() -> str:

@@ -126,7 +126,7 @@ def queue_objects(
         tenant, channel = landing_key.tenant, landing_key.channel
         outcome.queued.append(LandedObject(upload_id, tenant, kind, key, version, size, channel))
         rows.append({**row, "status": "Queued", "reason": None})
-    UPLOADS.upsert(warehouse, rows)
+    warehouse.upsert(UPLOADS, rows)
     return outcome
 
 
@@ -246,8 +246,8 @@ def record_results(warehouse: Warehouse, results: Sequence[UploadResult]) -> Non
         }
         for r in results
     ]
-    table = UPLOADS.to_arrow(rows, _RESULT_COLUMNS)
-    warehouse.upsert(UPLOADS.qualified, table, UPLOADS.key, _RESULT_COLUMNS[1:])
+    # Only these columns are written, so only they are compared.
+    warehouse.upsert(UPLOADS, UPLOADS.to_arrow(rows, _RESULT_COLUMNS), compare=_RESULT_COLUMNS[1:])
 
 
 @dataclass

@@ -221,7 +221,7 @@ class AuditWriter:
             return
         with self.lock:
             self.ensure_table()
-            INTAKE_AUDIT.upsert(self.warehouse, rows)
+            self.warehouse.upsert(INTAKE_AUDIT, rows)
         self.metrics.audit_written.inc(len(rows))
 
     def ensure_table(self) -> None:

@@ -111,7 +111,6 @@ class LandingWriter:
         self.rejects: list[dict[str, Any]] = []
         self.replaced_keys: list[str] = []
         self.now = datetime.now(UTC)
-        self.content = table.content_columns
         self.obj: LandedObject | None = None
         self.counts = LoadCounts()
 
@@ -162,14 +161,8 @@ class LandingWriter:
                     chunk,
                 )
             self.replaced_keys = []
-        self.warehouse.upsert(
-            self.table.qualified,
-            self.table.to_arrow(self.rows.values()),
-            self.table.key,
-            self.content,
-            self.not_older_than,
-        )
-        REJECTED_RECORDS.upsert(self.warehouse, self.rejects)
+        self.warehouse.upsert(self.table, self.rows.values(), not_older_than=self.not_older_than)
+        self.warehouse.upsert(REJECTED_RECORDS, self.rejects)
         self.rows, self.rejects = {}, []
 
 

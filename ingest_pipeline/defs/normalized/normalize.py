@@ -1,7 +1,7 @@
 """Raw → normalized: read raw loads not yet normalized, map, validate, upsert; reject the rest.
 
-One engine for every entity (items, feedback, ...): an `Entity` names its table, its pydantic
-adapter and the columns whose change makes a row "updated".
+One engine for every entity (items, feedback, ...): an `Entity` names its declared table, which
+brings its validator, its key and the columns whose change makes a row "updated".
 
 Each dlt load of a raw table is consumed once (tracked in `normalized.normalized_loads`); a replay
 forgets that tracking and rebuilds the normalized rows from raw alone, without calling a source.
@@ -45,9 +45,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import TypeAdapter, ValidationError
 
-from ingest_pipeline.defs.normalized.models import FEEDBACK, ITEM, blank_to_none
-from ingest_pipeline.domain.entities import FEEDBACK as FEEDBACK_TABLE
+from ingest_pipeline.defs.normalized.models import blank_to_none
 from ingest_pipeline.domain.entities import (
+    FEEDBACK,
     ITEMS,
     NORMALIZED_LOADS,
     REJECTED_RECORDS,
@@ -60,6 +60,7 @@ from ingest_pipeline.lib.warehouse import Warehouse, WarehouseBusyError
 from ingest_pipeline.sources.csv.source import RAW_LINE_COLUMN, REJECT_REASON_COLUMN
 
 BATCH_ROWS = 50_000
+# A reject rewritten with the same reason and payload keeps its load id and time.
 REJECT_CONTENT_COLUMNS = ("reason", "payload")
 # Past this many refused records a batch's failure is not about its records (bisecting on would
 # cost two upserts a record): the load is quarantined instead.
@@ -86,13 +87,16 @@ log = dg.get_dagster_logger("normalize")
 class Entity:
     name: str
     table: Table
-    adapter: TypeAdapter
+
+    @property
+    def adapter(self) -> TypeAdapter:
+        return self.table.validator
 
 
-ENTITIES = {
-    "items": Entity("items", ITEMS, ITEM),
-    "feedback": Entity("feedback", FEEDBACK_TABLE, FEEDBACK),
-}
+ENTITIES = {"items": Entity("items", ITEMS), "feedback": Entity("feedback", FEEDBACK)}
+
+# A validated record and the raw row it came from (a refused record is rejected with its row).
+Validated = tuple[dict[str, Any], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -147,10 +151,10 @@ def normalize_source_type(
     ingested_at = datetime.now(UTC)
 
     def normalize_batch(rows: list[dict[str, Any]], qualified: str) -> None:
-        records, sources, rejects = _validate(
+        validated, rejects = _validate(
             rows, qualified, entity, source_type, mapper, by_key, ingested_at
         )
-        records, refused = write_records(warehouse, entity.table, records, sources)
+        records, refused = write_records(warehouse, entity.table, validated)
         rejects += [reject_row(r, qualified, source_type, e, ingested_at) for r, e in refused]
         if refused:
             refs = ", ".join(f"{qualified}:{_row_ref(r)}" for r, _ in refused[:5])
@@ -167,27 +171,23 @@ def normalize_source_type(
 
 
 def write_records(
-    warehouse: Warehouse,
-    table: Table,
-    records: list[dict[str, Any]],
-    sources: list[dict[str, Any]],
+    warehouse: Warehouse, table: Table, validated: list[Validated]
 ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], Exception]]]:
-    """Upsert validated records (`sources`: the raw row of each); returns the records written
-    and (raw row, why) of those refused: text a database cannot store, found before the write,
-    then whatever the database still refuses, found by bisecting."""
-    rows = storable_arrow(table, records)
+    """Upsert validated records; returns the records written and (raw row, why) of those
+    refused: text a database cannot store, found before the write, then whatever the database
+    still refuses, found by bisecting."""
+    rows = storable_arrow(table, [record for record, _ in validated])
     refused: list[tuple[dict[str, Any], Exception]] = []
     if rows is None:  # rare: look at each record, then build the batch again
-        kept, kept_sources = [], []
-        for record, source in zip(records, sources, strict=True):
+        kept = []
+        for record, source in validated:
             if why := unstorable_text(record):
                 refused.append((source, ValueError(why)))
             else:
-                kept.append(record)
-                kept_sources.append(source)
-        records, sources = kept, kept_sources
-        rows = table.to_arrow(records)
-    written = upsert_bisecting(warehouse, table, records, sources, rows, refused)
+                kept.append((record, source))
+        validated = kept
+        rows = table.to_arrow([record for record, _ in validated])
+    written = upsert_bisecting(warehouse, table, validated, rows, refused)
     return written, refused
 
 
@@ -221,28 +221,27 @@ def unstorable_text(record: Mapping[str, Any]) -> str | None:
 def upsert_bisecting(
     warehouse: Warehouse,
     table: Table,
-    records: list[dict[str, Any]],
-    sources: list[dict[str, Any]],
+    validated: list[Validated],
     rows: pa.Table | None,
     refused: list[tuple[dict[str, Any], Exception]],
 ) -> list[dict[str, Any]]:
-    """Upsert the records; if the database refuses the batch for a reason in its rows, each half
-    again, down to single records, which are added to `refused` with the error. Returns the
-    records written."""
+    """Upsert the records (`rows`: them as Arrow, if built); if the database refuses the batch
+    for a reason in its rows, each half again, down to single records, which are added to
+    `refused` with the error. Returns the records written."""
+    records = [record for record, _ in validated]
     try:
-        rows = table.to_arrow(records) if rows is None else rows
-        warehouse.upsert(table.qualified, rows, table.key, table.content_columns)
+        warehouse.upsert(table, table.to_arrow(records) if rows is None else rows)
         return records
     except ROW_ERRORS as exc:
-        if len(records) == 1:
+        if len(validated) == 1:
             if sum(isinstance(e, RefusedError) for _, e in refused) >= MAX_REFUSED:
                 raise RuntimeError(f"more than {MAX_REFUSED} records refused: {exc}") from exc
-            refused.append((sources[0], RefusedError(_one_line(exc))))
+            refused.append((validated[0][1], RefusedError(_one_line(exc))))
             return []
-    half = len(records) // 2
-    return upsert_bisecting(
-        warehouse, table, records[:half], sources[:half], None, refused
-    ) + upsert_bisecting(warehouse, table, records[half:], sources[half:], None, refused)
+    half = len(validated) // 2
+    return upsert_bisecting(warehouse, table, validated[:half], None, refused) + upsert_bisecting(
+        warehouse, table, validated[half:], None, refused
+    )
 
 
 class RefusedError(Exception):
@@ -409,12 +408,7 @@ def raw_rows_query(qualified: str, columns: list[str], load_ids: list[str]) -> s
 
 def upsert_rejects(warehouse: Warehouse, rejects: list[dict[str, Any]]) -> None:
     """Write reject rows (a re-processed raw row rewrites its own reject)."""
-    warehouse.upsert(
-        REJECTED_RECORDS.qualified,
-        REJECTED_RECORDS.to_arrow(dedupe_rejects(rejects)),
-        REJECTED_RECORDS.key,
-        REJECT_CONTENT_COLUMNS,
-    )
+    warehouse.upsert(REJECTED_RECORDS, dedupe_rejects(rejects), compare=REJECT_CONTENT_COLUMNS)
 
 
 def pending_loads(warehouse: Warehouse, qualified: str, replay: bool) -> list[str]:
@@ -435,9 +429,7 @@ def mark_normalized(
     """Record loads as consumed; a quarantined one has no `normalized_at`."""
     now = None if quarantined else datetime.now(UTC)
     marks = [{"raw_table": qualified, "load_id": i, "normalized_at": now} for i in load_ids]
-    warehouse.upsert(
-        NORMALIZED_LOADS.qualified, NORMALIZED_LOADS.to_arrow(marks), NORMALIZED_LOADS.key, ()
-    )
+    warehouse.upsert(NORMALIZED_LOADS, marks)  # a mark is written once
 
 
 def _validate(
@@ -448,11 +440,11 @@ def _validate(
     mapper: Mapper,
     instances: Mapping[tuple[str, str], SourceInstance],
     ingested_at: datetime,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Records, the raw row of each (in the same order), and rejects."""
+) -> tuple[list[Validated], list[dict[str, Any]]]:
+    """Records with the raw row of each, and rejects."""
     # Keyed by natural key: the last version of a record within a batch wins (one upsert
     # statement cannot touch the same row twice).
-    records: dict[tuple[str, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
+    records: dict[tuple[str, ...], Validated] = {}
     rejects: list[dict[str, Any]] = []
     for row in rows:
         tenant, name = row[TENANT_COLUMN], row[INSTANCE_COLUMN]
@@ -477,8 +469,7 @@ def _validate(
             rejects.append(reject_row(row, qualified, source_type, exc, ingested_at))
             continue
         records[tuple(record[k] for k in entity.table.key)] = (record, row)
-    kept = list(records.values())
-    return [r for r, _ in kept], [row for _, row in kept], dedupe_rejects(rejects)
+    return list(records.values()), dedupe_rejects(rejects)
 
 
 def reject_row(

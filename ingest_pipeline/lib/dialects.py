@@ -1,0 +1,281 @@
+"""What differs between the warehouse kinds, one small object each (as dlt's `sql_client` per
+destination): how to connect, run a statement, stream rows, bulk-upsert an Arrow table, name a
+column type, and the dlt destination and dbt target of the same database.
+
+Rules they keep:
+- SQL is written once with `%s` placeholders; DuckDB gets `?` (`execute`).
+- A connection is committed on success, rolled back on error, and closed.
+- The bulk upsert is one set-based `INSERT INTO <table> AS t ... SELECT ... <ON CONFLICT>`:
+  DuckDB reads the Arrow table in place; PostgreSQL gets it by COPY into a temp table first
+  (~100k rows/s against ~6k for row-by-row statements).
+- One process at a time may open a DuckDB file for writing: a sensor tick, a run, the CLI and
+  the intake wait for each other with backoff (`retry_while_locked`, bounded by
+  INGEST_DUCKDB_LOCK_WAIT_SECONDS) and then fail with `WarehouseBusyError` naming the holder.
+  Dagster's `duckdb_warehouse` pool already serializes the runs' steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import dlt
+import duckdb
+import psycopg2
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import tenacity
+
+# The lock-wait message keeps the logger it always had (log filters name it).
+log = logging.getLogger("ingest_pipeline.lib.warehouse")
+
+# dlt's postgres destination insists on a password even where the server trusts local
+# connections; any placeholder works with trust auth.
+_PLACEHOLDER_PASSWORD = "unused"
+
+# The portable column kinds (domain/entities.py) as SQL types; a dialect overrides some.
+_SQL_TYPES = {
+    "text": "TEXT",
+    "timestamptz": "TIMESTAMPTZ",
+    "integer": "INTEGER",
+    "bigint": "BIGINT",
+    "double": "DOUBLE PRECISION",
+    "json": "JSON",
+}
+
+
+class Dialect:
+    """The interface; `DuckDBDialect` and `PostgresDialect` implement it."""
+
+    name: ClassVar[str]
+    sql_types: ClassVar[dict[str, str]] = _SQL_TYPES
+
+    def sql_type(self, kind: str) -> str:
+        return self.sql_types[kind]
+
+    def connect(self) -> contextlib.AbstractContextManager[Any]:
+        """A DB-API connection; committed on success, rolled back on error."""
+        raise NotImplementedError
+
+    def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement (`%s` placeholders); returns a cursor to fetch from."""
+        raise NotImplementedError
+
+    def stream(self, con: Any, sql: str, batch_size: int) -> Any:
+        """A cursor over the query whose `fetchmany` streams (bounded memory)."""
+        raise NotImplementedError
+
+    def insert_select(self, con: Any, table: str, rows: pa.Table, conflict: str) -> None:
+        """`INSERT INTO table AS t ... SELECT` the rows with the `ON CONFLICT` clause."""
+        raise NotImplementedError
+
+    def dlt_destination(self) -> Any:
+        raise NotImplementedError
+
+    def dbt_environment(self) -> dict[str, str]:
+        """The DBT_* variables dbt_metrics/profiles.yml reads for this database."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class DuckDBDialect(Dialect):
+    path: Path
+    # How long to wait for a DuckDB file another process holds (None: the setting).
+    lock_wait_seconds: float | None = None
+    name: ClassVar[str] = "duckdb"
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = retry_while_locked(
+            self.path, lambda: duckdb.connect(str(self.path)), self.lock_wait_seconds
+        )
+        try:
+            con.execute("BEGIN")
+            yield con
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+
+    def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+        return con.execute(sql.replace("%s", "?"), list(params))
+
+    def stream(self, con: Any, sql: str, batch_size: int) -> Any:
+        return con.execute(sql)
+
+    def insert_select(self, con: Any, table: str, rows: pa.Table, conflict: str) -> None:
+        column_list = ", ".join(rows.column_names)
+        con.register("incoming_rows", rows)
+        con.execute(
+            f"INSERT INTO {table} AS t ({column_list}) "
+            f"SELECT {column_list} FROM incoming_rows {conflict}"
+        )
+        con.unregister("incoming_rows")
+
+    def dlt_destination(self) -> Any:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return dlt.destinations.duckdb(credentials=str(self.path))
+
+    def dbt_environment(self) -> dict[str, str]:
+        return {"DBT_TARGET": "duckdb", "DBT_DUCKDB_PATH": str(self.path)}
+
+
+@dataclass(frozen=True)
+class PostgresDialect(Dialect):
+    dsn: str
+    name: ClassVar[str] = "postgres"
+    sql_types: ClassVar[dict[str, str]] = {**_SQL_TYPES, "json": "JSONB"}
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Any]:
+        con = psycopg2.connect(self.dsn)
+        try:
+            yield con
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        finally:
+            con.close()
+
+    def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+        cur = con.cursor()
+        # Without parameters psycopg2 must not read '%' in the SQL (LIKE 'a%') as a placeholder.
+        cur.execute(sql, tuple(params)) if params else cur.execute(sql)
+        return cur
+
+    def stream(self, con: Any, sql: str, batch_size: int) -> Any:
+        cur = con.cursor(name="ingest_stream")  # server-side cursor: streams
+        cur.itersize = batch_size
+        cur.execute(sql)
+        return cur
+
+    def insert_select(self, con: Any, table: str, rows: pa.Table, conflict: str) -> None:
+        column_list = ", ".join(rows.column_names)
+        cur = con.cursor()
+        cur.execute(
+            f"CREATE TEMP TABLE incoming_rows ON COMMIT DROP AS "
+            f"SELECT {column_list} FROM {table} WITH NO DATA"
+        )
+        buffer = io.BytesIO()
+        pa_csv.write_csv(_jsonify_nested(rows), buffer)
+        buffer.seek(0)
+        cur.copy_expert(
+            f"COPY incoming_rows ({column_list}) FROM STDIN WITH (FORMAT csv, HEADER)", buffer
+        )
+        cur.execute(
+            f"INSERT INTO {table} AS t ({column_list}) "
+            f"SELECT {column_list} FROM incoming_rows {conflict}"
+        )
+
+    def dlt_destination(self) -> Any:
+        parts = urlsplit(self.dsn)
+        if parts.password is None:
+            userinfo = f"{parts.username or 'postgres'}:{_PLACEHOLDER_PASSWORD}"
+            netloc = f"{userinfo}@{parts.hostname}:{parts.port or 5432}"
+            parts = parts._replace(netloc=netloc)
+        return dlt.destinations.postgres(credentials=urlunsplit(parts))
+
+    def dbt_environment(self) -> dict[str, str]:
+        parts = urlsplit(self.dsn)
+        return {
+            "DBT_TARGET": "postgres",
+            "DBT_PG_HOST": parts.hostname or "127.0.0.1",
+            "DBT_PG_PORT": str(parts.port or 5432),
+            "DBT_PG_USER": unquote(parts.username or "postgres"),
+            "DBT_PG_PASSWORD": unquote(parts.password or ""),
+            "DBT_PG_DBNAME": parts.path.lstrip("/") or "postgres",
+        }
+
+
+def _jsonify_nested(rows: pa.Table) -> pa.Table:
+    """CSV cannot carry structs/lists: send nested columns as JSON text."""
+    for index, field in enumerate(rows.schema):
+        if pa.types.is_nested(field.type):
+            texts = [None if v is None else json.dumps(v) for v in rows.column(index).to_pylist()]
+            rows = rows.set_column(index, field.name, pa.array(texts, pa.string()))
+    return rows
+
+
+# --------------------------------------------------------------------------- the DuckDB lock
+
+
+class WarehouseBusyError(RuntimeError):
+    """Another process held the DuckDB file for longer than we wait; the message names it."""
+
+
+def lock_holder(exc: BaseException) -> str:
+    """DuckDB's lock error names the holding program and PID: 'in /usr/bin/python (PID 42)'."""
+    found = re.search(r"held in (.+?) \(PID (\d+)\)", str(exc))
+    if not found:
+        return "another process"
+    program, pid = found.groups()
+    return f"PID {pid} ({_command_line(int(pid)) or program})"
+
+
+def _command_line(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        # One line whatever the arguments hold (a `python -c` script has newlines).
+        return " ".join(" ".join(w.decode(errors="replace") for w in words).split())[:120]
+    return ""
+
+
+T = TypeVar("T")
+
+
+def retry_while_locked(
+    path: Path, attempt: Callable[[], T], lock_wait_seconds: float | None = None
+) -> T:
+    """`attempt()`, again with backoff while it fails on the DuckDB file's lock (also when the
+    lock error is wrapped, as dlt wraps it). The first wait is logged with the holder; a wait
+    past INGEST_DUCKDB_LOCK_WAIT_SECONDS raises WarehouseBusyError naming it."""
+    from ingest_pipeline.settings import get_settings
+
+    limit = lock_wait_seconds or get_settings().duckdb_lock_wait_seconds
+
+    def announce(state: tenacity.RetryCallState) -> None:
+        if state.attempt_number == 1 and state.outcome is not None:
+            holder = lock_holder(_lock_conflict_in(state.outcome.exception()))
+            log.warning(f"waiting up to {limit:g} s for the DuckDB file {path}: held by {holder}")
+
+    def give_up(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        raise WarehouseBusyError(
+            f"the DuckDB file {path} stayed locked by {lock_holder(_lock_conflict_in(exc))} "
+            f"for {limit:g} s (INGEST_DUCKDB_LOCK_WAIT_SECONDS); try again when it has finished"
+        ) from exc
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(lambda exc: _lock_conflict_in(exc) is not None),
+        wait=tenacity.wait_random_exponential(multiplier=0.05, max=2),
+        stop=tenacity.stop_after_delay(limit),
+        before_sleep=announce,
+        retry_error_callback=give_up,
+    )
+    return retrying(attempt)
+
+
+def _is_lock_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+def _lock_conflict_in(exc: BaseException | None) -> BaseException | None:
+    """The DuckDB lock error in `exc` or among its causes, else None."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if _is_lock_conflict(exc):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
