@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ingest_pipeline.domain.landing import UPLOAD_KINDS
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ingest-pipeline", description=__doc__)
@@ -16,7 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("init", help="create the warehouse schemas and normalized tables")
     upload = commands.add_parser("upload-url", help="print a presigned PUT URL for a new upload")
     upload.add_argument("--tenant", required=True)
-    upload.add_argument("--kind", required=True, help="logs, events or crawl")
+    upload.add_argument("--kind", required=True, help=f"one of {', '.join(UPLOAD_KINDS)}")
     upload.add_argument("--filename", help="the file's name (kept, made safe, in the key)")
     upload.add_argument("--expires", type=int, default=3600, help="seconds the URL is valid")
     commands.add_parser(
