@@ -63,7 +63,9 @@ def test_every_type_has_everything_built_from_its_declaration(
     declared = SOURCE_TYPES[name]
     raw = dg.AssetKey(["raw", name, declared.raw_resource])
     assert defs.resolve_assets_def(raw).group_names_by_key[raw] == name
-    assert defs.resolve_assets_def(raw).descriptions_by_key[raw] == declared.raw_description
+    assert (
+        defs.resolve_assets_def(raw).descriptions_by_key[raw] == declared.declared.raw.description
+    )
     job = defs.resolve_job_def(declared.job_name)
     assert job.asset_layer.selected_asset_keys == {raw}
     assert defs.resolve_schedule_def(f"{declared.job_name}_schedule").job_name == job.name
@@ -71,7 +73,7 @@ def test_every_type_has_everything_built_from_its_declaration(
         dg.AssetKey(["normalized", declared.entity])
         in defs.resolve_asset_graph().get_all_asset_keys()
     )
-    assert callable(declared.mapper) and callable(declared.dlt_source)
+    assert callable(declared.mapper) and callable(declared.declared.raw.dlt_source)
     assert issubclass(declared.options, SourceOptions)
     assert declared.options.model_config.get("extra") == "forbid"
 
@@ -83,7 +85,8 @@ def test_the_demo_tenants_file_has_a_valid_instance_of_every_type() -> None:
     # Every type's demo part names an address the example uses (the demo replaces it).
     example = EXAMPLE_TENANTS_FILE.read_text(encoding="utf-8")
     for declared in SOURCE_TYPES.values():
-        assert declared.demo is not None and declared.demo.example_address in example
+        demo = declared.declared.demo
+        assert demo is not None and demo.example_address in example
 
 
 def test_a_typo_in_one_instance_leaves_it_out_naming_tenant_instance_type_and_field(

@@ -75,9 +75,9 @@ class RawTranslator(DagsterDltTranslator):
 
 def build_raw_assets(kind: SourceType) -> dg.AssetsDefinition:
     """The raw asset of a source type (its declaration's dlt source and description)."""
-    source_type, build_source = kind.name, kind.dlt_source
+    source_type, build_source = kind.name, kind.declared.raw.dlt_source
     partitions = instance_partitions(source_type)
-    translator = RawTranslator(source_type, kind.raw_description)
+    translator = RawTranslator(source_type, kind.declared.raw.description)
 
     @dlt_assets(
         dlt_source=build_source(),

@@ -126,7 +126,8 @@ class SourceDeclaration:
 
 @dataclass(frozen=True)
 class SourceType:
-    """A registered source type: its package's name and declaration."""
+    """A registered source type: its package's name and declaration (`declared`), with the
+    names the rest of the platform reads."""
 
     name: str
     declared: SourceDeclaration
@@ -144,24 +145,12 @@ class SourceType:
         return self.declared.raw.resource
 
     @property
-    def raw_description(self) -> str:
-        return self.declared.raw.description
-
-    @property
-    def dlt_source(self) -> Callable[..., Any]:
-        return self.declared.raw.dlt_source
-
-    @property
     def entity(self) -> str:
         return self.declared.normalized.entity
 
     @property
     def mapper(self) -> Callable[..., Any]:
         return self.declared.normalized.mapper
-
-    @property
-    def demo(self) -> DemoPart | None:
-        return self.declared.demo
 
     @property
     def job_name(self) -> str:

@@ -38,7 +38,8 @@ DEMO_INTAKE_SECRETS = {
 
 def demo_parts() -> dict[str, DemoPart]:
     """{source type: its part of the demo world}, for every registered type that has one."""
-    return {name: t.demo for name, t in SOURCE_TYPES.items() if t.demo is not None}
+    parts = {name: t.declared.demo for name, t in SOURCE_TYPES.items()}
+    return {name: part for name, part in parts.items() if part is not None}
 
 
 def demo_secrets() -> dict[str, str]:
