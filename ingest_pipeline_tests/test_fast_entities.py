@@ -1,5 +1,5 @@
 """Fast tier: each entity declared once; its row type, Arrow schema, DDL, key and content columns
-agree (no warehouse)."""
+agree; the warehouse URL chooses its dialect (no warehouse)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ from ingest_pipeline.domain.entities import (
     LoadId,
     entity,
 )
+from ingest_pipeline.lib.dbt_env import dbt_environment
 from ingest_pipeline.lib.dialects import DuckDBDialect, PostgresDialect
+from ingest_pipeline.lib.warehouse import Warehouse
 
 DIALECTS = [DuckDBDialect(Path("unused.duckdb")), PostgresDialect("postgresql://unused/db")]
 
@@ -119,3 +121,22 @@ def test_entity_derives_a_table_from_any_typed_dict() -> None:
     assert "score DOUBLE PRECISION" in things.ddl(DIALECTS[1])
     with pytest.raises(ValueError, match="no such columns"):
         entity(Thing, table="things", key=("missing",))
+
+
+def test_the_warehouse_url_chooses_its_dialect() -> None:
+    duck = Warehouse("duckdb:///data/wh.duckdb", lock_wait_seconds=3)
+    assert duck.sql_dialect == DuckDBDialect(Path("data/wh.duckdb"), 3)
+    assert duck.dialect == "duckdb"
+    assert dbt_environment(duck) == {"DBT_TARGET": "duckdb", "DBT_DUCKDB_PATH": "data/wh.duckdb"}
+    postgres = Warehouse("postgresql+psycopg2://u:p%40ss@db.test:6543/wh")
+    assert postgres.sql_dialect == PostgresDialect("postgresql://u:p%40ss@db.test:6543/wh")
+    assert dbt_environment(postgres) == {
+        "DBT_TARGET": "postgres",
+        "DBT_PG_HOST": "db.test",
+        "DBT_PG_PORT": "6543",
+        "DBT_PG_USER": "u",
+        "DBT_PG_PASSWORD": "p@ss",
+        "DBT_PG_DBNAME": "wh",
+    }
+    with pytest.raises(ValueError, match="unsupported warehouse URL scheme"):
+        _ = Warehouse("sqlite:///x.db").dialect

@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,8 +53,8 @@ _SQL_TYPES = {
 }
 
 
-class Dialect:
-    """The interface; `DuckDBDialect` and `PostgresDialect` implement it."""
+class Dialect(ABC):
+    """What a warehouse kind does its own way; `DuckDBDialect` and `PostgresDialect`."""
 
     name: ClassVar[str]
     sql_types: ClassVar[dict[str, str]] = _SQL_TYPES
@@ -61,28 +62,29 @@ class Dialect:
     def sql_type(self, kind: str) -> str:
         return self.sql_types[kind]
 
+    @abstractmethod
     def connect(self) -> contextlib.AbstractContextManager[Any]:
         """A DB-API connection; committed on success, rolled back on error."""
-        raise NotImplementedError
 
+    @abstractmethod
     def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement (`%s` placeholders); returns a cursor to fetch from."""
-        raise NotImplementedError
 
+    @abstractmethod
     def stream(self, con: Any, sql: str, batch_size: int) -> Any:
         """A cursor over the query whose `fetchmany` streams (bounded memory)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def insert_select(self, con: Any, table: str, rows: pa.Table, conflict: str) -> None:
         """`INSERT INTO table AS t ... SELECT` the rows with the `ON CONFLICT` clause."""
-        raise NotImplementedError
 
+    @abstractmethod
     def dlt_destination(self) -> Any:
-        raise NotImplementedError
+        """dlt's destination for the same database (the raw layer)."""
 
+    @abstractmethod
     def dbt_environment(self) -> dict[str, str]:
         """The DBT_* variables dbt_metrics/profiles.yml reads for this database."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
