@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from ingest_pipeline.sandbox.demo_world import EXAMPLE_TENANTS_FILE, FEEDBACK_TENANT
+
 ITEM_CSV_MAPPING = {"external_id": "sku", "title": "name", "url": "link", "published_at": "updated"}
 
 
@@ -60,14 +64,26 @@ def catalog_csv_instance(path: Path | str, name: str = "catalog", **options: Any
 def feedback_instance(
     platform: str, tenant: str, base_url: str, secret_env: str, name: str = "main", **extra: Any
 ) -> dict[str, Any]:
-    """A feedback-platform instance with the settings its type needs (README: per type)."""
+    """An instance of a feedback platform for `tenant`, configured like the demo tenant's in
+    tenants.example.yaml (so no list of platforms is kept here): its settings with the demo
+    tenant's name replaced by `tenant` (an app package, a search query), its secrets in
+    `secret_env`, at `base_url`, on its type's default schedule."""
     settings = {
-        "playstore": {"package_name": f"com.{tenant}.app", "token_env": secret_env},
-        "twitter": {"query": f"@{tenant}", "token_env": secret_env},
-        "discourse": {"api_key_env": secret_env, "api_username": "system"},
-        "intercom": {"token_env": secret_env},
-    }[platform]
+        key: secret_env if key.endswith("_env") else _for_tenant(value, tenant)
+        for key, value in _demo_instance(platform).items()
+        if key not in ("type", "name", "schedule", "base_url")
+    }
     return {"type": platform, "name": name, "base_url": base_url, **settings, **extra}
+
+
+def _demo_instance(source_type: str) -> dict[str, Any]:
+    document = yaml.safe_load(EXAMPLE_TENANTS_FILE.read_text(encoding="utf-8"))
+    sources = document["tenants"][FEEDBACK_TENANT]["sources"]
+    return next(source for source in sources if source["type"] == source_type)
+
+
+def _for_tenant(value: Any, tenant: str) -> Any:
+    return value.replace(FEEDBACK_TENANT, tenant) if isinstance(value, str) else value
 
 
 def stripe_instance(
