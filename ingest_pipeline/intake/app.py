@@ -323,16 +323,7 @@ class Intake:
         self.s3_probe.head_bucket(Bucket=self.settings.landing_bucket)
 
     def _probe_warehouse(self) -> None:
-        if self.warehouse.dialect == "postgres":
-            con = psycopg2.connect(
-                self.warehouse.postgres_dsn, connect_timeout=int(PROBE_TIMEOUT_SECONDS)
-            )
-            try:
-                con.cursor().execute("SELECT 1")
-            finally:
-                con.close()
-        else:
-            self.warehouse.fetch_all("SELECT 1")
+        self.warehouse.sql_dialect.probe(PROBE_TIMEOUT_SECONDS)
 
     # -- the checks every tenant route makes ----------------------------------------------
 

@@ -58,6 +58,9 @@ class Dialect(ABC):
 
     name: ClassVar[str]
     sql_types: ClassVar[dict[str, str]] = _SQL_TYPES
+    # One process at a time opens the database (a DuckDB file): a tool that holds it until it
+    # exits (dbt) must have exited before this process opens it again.
+    single_process: ClassVar[bool] = False
 
     def sql_type(self, kind: str) -> str:
         return self.sql_types[kind]
@@ -86,6 +89,15 @@ class Dialect(ABC):
     def dbt_environment(self) -> dict[str, str]:
         """The DBT_* variables dbt_metrics/profiles.yml reads for this database."""
 
+    @abstractmethod
+    def probe(self, timeout_seconds: float) -> None:
+        """Raise unless the database answers `SELECT 1` (a readiness check)."""
+
+    def waiting_for_the_file(self, action: Callable[[], T]) -> T:
+        """Run `action`, which opens the database itself (dlt, dbt-duckdb): on DuckDB again
+        while another process holds the file, as every other writer waits."""
+        return action()
+
 
 @dataclass(frozen=True)
 class DuckDBDialect(Dialect):
@@ -93,6 +105,7 @@ class DuckDBDialect(Dialect):
     # How long to wait for a DuckDB file another process holds (None: the setting).
     lock_wait_seconds: float | None = None
     name: ClassVar[str] = "duckdb"
+    single_process: ClassVar[bool] = True
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -131,6 +144,13 @@ class DuckDBDialect(Dialect):
 
     def dbt_environment(self) -> dict[str, str]:
         return {"DBT_TARGET": "duckdb", "DBT_DUCKDB_PATH": str(self.path)}
+
+    def probe(self, timeout_seconds: float) -> None:
+        with self.connect() as con:
+            con.execute("SELECT 1").fetchall()
+
+    def waiting_for_the_file(self, action: Callable[[], T]) -> T:
+        return retry_while_locked(self.path, action, self.lock_wait_seconds)
 
 
 @dataclass(frozen=True)
@@ -199,6 +219,15 @@ class PostgresDialect(Dialect):
             "DBT_PG_PASSWORD": unquote(parts.password or ""),
             "DBT_PG_DBNAME": parts.path.lstrip("/") or "postgres",
         }
+
+    def probe(self, timeout_seconds: float) -> None:
+        # Its own connection with a connect timeout: a server that does not answer fails the
+        # probe in seconds instead of holding a readiness check for the OS's TCP timeout.
+        con = psycopg2.connect(self.dsn, connect_timeout=max(1, int(timeout_seconds)))
+        try:
+            con.cursor().execute("SELECT 1")
+        finally:
+            con.close()
 
 
 def _jsonify_nested(rows: pa.Table) -> pa.Table:

@@ -25,7 +25,7 @@ from ingest_pipeline.lib.resources import (
     warehouse_pool,
 )
 from ingest_pipeline.lib.source_types import SOURCE_TYPES, SourceType
-from ingest_pipeline.lib.warehouse import Warehouse, retry_while_locked
+from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.settings import get_settings
 
 
@@ -120,10 +120,7 @@ def load_waiting_for_the_warehouse(settings: Any, load: Callable[[], list[Any]])
     """dlt opens the DuckDB file itself and fails at once if a process outside the pool (a
     sensor tick, the intake, the CLI) holds it for a moment: load again, waiting like every
     other writer. A new run resumes dlt's pending packages, so nothing loads twice."""
-    warehouse = Warehouse(settings.resolved_warehouse_url)
-    if warehouse.dialect != "duckdb":
-        return load()
-    return retry_while_locked(warehouse.duckdb_path, load)
+    return Warehouse(settings.resolved_warehouse_url).sql_dialect.waiting_for_the_file(load)
 
 
 def _one_result(

@@ -78,7 +78,7 @@ def metrics_assets(
 
 def with_row_counts(wh: Warehouse, events: Iterable[Any]) -> Iterator[Any]:
     """dbt's events, each table model's materialization with `dagster/row_count` added."""
-    if wh.dialect == "duckdb":
+    if wh.sql_dialect.single_process:
         events = list(events)  # dbt releases the DuckDB file only when it exits
     for event in events:
         if isinstance(event, dg.Output | dg.AssetMaterialization):
