@@ -1,24 +1,29 @@
 """The registry of source types: it collects, it does not list.
 
 A source type is one package `ingest_pipeline/sources/<type>/`, and nothing outside that package
-names it. The package holds:
+names it. Each piece of its declaration stands beside the code it describes:
 
 - `options.py`: `class Options(SourceOptions)`, every setting an instance of the type reads from
   the tenants file, `schedule` too: its default is the type's default cron. It imports nothing
   heavier than pydantic, because the tenants file is validated with it (`option_models()`) by
   code that the source itself imports;
-- `declaration.py`: `SOURCE_TYPE = SourceDeclaration(...)`, the type's one declaration: its
-  options model, its raw layer (resource, dlt source, description), its normalized layer (entity,
-  mapper) and its part of the demo world. It may import anything of the package.
+- `source.py` ends with `RAW = RawLayer(resource, dlt source, description)`, its raw layer;
+- `mapper.py` ends with `NORMALIZED = NormalizedLayer(entity, mapper)`, its normalized layer;
+- its demo part, `DEMO`, is declared by the module that builds it: a platform's sandbox module
+  (`sandbox/<platform>.py`, with `sandbox_part` of sandbox/demo_world.py), or for files
+  whatever writes them (the csv type's `sandbox/catalog_csv.py`);
+- `declaration.py` only assembles them: `SOURCE_TYPE = SourceDeclaration(Options, RAW,
+  NORMALIZED, DEMO)`, the type's one declaration. It may import anything of the package.
 
 The type's name is its folder's name, stated nowhere else: asset keys, job, partitions, schedule
 and the `type:` of the tenants file all follow from it.
 
 This module finds the packages under `ingest_pipeline.sources` with `pkgutil` over the package's
 own path (an installed wheel as well as a checkout) and imports `options` or `declaration` of
-each only when asked, so importing it costs nothing and closes no import circle. A declaration
-whose options model is not its package's `options.Options` is an error at discovery. The raw assets, ingest jobs, schedules, partitions sync,
-normalized mappers and the demo world all iterate `SOURCE_TYPES`.
+each only when asked, so importing it costs nothing and closes no import circle (the modules
+that declare the pieces import it). A declaration whose options model is not its package's
+`options.Options` is an error at discovery. The raw assets, ingest jobs, schedules, partitions
+sync, normalized mappers and the demo world all iterate `SOURCE_TYPES`.
 """
 
 from __future__ import annotations
@@ -79,7 +84,9 @@ class SourceOptions(BaseModel):
 
 @dataclass(frozen=True)
 class DemoPart:
-    """A source type's part of the demo world (sandbox/demo_world.py).
+    """A source type's part of the demo world (sandbox/demo_world.py), declared as `DEMO` by
+    the module that builds it: a platform's sandbox module (`sandbox/<platform>.py`, with
+    `sandbox_part`), or for the csv type `sandbox/catalog_csv.py`, which writes its file.
 
     `tenants.example.yaml` names the part by `example_address` (a sandbox's default URL, a
     folder); `start` brings the part up, stopped when `running` closes, and returns the address
@@ -97,7 +104,8 @@ class DemoPart:
 @dataclass(frozen=True)
 class RawLayer:
     """The type's raw asset `raw/<type>/<resource>`, loaded by its dlt source (called with no
-    instance, the source describes the asset at definition time)."""
+    instance, the source describes the asset at definition time). Declared as `RAW` at the end
+    of `sources/<type>/source.py`, beside the dlt source."""
 
     resource: str
     dlt_source: Callable[..., Any]
@@ -108,7 +116,8 @@ class RawLayer:
 class NormalizedLayer:
     """The entity `normalized/<entity>` the type's raw rows become, and how: `mapper(row,
     instance)` for items and feedback; for payments the function the payments normalizer
-    applies to each event (domain.payments)."""
+    applies to each event (domain.payments). Declared as `NORMALIZED` at the end of
+    `sources/<type>/mapper.py`, beside the mapper (Stripe's names the rule of domain.payments)."""
 
     entity: str
     mapper: Callable[..., Any]
@@ -116,7 +125,8 @@ class NormalizedLayer:
 
 @dataclass(frozen=True)
 class SourceDeclaration:
-    """What `sources/<name>/declaration.py` declares as `SOURCE_TYPE`."""
+    """What `sources/<name>/declaration.py` declares as `SOURCE_TYPE`: the pieces declared
+    beside their code, assembled (`SourceDeclaration(Options, RAW, NORMALIZED, DEMO)`)."""
 
     options: type[SourceOptions]
     raw: RawLayer

@@ -11,9 +11,11 @@ broken pages, each off by default and set as an option (constructor keyword or a
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ingest_pipeline.sandbox.demo_world import sandbox_part
 from ingest_pipeline.sandbox.server import Request, Response, SandboxServer, json_response
 
 PAGE_SIZE = 2
@@ -92,3 +94,15 @@ def sample_products(count: int, start: int = 1) -> list[dict[str, Any]]:
         }
         for n in range(start, start + count)
     ]
+
+
+# This sandbox's part of the demo world (sandbox/demo_world.py), as tenants.example.yaml names it.
+DEMO_SECRET_ENV = "DEMO_CATALOG_TOKEN"
+
+
+def demo_sandbox(port: int) -> CatalogApi:
+    """The catalog API with a dozen products behind the demo token."""
+    return CatalogApi(os.environ[DEMO_SECRET_ENV], sample_products(12), port)
+
+
+DEMO = sandbox_part(8081, demo_sandbox, {DEMO_SECRET_ENV: "demo-token"})

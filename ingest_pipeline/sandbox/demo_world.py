@@ -1,7 +1,9 @@
 """The demo world: every source type's demo part, its secrets, and the demo tenants file.
 
 Each source type brings its own part (`demo` of its declaration: a sandbox with demo data, or
-files) and the demo values of the secrets its instances name; nothing here names a type.
+files) and the demo values of the secrets its instances name; nothing here names a type. A
+platform's sandbox module declares that part itself, `DEMO = sandbox_part(...)` beside its demo
+factory, so this module imports no sandbox.
 `make demo` and `make dev` start the same world and use the same tenants file,
 `tenants.example.yaml` at the repository's root. Each sandbox listens on its documented
 default port (the one the example names) unless that port is taken; then it takes a free one
@@ -28,7 +30,7 @@ EXAMPLE_TENANTS_FILE = REPO_ROOT / "tenants.example.yaml"
 FEEDBACK_TENANT = "initech"
 
 # The demo values of the intake's secrets the demo tenants name; each source type's own secrets
-# come with its demo part (its declaration).
+# come with its demo part (its sandbox module's `DEMO`).
 DEMO_INTAKE_SECRETS = {
     "DEMO_ACME_INTAKE_TOKEN": "demo-acme-intake-token",
     "DEMO_ACME_STRIPE_WHSEC": "demo-acme-stripe-whsec",

@@ -7,10 +7,12 @@ first, `page_size` at a time; a client pages by passing the smallest id it saw a
 from __future__ import annotations
 
 import html
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ingest_pipeline.sandbox.demo_world import sandbox_part
 from ingest_pipeline.sandbox.server import (
     Request,
     Response,
@@ -43,10 +45,14 @@ class DiscourseSandbox:
         self._lock = threading.Lock()
         self.server = SandboxServer(self.handle, port)  # 429 with `Retry-After`, the default
 
-    def add_account(self, api_key: str, api_username: str, posts: list[dict[str, Any]]) -> None:
-        """Register (or replace) an account's posts, readable with this key and username."""
+    def add_account(
+        self, api_key: str, api_username: str, posts: list[dict[str, Any]]
+    ) -> DiscourseSandbox:
+        """Register (or replace) an account's posts, readable with this key and username;
+        returns the sandbox (a demo builds one in an expression)."""
         with self._lock:
             self.accounts[api_key] = (api_username, posts)
+        return self
 
     def add_posts(self, api_key: str, posts: list[dict[str, Any]]) -> None:
         """Append posts to an account."""
@@ -119,3 +125,17 @@ def sample_posts(count: int, start: int = 1) -> list[dict[str, Any]]:
             }
         )
     return posts
+
+
+# This sandbox's part of the demo world (sandbox/demo_world.py), as tenants.example.yaml names it.
+DEMO_SECRET_ENV = "DEMO_DISCOURSE_SECRET"
+
+
+def demo_sandbox(port: int) -> DiscourseSandbox:
+    """A forum with 18 posts; the demo key acts as the user `system`."""
+    return DiscourseSandbox(port).add_account(
+        os.environ[DEMO_SECRET_ENV], "system", sample_posts(18)
+    )
+
+
+DEMO = sandbox_part(8085, demo_sandbox, {DEMO_SECRET_ENV: "demo-discourse-secret"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+from ingest_pipeline.sandbox.demo_world import sandbox_part
 from ingest_pipeline.sandbox.server import Request, Response, SandboxServer
 
 LAST_MODIFIED = "Mon, 05 Jan 2026 10:00:00 GMT"
@@ -73,3 +74,12 @@ def sample_feeds() -> dict[str, bytes]:
         "/damaged.xml": DAMAGED,
         "/broken.xml": BROKEN,
     }
+
+
+# This sandbox's part of the demo world (sandbox/demo_world.py), as tenants.example.yaml names it.
+def demo_sandbox(port: int) -> FeedServer:
+    """The feed server: an RSS 2.0, an RDF and an Atom feed, and a broken one."""
+    return FeedServer(port=port)
+
+
+DEMO = sandbox_part(8082, demo_sandbox)

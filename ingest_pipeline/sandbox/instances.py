@@ -1,4 +1,8 @@
-"""Tenants-file entries for the sandboxes (shared by the demo, the tests and the benchmarks)."""
+"""Tenants-file entries for the sandboxes (shared by the demo, the tests and the benchmarks).
+
+A platform's entry is configured like its instance in tenants.example.yaml (`_like_example`),
+so the settings of each type are written once, in the example.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from ingest_pipeline.sandbox.demo_world import EXAMPLE_TENANTS_FILE, FEEDBACK_TENANT
+from ingest_pipeline.sandbox.demo_world import EXAMPLE_TENANTS_FILE
 
 ITEM_CSV_MAPPING = {"external_id": "sku", "title": "name", "url": "link", "published_at": "updated"}
 
@@ -68,32 +72,43 @@ def feedback_instance(
     tenants.example.yaml (so no list of platforms is kept here): its settings with the demo
     tenant's name replaced by `tenant` (an app package, a search query), its secrets in
     `secret_env`, at `base_url`, on its type's default schedule."""
-    settings = {
-        key: secret_env if key.endswith("_env") else _for_tenant(value, tenant)
-        for key, value in _demo_instance(platform).items()
-        if key not in ("type", "name", "schedule", "base_url")
-    }
-    return {"type": platform, "name": name, "base_url": base_url, **settings, **extra}
-
-
-def _demo_instance(source_type: str) -> dict[str, Any]:
-    document = yaml.safe_load(EXAMPLE_TENANTS_FILE.read_text(encoding="utf-8"))
-    sources = document["tenants"][FEEDBACK_TENANT]["sources"]
-    return next(source for source in sources if source["type"] == source_type)
-
-
-def _for_tenant(value: Any, tenant: str) -> Any:
-    return value.replace(FEEDBACK_TENANT, tenant) if isinstance(value, str) else value
+    return {**_like_example(platform, base_url, secret_env, name, tenant), **extra}
 
 
 def stripe_instance(
     base_url: str, api_key_env: str, name: str = "payments", **extra: Any
 ) -> dict[str, Any]:
-    """A `stripe` instance reading an account's events (the secret key in `api_key_env`)."""
-    return {
-        "type": "stripe",
-        "name": name,
-        "api_key_env": api_key_env,
-        "base_url": base_url,
-        **extra,
+    """A `stripe` instance reading an account's events (the secret key in `api_key_env`),
+    configured like the demo's in tenants.example.yaml."""
+    return {**_like_example("stripe", base_url, api_key_env, name), **extra}
+
+
+def _like_example(
+    source_type: str, base_url: str, secret_env: str, name: str, tenant: str | None = None
+) -> dict[str, Any]:
+    """The first instance of `source_type` in tenants.example.yaml, at `base_url`, named `name`,
+    its secrets in `secret_env`, on its type's default schedule; with `tenant`, its tenant's
+    name in its settings replaced by `tenant`."""
+    example_tenant, example = _example_instance(source_type)
+    settings = {
+        key: secret_env if key.endswith("_env") else _for_tenant(value, example_tenant, tenant)
+        for key, value in example.items()
+        if key not in ("type", "name", "schedule", "base_url")
     }
+    return {"type": source_type, "name": name, "base_url": base_url, **settings}
+
+
+def _example_instance(source_type: str) -> tuple[str, dict[str, Any]]:
+    document = yaml.safe_load(EXAMPLE_TENANTS_FILE.read_text(encoding="utf-8"))
+    return next(
+        (tenant, source)
+        for tenant, config in document["tenants"].items()
+        for source in config.get("sources") or []
+        if source["type"] == source_type
+    )
+
+
+def _for_tenant(value: Any, example_tenant: str, tenant: str | None) -> Any:
+    if tenant is None or not isinstance(value, str):
+        return value
+    return value.replace(example_tenant, tenant)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import re
 import threading
 import time
 import uuid
 from typing import Any
 
+from ingest_pipeline.sandbox.demo_world import sandbox_part
 from ingest_pipeline.sandbox.server import Request, Response, SandboxServer, json_response
 
 ROUTE = re.compile(r"/conversations/search/?$")
@@ -114,10 +116,12 @@ class IntercomSandbox:
             self.handle, port, rate_limit_headers=intercom_rate_limit_headers
         )
 
-    def add_account(self, token: str, conversations: list[dict[str, Any]]) -> None:
-        """Register (or replace) a workspace's conversations, readable with `token` only."""
+    def add_account(self, token: str, conversations: list[dict[str, Any]]) -> IntercomSandbox:
+        """Register (or replace) a workspace's conversations, readable with `token` only;
+        returns the sandbox (a demo builds one in an expression)."""
         with self._lock:
             self.accounts[token] = conversations
+        return self
 
     def add_conversations(self, token: str, conversations: list[dict[str, Any]]) -> None:
         """Append conversations to a workspace."""
@@ -275,3 +279,19 @@ def sample_conversations(
             }
         )
     return conversations
+
+
+# This sandbox's part of the demo world (sandbox/demo_world.py), as tenants.example.yaml names it.
+DEMO_SECRET_ENV = "DEMO_INTERCOM_SECRET"
+
+
+def demo_sandbox(port: int) -> IntercomSandbox:
+    """A workspace with 12 conversations; a little weather: the first request answers 503."""
+    sandbox = IntercomSandbox(port).add_account(
+        os.environ[DEMO_SECRET_ENV], sample_conversations(12)
+    )
+    sandbox.server.faults.queue = [503]
+    return sandbox
+
+
+DEMO = sandbox_part(8086, demo_sandbox, {DEMO_SECRET_ENV: "demo-intercom-secret"})

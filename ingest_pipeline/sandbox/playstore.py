@@ -8,10 +8,12 @@ answers the reviews of one account's app, newest `lastModified` first, with an o
 from __future__ import annotations
 
 import base64
+import os
 import re
 import threading
 from typing import Any
 
+from ingest_pipeline.sandbox.demo_world import sandbox_part
 from ingest_pipeline.sandbox.server import Request, Response, SandboxServer, json_response
 
 DEFAULT_MAX_RESULTS = 10
@@ -55,10 +57,14 @@ class PlayStoreSandbox:
         # Play answers quota errors with a plain `Retry-After` (the server's default).
         self.server = SandboxServer(self.handle, port)
 
-    def add_account(self, token: str, package_name: str, reviews: list[dict[str, Any]]) -> None:
-        """Register (or replace) the reviews of `package_name`, readable with `token` only."""
+    def add_account(
+        self, token: str, package_name: str, reviews: list[dict[str, Any]]
+    ) -> PlayStoreSandbox:
+        """Register (or replace) the reviews of `package_name`, readable with `token` only;
+        returns the sandbox (a demo builds one in an expression)."""
         with self._lock:
             self.accounts.setdefault(token, {})[package_name] = reviews
+        return self
 
     def add_reviews(self, token: str, package_name: str, reviews: list[dict[str, Any]]) -> None:
         """Append reviews to an account's package."""
@@ -160,3 +166,18 @@ def sample_reviews(
             {"reviewId": f"gp:AOqpTO{n:010d}", "authorName": f"Reviewer {n}", "comments": comments}
         )
     return reviews
+
+
+# This sandbox's part of the demo world (sandbox/demo_world.py), as tenants.example.yaml names it.
+DEMO_SECRET_ENV = "DEMO_PLAYSTORE_SECRET"
+DEMO_PACKAGE = "com.initech.app"  # the package tenants.example.yaml names
+
+
+def demo_sandbox(port: int) -> PlayStoreSandbox:
+    """Google Play with 25 reviews of the demo tenant's app."""
+    return PlayStoreSandbox(port).add_account(
+        os.environ[DEMO_SECRET_ENV], DEMO_PACKAGE, sample_reviews(25)
+    )
+
+
+DEMO = sandbox_part(8083, demo_sandbox, {DEMO_SECRET_ENV: "demo-playstore-secret"})

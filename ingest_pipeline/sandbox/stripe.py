@@ -18,12 +18,14 @@ import fnmatch
 import hashlib
 import itertools
 import operator
+import os
 import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ingest_pipeline.sandbox.demo_world import sandbox_part
 from ingest_pipeline.sandbox.server import Request, Response, SandboxServer, json_response
 
 API_VERSION = "2024-06-20"
@@ -116,10 +118,12 @@ class StripeSandbox:
         self._seq = itertools.count()
         self.server = SandboxServer(self.handle, port, rate_limit_headers=stripe_rate_limit_headers)
 
-    def add_account(self, secret_key: str, events: list[dict[str, Any]]) -> None:
-        """Register (or replace) an account's events, readable with `secret_key` only."""
+    def add_account(self, secret_key: str, events: list[dict[str, Any]]) -> StripeSandbox:
+        """Register (or replace) an account's events, readable with `secret_key` only;
+        returns the sandbox (a demo builds one in an expression)."""
         with self._lock:
             self.accounts[secret_key] = [(next(self._seq), e) for e in events]
+        return self
 
     def add_event(self, secret_key: str, event: dict[str, Any]) -> None:
         """Append one event to an account (created later than any same-second event before)."""
@@ -393,3 +397,15 @@ def sample_payment_events(
 def payment_intent_id(n: int, account: str = "acct") -> str:
     """The PaymentIntent id of payment `n` in `sample_payment_events(..., account=account)`."""
     return _stripe_id("pi", account, n)
+
+
+# This sandbox's part of the demo world (sandbox/demo_world.py), as tenants.example.yaml names it.
+DEMO_SECRET_ENV = "DEMO_STRIPE_SECRET"
+
+
+def demo_sandbox(port: int) -> StripeSandbox:
+    """An account whose events hold a dozen payments."""
+    return StripeSandbox(port).add_account(os.environ[DEMO_SECRET_ENV], sample_payment_events(12))
+
+
+DEMO = sandbox_part(8087, demo_sandbox, {DEMO_SECRET_ENV: "demo-stripe-secret"})

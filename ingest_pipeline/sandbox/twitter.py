@@ -8,12 +8,14 @@ evaluated: an account's tweets are its search results.
 from __future__ import annotations
 
 import base64
+import os
 import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ingest_pipeline.sandbox.demo_world import sandbox_part
 from ingest_pipeline.sandbox.server import Request, Response, SandboxServer, json_response
 
 ROUTE = re.compile(r"/2/tweets/search/recent/?$")
@@ -84,11 +86,13 @@ class TwitterSandbox:
 
     def add_account(
         self, token: str, tweets: list[dict[str, Any]], users: list[dict[str, Any]]
-    ) -> None:
-        """Register (or replace) an account's tweets and the users who wrote them."""
+    ) -> TwitterSandbox:
+        """Register (or replace) an account's tweets and the users who wrote them;
+        returns the sandbox (a demo builds one in an expression)."""
         with self._lock:
             self.tweets[token] = tweets
             self.users[token] = {u["id"]: u for u in users}
+        return self
 
     def add_tweets(
         self, token: str, tweets: list[dict[str, Any]], users: list[dict[str, Any]] | None = None
@@ -175,3 +179,17 @@ def sample_tweets(count: int, start: int = 1) -> tuple[list[dict[str, Any]], lis
             }
         )
     return tweets, [dict(u) for u in USERS]
+
+
+# This sandbox's part of the demo world (sandbox/demo_world.py), as tenants.example.yaml names it.
+DEMO_SECRET_ENV = "DEMO_TWITTER_SECRET"
+
+
+def demo_sandbox(port: int) -> TwitterSandbox:
+    """X with 30 tweets; a little weather: every third request is rate-limited (dlt waits)."""
+    sandbox = TwitterSandbox(port).add_account(os.environ[DEMO_SECRET_ENV], *sample_tweets(30))
+    sandbox.server.faults.every_nth_rate_limited = 3
+    return sandbox
+
+
+DEMO = sandbox_part(8084, demo_sandbox, {DEMO_SECRET_ENV: "demo-twitter-secret"})

@@ -2,44 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-from pathlib import Path
-
-from ingest_pipeline.lib.source_types import (
-    DemoPart,
-    NormalizedLayer,
-    RawLayer,
-    SourceDeclaration,
-)
-from ingest_pipeline.sources.csv.mapper import map_csv_row
+from ingest_pipeline.lib.source_types import SourceDeclaration
+from ingest_pipeline.sandbox.catalog_csv import DEMO
+from ingest_pipeline.sources.csv.mapper import NORMALIZED
 from ingest_pipeline.sources.csv.options import Options
-from ingest_pipeline.sources.csv.source import csv_source
+from ingest_pipeline.sources.csv.source import RAW
 
-RAW_DESCRIPTION = (
-    "CSV rows as the files held them (all text), one table and one partition per tenant.instance."
-)
-# The folder of the demo's csv instance as tenants.example.yaml names it (repository-relative).
-EXAMPLE_FOLDER = ".data/demo/landing/acme/catalog"
-SAMPLE_CSV = (
-    "sku;name;link;updated\n"
-    "SKU-1;Espresso machine;https://shop.example/sku-1;2026-01-10T09:00:00Z\n"
-    "SKU-2;Grinder;https://shop.example/sku-2;2026-01-11\n"
-    "SKU-3;Milk jug;not a url;2026-01-12\n"
-    ";Nameless;https://shop.example/x;2026-01-13\n"
-)
-
-
-def start_demo(running: contextlib.ExitStack, demo_dir: Path, port: int) -> str:
-    """A catalog file with two bad rows (a bad URL, no sku) in the demo's own folder."""
-    folder = demo_dir / "landing" / "acme" / "catalog"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "catalog.csv").write_text(SAMPLE_CSV, encoding="utf-8")
-    return str(folder)
-
-
-SOURCE_TYPE = SourceDeclaration(
-    Options,
-    RawLayer("rows", csv_source, RAW_DESCRIPTION),
-    NormalizedLayer("items", map_csv_row),
-    DemoPart(EXAMPLE_FOLDER, start_demo),
-)
+SOURCE_TYPE = SourceDeclaration(Options, RAW, NORMALIZED, DEMO)

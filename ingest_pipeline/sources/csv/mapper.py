@@ -7,7 +7,11 @@ from typing import Any
 
 from ingest_pipeline.domain.tenants import SourceInstance
 from ingest_pipeline.lib.raw_rows import map_with
+from ingest_pipeline.lib.source_types import NormalizedLayer
 
 
 def map_csv_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[str, Any]:
     return map_with(instance.options.get("mapping") or {}, row)
+
+
+NORMALIZED = NormalizedLayer("items", map_csv_row)

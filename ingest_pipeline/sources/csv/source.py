@@ -60,6 +60,7 @@ from dlt.sources.filesystem import FileItemDict, filesystem
 
 from ingest_pipeline.domain.tenants import SourceInstance
 from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, instance_columns
+from ingest_pipeline.lib.source_types import RawLayer
 from ingest_pipeline.settings import get_settings
 
 BATCH_ROWS = 100_000  # rows in a batch read line by line
@@ -73,6 +74,11 @@ FILE_COLUMNS = ("_file", "_line", REJECT_REASON_COLUMN, RAW_LINE_COLUMN)
 RESERVED_COLUMNS = frozenset((*FILE_COLUMNS, TENANT_COLUMN, INSTANCE_COLUMN))
 _BOM = codecs.BOM_UTF8.decode()
 _NAMING = NamingConvention()
+
+# What the raw asset holds: its description in RAW, declared at the end beside the dlt source.
+RAW_DESCRIPTION = (
+    "CSV rows as the files held them (all text), one table and one partition per tenant.instance."
+)
 
 
 class CsvFileError(RuntimeError):
@@ -567,3 +573,6 @@ def _bucket_url(path: str) -> str:
     if "://" in path:
         return path
     return "file://" + os.path.abspath(path)
+
+
+RAW = RawLayer("rows", csv_source, RAW_DESCRIPTION)

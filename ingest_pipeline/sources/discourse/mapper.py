@@ -7,6 +7,7 @@ from typing import Any
 
 from ingest_pipeline.domain.tenants import SourceInstance
 from ingest_pipeline.lib.raw_rows import html_to_text
+from ingest_pipeline.lib.source_types import NormalizedLayer
 
 
 def map_discourse_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[str, Any]:
@@ -21,3 +22,6 @@ def map_discourse_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[
         "created_at": row.get("created_at"),
         "updated_at": row.get("updated_at"),
     }
+
+
+NORMALIZED = NormalizedLayer("feedback", map_discourse_row)

@@ -22,9 +22,13 @@ from ingest_pipeline.lib.platform_sources import (
     platform_config,
     platform_resource,
 )
+from ingest_pipeline.lib.source_types import RawLayer
 
 EDIT_LOOKBACK_POSTS = 100
 POSTS = RawTable("posts", platform_id="id")
+
+# What the raw asset holds: its description in RAW, declared at the end beside the dlt source.
+RAW_DESCRIPTION = "Discourse posts from /posts.json, one partition per tenant.instance."
 
 
 class BeforeIdPaginator(QueryReferencePaginator):
@@ -69,3 +73,6 @@ def discourse_config(instance: SourceInstance) -> RESTAPIConfig:
 @dlt.source(name="discourse", max_table_nesting=0)
 def discourse_source(instance: SourceInstance | None = None) -> Any:
     return platform_resource(POSTS, discourse_config, instance)
+
+
+RAW = RawLayer("posts", discourse_source, RAW_DESCRIPTION)

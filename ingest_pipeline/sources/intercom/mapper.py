@@ -10,6 +10,7 @@ from typing import Any
 
 from ingest_pipeline.domain.tenants import SourceInstance
 from ingest_pipeline.lib.raw_rows import dig, from_unix, html_to_text
+from ingest_pipeline.lib.source_types import NormalizedLayer
 
 
 def map_intercom_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[str, Any]:
@@ -25,3 +26,6 @@ def map_intercom_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[s
         "created_at": from_unix(row.get("created_at")),
         "updated_at": from_unix(row.get("updated_at")),
     }
+
+
+NORMALIZED = NormalizedLayer("feedback", map_intercom_row)

@@ -22,11 +22,18 @@ from ingest_pipeline.lib.platform_sources import (
     platform_config,
     platform_resource,
 )
+from ingest_pipeline.lib.source_types import RawLayer
 
 DEFAULT_BASE_URL = "https://api.intercom.io"
 API_VERSION = "2.11"
 PAGE_SIZE = 150
 CONVERSATIONS = RawTable("conversations", platform_id="id")
+
+# What the raw asset holds: its description in RAW, declared at the end beside the dlt source.
+RAW_DESCRIPTION = (
+    "Intercom conversations from /conversations/search (parts included), one partition per "
+    "tenant.instance."
+)
 
 
 def intercom_config(instance: SourceInstance) -> RESTAPIConfig:
@@ -59,3 +66,6 @@ def intercom_config(instance: SourceInstance) -> RESTAPIConfig:
 @dlt.source(name="intercom", max_table_nesting=0)
 def intercom_source(instance: SourceInstance | None = None) -> Any:
     return platform_resource(CONVERSATIONS, intercom_config, instance)
+
+
+RAW = RawLayer("conversations", intercom_source, RAW_DESCRIPTION)

@@ -7,6 +7,7 @@ from typing import Any
 
 from ingest_pipeline.domain.tenants import SourceInstance
 from ingest_pipeline.lib.raw_rows import as_json, dig, from_unix
+from ingest_pipeline.lib.source_types import NormalizedLayer
 
 
 def map_playstore_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[str, Any]:
@@ -27,3 +28,6 @@ def map_playstore_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[
         "created_at": modified,
         "updated_at": modified,
     }
+
+
+NORMALIZED = NormalizedLayer("feedback", map_playstore_row)

@@ -27,6 +27,7 @@ from ingest_pipeline.lib.platform_sources import (
     platform_config,
     platform_resource,
 )
+from ingest_pipeline.lib.source_types import RawLayer
 
 DEFAULT_BASE_URL = "https://androidpublisher.googleapis.com"
 PAGE_SIZE = 100
@@ -37,6 +38,12 @@ NEWEST_MODIFIED_FIRST: IncrementalConfig = {
     "initial_value": 0,
     "row_order": "desc",
 }
+
+# What the raw asset holds: its description in RAW, declared at the end beside the dlt source.
+RAW_DESCRIPTION = (
+    "Google Play reviews as the Android Publisher API sent them (developer replies included), "
+    "one partition per tenant.instance."
+)
 
 
 def playstore_config(instance: SourceInstance) -> RESTAPIConfig:
@@ -68,3 +75,6 @@ def with_last_modified(review: dict[str, Any]) -> dict[str, Any]:
 @dlt.source(name="playstore", max_table_nesting=0)
 def playstore_source(instance: SourceInstance | None = None) -> Any:
     return platform_resource(REVIEWS, playstore_config, instance)
+
+
+RAW = RawLayer("reviews", playstore_source, RAW_DESCRIPTION)

@@ -7,6 +7,7 @@ from typing import Any
 
 from ingest_pipeline.domain.tenants import SourceInstance
 from ingest_pipeline.lib.raw_rows import map_with
+from ingest_pipeline.lib.source_types import NormalizedLayer
 from ingest_pipeline.sources.rest_api.source import RESOURCE_COLUMN
 
 
@@ -15,3 +16,6 @@ def map_rest_api_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[s
         if resource["name"] == row.get(RESOURCE_COLUMN):
             return map_with(resource.get("mapping") or {}, row)
     raise ValueError(f"resource {row.get(RESOURCE_COLUMN)!r} is no longer configured")
+
+
+NORMALIZED = NormalizedLayer("items", map_rest_api_row)

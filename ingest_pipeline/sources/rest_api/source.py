@@ -20,11 +20,17 @@ from dlt.sources.rest_api.config_setup import create_paginator
 
 from ingest_pipeline.domain.tenants import SourceInstance, resolve_secret
 from ingest_pipeline.lib.dlt_pipelines import instance_columns, instance_key
+from ingest_pipeline.lib.source_types import RawLayer
 from ingest_pipeline.sources.rest_api.guards import DEFAULT_MAX_PAGES, GuardedPaginator
 
 RESOURCE_COLUMN = "_resource"
 # Our keys inside a resource's configuration, not dlt's.
 OWN_RESOURCE_KEYS = ("mapping", "max_pages")
+
+# What the raw asset holds: its description in RAW, declared at the end beside the dlt source.
+RAW_DESCRIPTION = (
+    "Records of configured REST API resources, one table per tenant, instance and resource."
+)
 
 
 def raw_table_name(instance: SourceInstance, resource: str) -> str:
@@ -99,3 +105,6 @@ def _tag_resource(name: str):
         return {**item, RESOURCE_COLUMN: name}
 
     return tag
+
+
+RAW = RawLayer("records", rest_api_instance_source, RAW_DESCRIPTION)

@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-from ingest_pipeline.lib.source_types import NormalizedLayer, RawLayer, SourceDeclaration
-from ingest_pipeline.sandbox.demo_world import sandbox_part
-from ingest_pipeline.sandbox.feeds import FeedServer
-from ingest_pipeline.sources.rss.mapper import map_rss_row
+from ingest_pipeline.lib.source_types import SourceDeclaration
+from ingest_pipeline.sandbox.feeds import DEMO
+from ingest_pipeline.sources.rss.mapper import NORMALIZED
 from ingest_pipeline.sources.rss.options import Options
-from ingest_pipeline.sources.rss.source import rss_source
+from ingest_pipeline.sources.rss.source import RAW
 
-RAW_DESCRIPTION = (
-    "RSS 2.0, RSS 1.0 and Atom feed entries as the feeds sent them, one partition per "
-    "tenant.instance."
-)
-
-
-def demo_sandbox(port: int) -> FeedServer:
-    """The feed server: an RSS 2.0, an RDF and an Atom feed, and a broken one."""
-    return FeedServer(port=port)
-
-
-SOURCE_TYPE = SourceDeclaration(
-    Options,
-    RawLayer("entries", rss_source, RAW_DESCRIPTION),
-    NormalizedLayer("items", map_rss_row),
-    sandbox_part(8082, demo_sandbox),
-)
+SOURCE_TYPE = SourceDeclaration(Options, RAW, NORMALIZED, DEMO)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ingest_pipeline.domain.tenants import SourceInstance
+from ingest_pipeline.lib.source_types import NormalizedLayer
 
 
 def map_rss_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[str, Any]:
@@ -21,3 +22,6 @@ def map_rss_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[str, A
         "published_at": row.get("published_utc") or row.get("updated_utc"),
         "updated_at": row.get("updated_utc"),
     }
+
+
+NORMALIZED = NormalizedLayer("items", map_rss_row)

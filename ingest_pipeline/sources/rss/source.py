@@ -24,6 +24,13 @@ from dlt.sources.helpers import requests
 
 from ingest_pipeline.domain.tenants import SourceInstance
 from ingest_pipeline.lib.dlt_pipelines import for_instance, instance_key
+from ingest_pipeline.lib.source_types import RawLayer
+
+# What the raw asset holds: its description in RAW, declared at the end beside the dlt source.
+RAW_DESCRIPTION = (
+    "RSS 2.0, RSS 1.0 and Atom feed entries as the feeds sent them, one partition per "
+    "tenant.instance."
+)
 
 
 class FeedError(RuntimeError):
@@ -106,3 +113,6 @@ def _utc(parsed: Any) -> str | None:
         return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC).isoformat()
     except (ValueError, OverflowError, OSError):  # a year datetime cannot hold: no date
         return None
+
+
+RAW = RawLayer("entries", rss_source, RAW_DESCRIPTION)

@@ -25,6 +25,7 @@ from ingest_pipeline.lib.platform_sources import (
     platform_config,
     platform_resource,
 )
+from ingest_pipeline.lib.source_types import RawLayer
 
 DEFAULT_BASE_URL = "https://api.stripe.com"
 PAGE_SIZE = 100  # Stripe's maximum `limit`
@@ -40,6 +41,11 @@ CREATED_SINCE: IncrementalConfig = {
     # normalized) instead of failing the whole load.
     "on_cursor_value_missing": "include",
 }
+
+# What the raw asset holds: its description in RAW, declared at the end beside the dlt source.
+RAW_DESCRIPTION = (
+    "Stripe events from /v1/events (data kept as JSON), one partition per tenant.instance."
+)
 
 
 class StartingAfterPaginator(QueryReferencePaginator):
@@ -73,3 +79,6 @@ def stripe_config(instance: SourceInstance) -> RESTAPIConfig:
 @dlt.source(name="stripe", max_table_nesting=0)
 def stripe_source(instance: SourceInstance | None = None) -> Any:
     return platform_resource(EVENTS, stripe_config, instance)
+
+
+RAW = RawLayer("events", stripe_source, RAW_DESCRIPTION)

@@ -7,6 +7,7 @@ from typing import Any
 
 from ingest_pipeline.domain.tenants import SourceInstance
 from ingest_pipeline.lib.raw_rows import dig
+from ingest_pipeline.lib.source_types import NormalizedLayer
 
 
 def map_twitter_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[str, Any]:
@@ -22,3 +23,6 @@ def map_twitter_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[st
         "created_at": row.get("created_at"),
         "updated_at": row.get("created_at"),
     }
+
+
+NORMALIZED = NormalizedLayer("feedback", map_twitter_row)

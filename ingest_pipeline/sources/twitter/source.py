@@ -23,11 +23,18 @@ from ingest_pipeline.lib.platform_sources import (
     platform_config,
     platform_resource,
 )
+from ingest_pipeline.lib.source_types import RawLayer
 
 DEFAULT_BASE_URL = "https://api.x.com"
 PAGE_SIZE = 100
 TWEET_FIELDS = "created_at,lang,conversation_id,author_id"
 TWEETS = RawTable("tweets", platform_id="id")
+
+# What the raw asset holds: its description in RAW, declared at the end beside the dlt source.
+RAW_DESCRIPTION = (
+    "Tweets from X API v2 recent search with their authors from includes.users, one partition "
+    "per tenant.instance."
+)
 
 
 def newest_id(ids: Any) -> Any:
@@ -73,3 +80,6 @@ def tweets_with_authors(page: dict[str, Any]) -> Iterator[dict[str, Any]]:
 @dlt.source(name="twitter", max_table_nesting=0)
 def twitter_source(instance: SourceInstance | None = None) -> Any:
     return platform_resource(TWEETS, twitter_config, instance)
+
+
+RAW = RawLayer("tweets", twitter_source, RAW_DESCRIPTION)
