@@ -11,17 +11,17 @@ from pydantic import ValidationError
 
 from ingest_pipeline.defs.normalized.models import APP_EVENT, FEEDBACK, ITEM, blank_to_none
 from ingest_pipeline.domain.tenants import SourceInstance
-from ingest_pipeline.lib.raw_rows import (
+from ingest_pipeline.lib.source_types import SOURCE_TYPES, types_of_entity
+from ingest_pipeline.sources.discourse.mapper import map_discourse_row
+from ingest_pipeline.sources.intercom.mapper import map_intercom_row
+from ingest_pipeline.sources.playstore.mapper import map_playstore_row
+from ingest_pipeline.sources.raw_rows import (
     dig,
     fold_variants,
     from_unix,
     html_to_text,
     variant_columns,
 )
-from ingest_pipeline.lib.source_types import SOURCE_TYPES, types_of_entity
-from ingest_pipeline.sources.discourse.mapper import map_discourse_row
-from ingest_pipeline.sources.intercom.mapper import map_intercom_row
-from ingest_pipeline.sources.playstore.mapper import map_playstore_row
 from ingest_pipeline.sources.rest_api.mapper import map_rest_api_row
 from ingest_pipeline.sources.rss.mapper import map_rss_row
 from ingest_pipeline.sources.twitter.mapper import map_twitter_row

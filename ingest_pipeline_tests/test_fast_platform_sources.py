@@ -12,9 +12,9 @@ from dlt.sources.rest_api.config_setup import create_paginator
 from requests import Request, Response
 
 from ingest_pipeline.domain.tenants import MissingSecretError, SourceInstance
-from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN
 from ingest_pipeline.lib.platform_client import reset_to_retry_after
 from ingest_pipeline.sources.discourse.source import discourse_config, discourse_source
+from ingest_pipeline.sources.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN
 from ingest_pipeline.sources.intercom.source import intercom_config, intercom_source
 from ingest_pipeline.sources.playstore.source import (
     playstore_config,

@@ -6,11 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
+from ingest_pipeline.lib.repo_files import POSTGRES_CONFIG, SQLITE_CONFIG
 from ingest_pipeline.settings import Settings
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SQLITE_CONFIG = REPO_ROOT / "dagster.yaml"
-POSTGRES_CONFIG = REPO_ROOT / "deploy" / "dagster.postgres.yaml"
 
 
 def ensure_dagster_home(settings: Settings) -> Path:

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import requests
 
-from ingest_pipeline.cli.dagster_home import REPO_ROOT, ensure_dagster_home
+from ingest_pipeline.cli.dagster_home import ensure_dagster_home
 from ingest_pipeline.lib.ports import free_port
+from ingest_pipeline.lib.repo_files import REPO_ROOT
 from ingest_pipeline.sandbox.demo_world import port_or_free, start_demo_world
 from ingest_pipeline.settings import Settings, get_settings
 

@@ -17,8 +17,8 @@ from typing import Any
 import dagster as dg
 
 from ingest_pipeline.cli.metrics_runs import QUIET_CONSOLE
+from ingest_pipeline.defs.sources.raw_assets import normalize_job_name
 from ingest_pipeline.domain.tenants import SourceInstance
-from ingest_pipeline.lib.raw_assets import normalize_job_name
 from ingest_pipeline.lib.source_types import SOURCE_TYPES
 
 # The normalize run names the raw run it followed, so the UI can go from one to the other.

@@ -4,7 +4,7 @@ dlt retries 429 and 5xx with exponential backoff and honours `Retry-After`. Some
 say when to come back with a reset time instead (`x-rate-limit-reset`, `X-RateLimit-Reset`: unix
 seconds); a response hook turns that into the `Retry-After` dlt already understands, so the
 waiting stays dlt's. 401/403 are not retried: they raise at once and fail the instance.
-The session goes into each platform's rest_api client config (`lib/platform_sources.py`).
+The session goes into each platform's rest_api client config (`sources/platform_sources.py`).
 """
 
 from __future__ import annotations

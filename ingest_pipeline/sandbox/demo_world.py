@@ -23,10 +23,9 @@ from typing import Any
 
 import yaml
 
-from ingest_pipeline.cli.dagster_home import REPO_ROOT
+from ingest_pipeline.lib.repo_files import EXAMPLE_TENANTS_FILE
 from ingest_pipeline.lib.source_types import SOURCE_TYPES, DemoPart
 
-EXAMPLE_TENANTS_FILE = REPO_ROOT / "tenants.example.yaml"
 FEEDBACK_TENANT = "initech"
 
 # The demo values of the intake's secrets the demo tenants name; each source type's own secrets

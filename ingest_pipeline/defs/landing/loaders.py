@@ -49,11 +49,11 @@ from ingest_pipeline.domain.payments import payment_from_event, upsert_payments
 from ingest_pipeline.domain.tenants import TenantsFileError, load_source_instances
 from ingest_pipeline.domain.uploads import IN_LIST_SIZE, LandedObject
 from ingest_pipeline.lib.json_depth import MAX_JSON_DEPTH, TOO_DEEP, json_too_deep
-from ingest_pipeline.lib.raw_rows import dig
 from ingest_pipeline.lib.text_bodies import MAX_LINE_BYTES, TextBodyError, TextLine, sniff
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.settings import get_settings
 from ingest_pipeline.sources.intercom.mapper import map_intercom_row
+from ingest_pipeline.sources.raw_rows import dig
 
 BATCH_ROWS = 50_000
 MAX_PAYLOAD_CHARS = 2000

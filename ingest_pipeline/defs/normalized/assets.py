@@ -13,9 +13,9 @@ from ingest_pipeline.defs.landing.assets import ASSET_KEYS as LANDING_KEYS
 from ingest_pipeline.defs.normalized.automation import normalize_condition
 from ingest_pipeline.defs.normalized.metadata import normalized_metadata
 from ingest_pipeline.defs.normalized.normalize import ENTITIES, Entity, normalize_source_type
+from ingest_pipeline.defs.sources.raw_assets import normalized_asset_key, raw_asset_key
 from ingest_pipeline.domain.entities import init_warehouse
 from ingest_pipeline.domain.tenants import load_source_instances
-from ingest_pipeline.lib.raw_assets import normalized_asset_key, raw_asset_key
 from ingest_pipeline.lib.resources import WarehouseResource, warehouse_pool
 from ingest_pipeline.lib.source_types import types_of_entity
 from ingest_pipeline.settings import get_settings

@@ -21,7 +21,7 @@ materialization the sensor requests.
 
 import dagster as dg
 
-from ingest_pipeline.lib.raw_assets import normalized_asset_key
+from ingest_pipeline.defs.sources.raw_assets import normalized_asset_key
 
 SENSOR_NAME = "normalize_automation_sensor"
 AUTOMATED_ENTITIES = ("items", "feedback", "payments", "rejected_records")

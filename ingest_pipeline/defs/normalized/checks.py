@@ -12,8 +12,8 @@ from typing import Any
 import dagster as dg
 
 from ingest_pipeline.defs.normalized.normalize import ENTITIES, Entity
+from ingest_pipeline.defs.sources.raw_assets import normalized_asset_key
 from ingest_pipeline.domain.entities import PAYMENTS, Table
-from ingest_pipeline.lib.raw_assets import normalized_asset_key
 from ingest_pipeline.lib.resources import WarehouseResource, warehouse_pool
 from ingest_pipeline.lib.warehouse import Warehouse
 

@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 
 from ingest_pipeline.defs.normalized.rejected import REJECTS_KEY
-from ingest_pipeline.lib.raw_assets import normalize_job_name, normalized_asset_key
+from ingest_pipeline.defs.sources.raw_assets import normalize_job_name, normalized_asset_key
 from ingest_pipeline.lib.resources import LOAD_MAX_RUNTIME_SECONDS, max_runtime_tags
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import dagster as dg
 
 from ingest_pipeline.domain.entities import REJECTED_RECORDS, Table
-from ingest_pipeline.lib.dlt_pipelines import raw_dataset
 from ingest_pipeline.lib.warehouse import Warehouse
+from ingest_pipeline.sources.dlt_pipelines import raw_dataset
 
 PREVIEW_ROWS = 10
 MAX_PREVIEW_COLUMNS = 8

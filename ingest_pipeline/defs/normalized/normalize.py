@@ -54,10 +54,10 @@ from ingest_pipeline.domain.entities import (
     Table,
 )
 from ingest_pipeline.domain.tenants import SourceInstance
-from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, raw_dataset
-from ingest_pipeline.lib.raw_rows import Mapper, fold_variants, variant_columns
 from ingest_pipeline.lib.warehouse import Warehouse, WarehouseBusyError
 from ingest_pipeline.sources.csv.source import RAW_LINE_COLUMN, REJECT_REASON_COLUMN
+from ingest_pipeline.sources.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, raw_dataset
+from ingest_pipeline.sources.raw_rows import Mapper, fold_variants, variant_columns
 
 BATCH_ROWS = 50_000
 # A reject rewritten with the same reason and payload keeps its load id and time.

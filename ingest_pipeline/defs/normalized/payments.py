@@ -30,14 +30,14 @@ from ingest_pipeline.defs.normalized.normalize import (
     reject_row,
     upsert_rejects,
 )
+from ingest_pipeline.defs.sources.raw_assets import normalized_asset_key
 from ingest_pipeline.domain.entities import PAYMENTS, init_warehouse
 from ingest_pipeline.domain.payments import payment_from_event, upsert_payments
-from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN
-from ingest_pipeline.lib.raw_assets import normalized_asset_key
-from ingest_pipeline.lib.raw_rows import as_json
 from ingest_pipeline.lib.resources import WarehouseResource, warehouse_pool
 from ingest_pipeline.lib.source_types import types_of_entity
 from ingest_pipeline.lib.warehouse import Warehouse
+from ingest_pipeline.sources.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN
+from ingest_pipeline.sources.raw_rows import as_json
 
 ENTITY = "payments"
 # Raw columns holding JSON that the event's reader expects as objects.

@@ -13,8 +13,8 @@ import dagster as dg
 
 from ingest_pipeline.defs.landing.assets import ASSET_KEYS as LANDING_KEYS
 from ingest_pipeline.defs.normalized.automation import normalize_condition
+from ingest_pipeline.defs.sources.raw_assets import normalized_asset_key
 from ingest_pipeline.domain.entities import REJECTED_RECORDS, init_warehouse
-from ingest_pipeline.lib.raw_assets import normalized_asset_key
 from ingest_pipeline.lib.resources import WarehouseResource, warehouse_pool
 from ingest_pipeline.lib.warehouse import Warehouse
 

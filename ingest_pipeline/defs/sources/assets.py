@@ -7,7 +7,7 @@ loader collects module-level lists of definitions, so each kind of object is one
 
 import dagster as dg
 
-from ingest_pipeline.lib.raw_assets import build_raw_assets, ingest_job
+from ingest_pipeline.defs.sources.raw_assets import build_raw_assets, ingest_job
 from ingest_pipeline.lib.source_types import SOURCE_TYPES
 
 _RAW = {name: build_raw_assets(kind) for name, kind in SOURCE_TYPES.items()}

@@ -59,9 +59,9 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.sources.filesystem import FileItemDict, filesystem
 
 from ingest_pipeline.domain.tenants import SourceInstance
-from ingest_pipeline.lib.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, instance_columns
 from ingest_pipeline.lib.source_types import RawLayer
 from ingest_pipeline.settings import get_settings
+from ingest_pipeline.sources.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, instance_columns
 
 BATCH_ROWS = 100_000  # rows in a batch read line by line
 BLOCK_BYTES = 8 << 20  # a block of whole lines read at once: ~100k rows of a narrow file

@@ -3,7 +3,7 @@
 `Api-Key` / `Api-Username` headers. Posts come newest first; the incremental cursor on the post
 id runs with `row_order="desc"` so paging stops at posts already loaded, with a `lag` of
 `edit_lookback_posts` ids (default 100) so recent posts are read again and their edits land.
-Read through dlt's rest_api (`lib/platform_sources.py`), the paging as a registered paginator.
+Read through dlt's rest_api (`sources/platform_sources.py`), the paging as a registered paginator.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from dlt.sources.rest_api.typing import ClientConfig, Endpoint, IncrementalConfi
 from requests import Response
 
 from ingest_pipeline.domain.tenants import SourceInstance, resolve_secret
-from ingest_pipeline.lib.platform_sources import (
+from ingest_pipeline.lib.source_types import RawLayer
+from ingest_pipeline.sources.platform_sources import (
     QueryReferencePaginator,
     RawTable,
     platform_config,
     platform_resource,
 )
-from ingest_pipeline.lib.source_types import RawLayer
 
 EDIT_LOOKBACK_POSTS = 100
 POSTS = RawTable("posts", platform_id="id")

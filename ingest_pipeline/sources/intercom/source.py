@@ -3,7 +3,7 @@
 The query asks for conversations updated after the instance's incremental cursor; pages follow
 `pages.next.starting_after` (sent back in the body's `pagination.starting_after`).
 A conversation with a new reply has a newer `updated_at`, so it is fetched and merged again.
-Read through dlt's rest_api (`lib/platform_sources.py`): the cursor goes into the JSON body as
+Read through dlt's rest_api (`sources/platform_sources.py`): the cursor goes into the JSON body as
 the `{incremental.start_value}` placeholder, which keeps its type (a number).
 """
 
@@ -15,14 +15,14 @@ import dlt
 from dlt.sources.rest_api.typing import Endpoint, RESTAPIConfig
 
 from ingest_pipeline.domain.tenants import SourceInstance
-from ingest_pipeline.lib.platform_sources import (
+from ingest_pipeline.lib.source_types import RawLayer
+from ingest_pipeline.sources.platform_sources import (
     RawTable,
     bearer_client,
     next_cursor,
     platform_config,
     platform_resource,
 )
-from ingest_pipeline.lib.source_types import RawLayer
 
 DEFAULT_BASE_URL = "https://api.intercom.io"
 API_VERSION = "2.11"

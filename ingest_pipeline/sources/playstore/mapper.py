@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ingest_pipeline.domain.tenants import SourceInstance
-from ingest_pipeline.lib.raw_rows import as_json, dig, from_unix
 from ingest_pipeline.lib.source_types import NormalizedLayer
+from ingest_pipeline.sources.raw_rows import as_json, dig, from_unix
 
 
 def map_playstore_row(row: Mapping[str, Any], instance: SourceInstance) -> dict[str, Any]:

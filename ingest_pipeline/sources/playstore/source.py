@@ -5,7 +5,7 @@ and the API has no "since" filter, so the incremental cursor on the review's las
 runs with `row_order="desc"`: dlt stops paging once it reaches reviews it already has. The
 cursor column `last_modified_seconds` is added by a processing step (`with_last_modified`),
 which dlt runs before the incremental reads it. Read through dlt's rest_api
-(`lib/platform_sources.py`).
+(`sources/platform_sources.py`).
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from dlt.sources.rest_api.typing import (
 )
 
 from ingest_pipeline.domain.tenants import SourceInstance
-from ingest_pipeline.lib.platform_sources import (
+from ingest_pipeline.lib.source_types import RawLayer
+from ingest_pipeline.sources.platform_sources import (
     RawTable,
     bearer_client,
     next_cursor,
     platform_config,
     platform_resource,
 )
-from ingest_pipeline.lib.source_types import RawLayer
 
 DEFAULT_BASE_URL = "https://androidpublisher.googleapis.com"
 PAGE_SIZE = 100

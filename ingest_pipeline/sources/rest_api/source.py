@@ -19,8 +19,8 @@ from dlt.sources.rest_api import rest_api_source
 from dlt.sources.rest_api.config_setup import create_paginator
 
 from ingest_pipeline.domain.tenants import SourceInstance, resolve_secret
-from ingest_pipeline.lib.dlt_pipelines import instance_columns, instance_key
 from ingest_pipeline.lib.source_types import RawLayer
+from ingest_pipeline.sources.dlt_pipelines import instance_columns, instance_key
 from ingest_pipeline.sources.rest_api.guards import DEFAULT_MAX_PAGES, GuardedPaginator
 
 RESOURCE_COLUMN = "_resource"

@@ -23,8 +23,8 @@ import feedparser
 from dlt.sources.helpers import requests
 
 from ingest_pipeline.domain.tenants import SourceInstance
-from ingest_pipeline.lib.dlt_pipelines import for_instance, instance_key
 from ingest_pipeline.lib.source_types import RawLayer
+from ingest_pipeline.sources.dlt_pipelines import for_instance, instance_key
 
 # What the raw asset holds: its description in RAW, declared at the end beside the dlt source.
 RAW_DESCRIPTION = (

@@ -4,7 +4,7 @@ Bearer auth with the account's secret key. The incremental cursor is the event's
 (unix seconds) sent as `created[gte]`; pages follow `starting_after=<id of the page's last
 event>` while `has_more`. Raw keeps every event the account emits, `data` as JSON (Stripe keeps
 events for 30 days only, so raw is the lasting record); `normalized/payments` picks the payment
-events out of it. Read through dlt's rest_api (`lib/platform_sources.py`), the paging as a
+events out of it. Read through dlt's rest_api (`sources/platform_sources.py`), the paging as a
 registered paginator.
 """
 
@@ -18,14 +18,14 @@ from dlt.sources.rest_api.typing import Endpoint, IncrementalConfig, RESTAPIConf
 from requests import Response
 
 from ingest_pipeline.domain.tenants import SourceInstance
-from ingest_pipeline.lib.platform_sources import (
+from ingest_pipeline.lib.source_types import RawLayer
+from ingest_pipeline.sources.platform_sources import (
     QueryReferencePaginator,
     RawTable,
     bearer_client,
     platform_config,
     platform_resource,
 )
-from ingest_pipeline.lib.source_types import RawLayer
 
 DEFAULT_BASE_URL = "https://api.stripe.com"
 PAGE_SIZE = 100  # Stripe's maximum `limit`

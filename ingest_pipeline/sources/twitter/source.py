@@ -4,7 +4,7 @@
 for tweets newer than the newest it has (the first run, without a cursor, sends none). Authors
 come from `includes.users` of each page: the whole page is selected and a processing step
 (`tweets_with_authors`) yields its tweets, each with its author. Read through dlt's rest_api
-(`lib/platform_sources.py`).
+(`sources/platform_sources.py`).
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import dlt
 from dlt.sources.rest_api.typing import Endpoint, IncrementalConfig, RESTAPIConfig
 
 from ingest_pipeline.domain.tenants import SourceInstance
-from ingest_pipeline.lib.platform_sources import (
+from ingest_pipeline.lib.source_types import RawLayer
+from ingest_pipeline.sources.platform_sources import (
     RawTable,
     bearer_client,
     next_cursor,
     platform_config,
     platform_resource,
 )
-from ingest_pipeline.lib.source_types import RawLayer
 
 DEFAULT_BASE_URL = "https://api.x.com"
 PAGE_SIZE = 100

@@ -18,7 +18,6 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from ingest_pipeline.domain.tenants import find_instance
-from ingest_pipeline.lib.dlt_pipelines import instance_pipeline, spec_pipeline
 from ingest_pipeline.lib.resources import (
     LOAD_MAX_RUNTIME_SECONDS,
     max_runtime_tags,
@@ -27,6 +26,7 @@ from ingest_pipeline.lib.resources import (
 from ingest_pipeline.lib.source_types import SOURCE_TYPES, SourceType
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.settings import get_settings
+from ingest_pipeline.sources.dlt_pipelines import instance_pipeline, spec_pipeline
 
 
 def raw_asset_key(source_type: str) -> dg.AssetKey:

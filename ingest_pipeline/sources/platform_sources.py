@@ -38,8 +38,8 @@ from dlt.sources.rest_api.typing import (
 from requests import Request
 
 from ingest_pipeline.domain.tenants import SourceInstance, resolve_secret
-from ingest_pipeline.lib.dlt_pipelines import instance_columns, instance_key
 from ingest_pipeline.lib.platform_client import platform_session
+from ingest_pipeline.sources.dlt_pipelines import instance_columns, instance_key
 
 PlatformConfig = Callable[[SourceInstance], RESTAPIConfig]
 

@@ -1,0 +1,9 @@
+"""Files that live beside the package in the repository (and in the image, which copies it):
+the Dagster instance configurations and the example tenants file."""
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SQLITE_CONFIG = REPO_ROOT / "dagster.yaml"
+POSTGRES_CONFIG = REPO_ROOT / "deploy" / "dagster.postgres.yaml"
+EXAMPLE_TENANTS_FILE = REPO_ROOT / "tenants.example.yaml"
