@@ -66,6 +66,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/metrics_backfill.py
 	$(BIN)/python benchmarks/landing_events.py
 	$(BIN)/python benchmarks/intake_load.py
+	$(BIN)/python benchmarks/throughput.py --rows 1000000 3000000 --events 1000000
 
 clean:
 	rm -rf .data
