@@ -6,10 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ingest_pipeline.domain.landing import UPLOAD_KINDS
-
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Imported here, as every command imports what it needs: importing the CLI stays cheap.
+    from ingest_pipeline.domain.landing import UPLOAD_KINDS
+
     parser = argparse.ArgumentParser(prog="ingest-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     ingest = commands.add_parser("ingest", help="materialize source instances through Dagster")
