@@ -13,6 +13,7 @@ from requests import Request, Response
 
 from ingest_pipeline.domain.tenants import MissingSecretError, SourceInstance
 from ingest_pipeline.lib.platform_client import reset_to_retry_after
+from ingest_pipeline.lib.source_types import options_model
 from ingest_pipeline.sources.discourse.source import discourse_config, discourse_source
 from ingest_pipeline.sources.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN
 from ingest_pipeline.sources.intercom.source import intercom_config, intercom_source
@@ -64,9 +65,9 @@ PLATFORMS: dict[str, tuple[Callable[..., Any], Callable[..., Any], str, str, str
 
 
 def instance(source_type: str, **options: Any) -> SourceInstance:
-    return SourceInstance(
-        tenant="acme", type=source_type, name="main", options={**OPTIONS[source_type], **options}
-    )
+    """An instance as the tenants file makes it: its options validated, defaults filled in."""
+    given = options_model(source_type).model_validate({**OPTIONS[source_type], **options})
+    return SourceInstance(tenant="acme", type=source_type, name="main", options=given.as_dict())
 
 
 def endpoint_of(config: Any) -> dict[str, Any]:

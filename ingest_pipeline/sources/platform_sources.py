@@ -86,12 +86,11 @@ def bearer(token_env: str) -> BearerTokenAuthConfig:
     return {"type": "bearer", "token": resolve_secret(token_env)}
 
 
-def bearer_client(
-    options: dict[str, Any], default_base_url: str, secret_option: str = "token_env"
-) -> ClientConfig:
-    """The API at the instance's `base_url` (else the platform's), with its bearer secret."""
+def bearer_client(options: dict[str, Any], secret_option: str = "token_env") -> ClientConfig:
+    """The API at the instance's `base_url` (its Options default to the platform's), with its
+    bearer secret."""
     return {
-        "base_url": options.get("base_url", default_base_url),
+        "base_url": options["base_url"],
         "auth": bearer(options[secret_option]),
     }
 

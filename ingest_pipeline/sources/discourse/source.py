@@ -24,7 +24,6 @@ from ingest_pipeline.sources.platform_sources import (
     platform_resource,
 )
 
-EDIT_LOOKBACK_POSTS = 100
 POSTS = RawTable("posts", platform_id="id")
 
 # What the raw asset holds: its description in RAW, declared at the end beside the dlt source.
@@ -47,12 +46,11 @@ register_paginator("discourse_before_id", BeforeIdPaginator)
 def discourse_config(instance: SourceInstance) -> RESTAPIConfig:
     """The forum's latest posts, newest first, as dlt's rest_api configuration."""
     options = instance.options
-    lookback = options.get("edit_lookback_posts", EDIT_LOOKBACK_POSTS)
     newest_first: IncrementalConfig = {
         "cursor_path": "id",
         "initial_value": 0,
         "row_order": "desc",
-        "lag": lookback,
+        "lag": options["edit_lookback_posts"],
     }
     client: ClientConfig = {
         "base_url": options["base_url"],
@@ -75,4 +73,4 @@ def discourse_source(instance: SourceInstance | None = None) -> Any:
     return platform_resource(POSTS, discourse_config, instance)
 
 
-RAW = RawLayer("posts", discourse_source, RAW_DESCRIPTION)
+RAW = RawLayer(POSTS.name, discourse_source, RAW_DESCRIPTION)

@@ -24,9 +24,6 @@ from ingest_pipeline.sources.platform_sources import (
     platform_resource,
 )
 
-DEFAULT_BASE_URL = "https://api.intercom.io"
-API_VERSION = "2.11"
-PAGE_SIZE = 150
 CONVERSATIONS = RawTable("conversations", platform_id="id")
 
 # What the raw asset holds: its description in RAW, declared at the end beside the dlt source.
@@ -43,7 +40,7 @@ def intercom_config(instance: SourceInstance) -> RESTAPIConfig:
         # `>=`: conversations updated in the cursor's own second are read again (merged, not
         # duplicated), so none updated in that same second is missed.
         "query": {"field": "updated_at", "operator": ">=", "value": "{incremental.start_value}"},
-        "pagination": {"per_page": options.get("page_size", PAGE_SIZE)},
+        "pagination": {"per_page": options["page_size"]},
         "sort": {"field": "updated_at", "order": "ascending"},
     }
     endpoint: Endpoint = {
@@ -57,9 +54,8 @@ def intercom_config(instance: SourceInstance) -> RESTAPIConfig:
         "data_selector": "conversations",
         "incremental": {"cursor_path": "updated_at", "initial_value": 0},
     }
-    client = bearer_client(options, DEFAULT_BASE_URL)
-    version = options.get("api_version", API_VERSION)
-    client["headers"] = {"Intercom-Version": version, "Accept": "application/json"}
+    client = bearer_client(options)
+    client["headers"] = {"Intercom-Version": options["api_version"], "Accept": "application/json"}
     return platform_config(instance, CONVERSATIONS, client, endpoint)
 
 
@@ -68,4 +64,4 @@ def intercom_source(instance: SourceInstance | None = None) -> Any:
     return platform_resource(CONVERSATIONS, intercom_config, instance)
 
 
-RAW = RawLayer("conversations", intercom_source, RAW_DESCRIPTION)
+RAW = RawLayer(CONVERSATIONS.name, intercom_source, RAW_DESCRIPTION)

@@ -29,8 +29,6 @@ from ingest_pipeline.sources.platform_sources import (
     platform_resource,
 )
 
-DEFAULT_BASE_URL = "https://androidpublisher.googleapis.com"
-PAGE_SIZE = 100
 REVIEWS = RawTable("reviews", platform_id="reviewId")
 # The API has no "since" filter: paging stops at the first review older than the cursor.
 NEWEST_MODIFIED_FIRST: IncrementalConfig = {
@@ -51,12 +49,12 @@ def playstore_config(instance: SourceInstance) -> RESTAPIConfig:
     options = instance.options
     endpoint: Endpoint = {
         "path": f"androidpublisher/v3/applications/{options['package_name']}/reviews",
-        "params": {"maxResults": options.get("page_size", PAGE_SIZE)},
+        "params": {"maxResults": options["page_size"]},
         "paginator": next_cursor("tokenPagination.nextPageToken", param="token"),
         "data_selector": "reviews",
         "incremental": NEWEST_MODIFIED_FIRST,
     }
-    client = bearer_client(options, DEFAULT_BASE_URL)
+    client = bearer_client(options)
     return platform_config(instance, REVIEWS, client, endpoint, [{"map": with_last_modified}])
 
 
@@ -77,4 +75,4 @@ def playstore_source(instance: SourceInstance | None = None) -> Any:
     return platform_resource(REVIEWS, playstore_config, instance)
 
 
-RAW = RawLayer("reviews", playstore_source, RAW_DESCRIPTION)
+RAW = RawLayer(REVIEWS.name, playstore_source, RAW_DESCRIPTION)

@@ -27,8 +27,6 @@ from ingest_pipeline.sources.platform_sources import (
     platform_resource,
 )
 
-DEFAULT_BASE_URL = "https://api.stripe.com"
-PAGE_SIZE = 100  # Stripe's maximum `limit`
 EVENTS = RawTable("events", platform_id="id")
 CREATED_SINCE: IncrementalConfig = {
     "cursor_path": "created",
@@ -67,12 +65,12 @@ def stripe_config(instance: SourceInstance) -> RESTAPIConfig:
     options = instance.options
     endpoint: Endpoint = {
         "path": "v1/events",
-        "params": {"limit": options.get("page_size", PAGE_SIZE)},
+        "params": {"limit": options["page_size"]},
         "paginator": "stripe_starting_after",
         "data_selector": "data",
         "incremental": CREATED_SINCE,
     }
-    client = bearer_client(options, DEFAULT_BASE_URL, secret_option="api_key_env")
+    client = bearer_client(options, secret_option="api_key_env")
     return platform_config(instance, EVENTS, client, endpoint)
 
 
@@ -81,4 +79,4 @@ def stripe_source(instance: SourceInstance | None = None) -> Any:
     return platform_resource(EVENTS, stripe_config, instance)
 
 
-RAW = RawLayer("events", stripe_source, RAW_DESCRIPTION)
+RAW = RawLayer(EVENTS.name, stripe_source, RAW_DESCRIPTION)

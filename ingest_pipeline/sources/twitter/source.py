@@ -25,8 +25,6 @@ from ingest_pipeline.sources.platform_sources import (
     platform_resource,
 )
 
-DEFAULT_BASE_URL = "https://api.x.com"
-PAGE_SIZE = 100
 TWEET_FIELDS = "created_at,lang,conversation_id,author_id"
 TWEETS = RawTable("tweets", platform_id="id")
 
@@ -58,7 +56,7 @@ def twitter_config(instance: SourceInstance) -> RESTAPIConfig:
         "path": "2/tweets/search/recent",
         "params": {
             "query": options["query"],
-            "max_results": options.get("page_size", PAGE_SIZE),
+            "max_results": options["page_size"],
             "tweet.fields": TWEET_FIELDS,
             "expansions": "author_id",
         },
@@ -66,7 +64,7 @@ def twitter_config(instance: SourceInstance) -> RESTAPIConfig:
         "data_selector": "$",  # the whole page: its authors are beside its tweets
         "incremental": SINCE_NEWEST,
     }
-    client = bearer_client(options, DEFAULT_BASE_URL)
+    client = bearer_client(options)
     return platform_config(instance, TWEETS, client, endpoint, [{"yield_map": tweets_with_authors}])
 
 
@@ -82,4 +80,4 @@ def twitter_source(instance: SourceInstance | None = None) -> Any:
     return platform_resource(TWEETS, twitter_config, instance)
 
 
-RAW = RawLayer("tweets", twitter_source, RAW_DESCRIPTION)
+RAW = RawLayer(TWEETS.name, twitter_source, RAW_DESCRIPTION)
