@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,3 +197,22 @@ def running_daemon(
         yield daemon
     finally:
         stop_group(daemon)
+
+
+def wait_for_daemon(
+    daemon: subprocess.Popen,
+    log_path: Path,
+    seconds: float,
+    condition: Callable[[], bool],
+    what: str,
+) -> None:
+    """Poll `condition` every 2 s until it holds; fail at once if the daemon exited, or after
+    `seconds`, with the daemon log's tail (what it did is the only account of why)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        tail = log_path.read_text(errors="replace")[-6000:]
+        assert daemon.poll() is None, (
+            f"the daemon exited ({daemon.returncode}) before {what}:\n{tail}"
+        )
+        assert time.monotonic() < deadline, f"not within {seconds} s: {what}; daemon log:\n{tail}"
+        time.sleep(2)

@@ -14,8 +14,8 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import pytest
 
 from ingest_pipeline.lib.run_launcher import process_alive_since
 from ingest_pipeline_tests.conftest import csv_instance
-from ingest_pipeline_tests.platform import running_daemon
+from ingest_pipeline_tests.platform import running_daemon, wait_for_daemon
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -56,17 +56,18 @@ def test_killed_ingest_and_landing_runs_recover_exactly_with_no_manual_step(
         s3.put_object(Bucket="landing", Key=f"events/acme/batch{n}.ndjson", Body=_events(n))
 
     home = tmp_path / "dagster_home"
-    with running_daemon(home, tmp_path / "daemon.log", FAST_MONITORING):
+    with running_daemon(home, tmp_path / "daemon.log", FAST_MONITORING) as daemon:
         instance = dg.DagsterInstance.from_config(str(home))
+        wait_until = partial(wait_for_daemon, daemon, tmp_path / "daemon.log", DEADLINE_SECONDS)
         # Once the daemon is up and has the partitions, each instance is due once, soon.
-        _wait_until(
+        wait_until(
             lambda: len(instance.get_dynamic_partitions("csv_instances")) == TRIALS, "partitions"
         )
         duck_env.write_tenants({"acme": _csv_instances(folders, _next_minute_cron())})
         killed = _kill_each_first_attempt(instance, random.Random(SEED))
-        _wait_until(lambda: not _active_runs(instance), "every run ended")
-        _wait_until(lambda: _all_items_normalized(instance, duck_env), "every CSV row normalized")
-        _wait_until(lambda: not _active_runs(instance), "every run ended")
+        wait_until(lambda: not _active_runs(instance), "every run ended")
+        wait_until(lambda: _all_items_normalized(instance, duck_env), "every CSV row normalized")
+        wait_until(lambda: not _active_runs(instance), "every run ended")
     log_tail = (tmp_path / "daemon.log").read_text(errors="replace")[-4000:]
 
     assert sorted(killed.values()) == ["ingest_csv"] * TRIALS + ["land_events"] * TRIALS
@@ -184,10 +185,3 @@ def _all_items_normalized(instance: dg.DagsterInstance, env: Any) -> bool:
         return False
     [(count,)] = env.rows("SELECT count(*) FROM normalized.items")
     return count == TRIALS * CSV_ROWS
-
-
-def _wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {DEADLINE_SECONDS} s: {what}"
-        time.sleep(2)
