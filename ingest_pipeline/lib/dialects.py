@@ -78,6 +78,10 @@ class Dialect(ABC):
         """A cursor over the query whose `fetchmany` streams (bounded memory)."""
 
     @abstractmethod
+    def stream_arrow(self, con: Any, sql: str, batch_size: int) -> Iterator[pa.Table]:
+        """The query's rows as Arrow tables of at most `batch_size` rows (bounded memory)."""
+
+    @abstractmethod
     def insert_select(self, con: Any, table: str, rows: pa.Table, conflict: str) -> None:
         """`INSERT INTO table AS t ... SELECT` the rows with the `ON CONFLICT` clause."""
 
@@ -128,6 +132,11 @@ class DuckDBDialect(Dialect):
 
     def stream(self, con: Any, sql: str, batch_size: int) -> Any:
         return con.execute(sql)
+
+    def stream_arrow(self, con: Any, sql: str, batch_size: int) -> Iterator[pa.Table]:
+        reader = con.execute(sql).to_arrow_reader(batch_size)
+        for batch in reader:
+            yield pa.Table.from_batches([batch])
 
     def insert_select(self, con: Any, table: str, rows: pa.Table, conflict: str) -> None:
         column_list = ", ".join(rows.column_names)
@@ -182,6 +191,16 @@ class PostgresDialect(Dialect):
         cur.itersize = batch_size
         cur.execute(sql)
         return cur
+
+    def stream_arrow(self, con: Any, sql: str, batch_size: int) -> Iterator[pa.Table]:
+        # Column by column from the rows' tuples: no dict per row.
+        cur = self.stream(con, sql, batch_size)
+        while rows := cur.fetchmany(batch_size):
+            names = [d[0] for d in cur.description]
+            columns = zip(*rows, strict=True)
+            yield pa.table(
+                {name: pa.array(values) for name, values in zip(names, columns, strict=True)}
+            )
 
     def insert_select(self, con: Any, table: str, rows: pa.Table, conflict: str) -> None:
         column_list = ", ".join(rows.column_names)

@@ -121,6 +121,10 @@ class NormalizedLayer:
 
     entity: str
     mapper: Callable[..., Any]
+    # The mapper for a batch of raw rows as Arrow (sources.raw_rows.BatchMapper): with it, the
+    # type's rows are validated in bulk (domain.bulk_validation), the record path kept for what
+    # the bulk checks cannot settle.
+    batch_mapper: Callable[..., Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,10 @@ class SourceType:
     @property
     def mapper(self) -> Callable[..., Any]:
         return self.declared.normalized.mapper
+
+    @property
+    def batch_mapper(self) -> Callable[..., Any] | None:
+        return self.declared.normalized.batch_mapper
 
     @property
     def job_name(self) -> str:

@@ -101,6 +101,12 @@ class Warehouse:
                 names = names or [d[0] for d in cur.description]
                 yield [dict(zip(names, row, strict=True)) for row in rows]
 
+    def iter_arrow_batches(self, sql: str, batch_size: int = 50_000) -> Iterator[pa.Table]:
+        """Stream a query's rows as Arrow tables of at most `batch_size` rows (bounded memory;
+        no row becomes a Python dict on DuckDB)."""
+        with self.connect() as con:
+            yield from self.sql_dialect.stream_arrow(con, sql, batch_size)
+
     def table_columns(self, schema: str) -> dict[str, list[str]]:
         """Columns of every table in a schema, in order: {table: [column, ...]}."""
         rows = self.fetch_all(

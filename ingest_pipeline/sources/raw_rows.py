@@ -21,10 +21,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from ingest_pipeline.domain.tenants import SourceInstance
 
 # A source type's mapper: a raw row of one instance → the fields of its normalized entity.
 Mapper: TypeAlias = "Callable[[Mapping[str, Any], SourceInstance], dict[str, Any]]"
+# The same for a batch of one instance's raw rows, as Arrow: {field: column}, or None when the
+# batch is not for the bulk path (then each row goes through the Mapper).
+BatchMapper: TypeAlias = (
+    "Callable[[pa.Table, SourceInstance], Mapping[str, pa.ChunkedArray | pa.Array] | None]"
+)
 _TAG = re.compile(r"<[^>]+>")
 _BLOCK_END = re.compile(r"</(p|div|li|h\d)>|<br\s*/?>", re.IGNORECASE)
 
@@ -93,6 +100,17 @@ def as_json(value: Any) -> Any:
 def map_with(mapping: Mapping[str, str], row: Mapping[str, Any]) -> dict[str, Any]:
     """Apply a `{target: source path}` mapping from the tenants file."""
     return {target: dig(row, path) for target, path in mapping.items()}
+
+
+def map_columns_with(
+    mapping: Mapping[str, str], batch: pa.Table
+) -> dict[str, pa.ChunkedArray] | None:
+    """`map_with` for a batch whose every source path is a column of its own (a flat path, or
+    `a.b` flattened as `a__b`); None otherwise (`dig` would look into JSON values)."""
+    columns = {target: path.replace(".", "__") for target, path in mapping.items()}
+    if any(column not in batch.column_names for column in columns.values()):
+        return None
+    return {target: batch.column(column) for target, column in columns.items()}
 
 
 def html_to_text(markup: str | None) -> str | None:

@@ -66,6 +66,7 @@ def normalized_asset(entity: Entity, description: str) -> dg.AssetsDefinition:
                 source_type.mapper,
                 [i for i in instances if i.type == source_type.name],
                 config.replay,
+                source_type.batch_mapper,
             )
             for key in stats.normalized.keys() | stats.rejected.keys():
                 per_instance[f"{source_type.name}:{key}"] = {

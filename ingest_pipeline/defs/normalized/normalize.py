@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import dagster as dg
@@ -45,7 +46,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import TypeAdapter, ValidationError
 
+from ingest_pipeline.defs.normalized.arrow_batches import (
+    ROW,
+    as_array,
+    count_by_instance,
+    flagged_by_source,
+    instance_groups,
+    last_per_key,
+    rows_with_nul,
+    with_lineage,
+)
 from ingest_pipeline.defs.normalized.models import blank_to_none
+from ingest_pipeline.domain.bulk_validation import validate_in_bulk
 from ingest_pipeline.domain.entities import (
     FEEDBACK,
     ITEMS,
@@ -57,7 +69,12 @@ from ingest_pipeline.domain.tenants import SourceInstance
 from ingest_pipeline.lib.warehouse import Warehouse, WarehouseBusyError
 from ingest_pipeline.sources.csv.source import RAW_LINE_COLUMN, REJECT_REASON_COLUMN
 from ingest_pipeline.sources.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, raw_dataset
-from ingest_pipeline.sources.raw_rows import Mapper, fold_variants, variant_columns
+from ingest_pipeline.sources.raw_rows import (
+    BatchMapper,
+    Mapper,
+    fold_variants,
+    variant_columns,
+)
 
 BATCH_ROWS = 50_000
 # A reject rewritten with the same reason and payload keeps its load id and time.
@@ -145,39 +162,122 @@ def normalize_source_type(
     mapper: Mapper,
     instances: Iterable[SourceInstance],
     replay: bool = False,
+    batch_mapper: BatchMapper | None = None,
 ) -> NormalizeStats:
+    """Normalize the source type's pending raw loads. With a `batch_mapper`, a raw table without
+    variant columns is read as Arrow batches and validated in bulk (`normalize_in_bulk`), rows
+    the bulk checks cannot settle by the record path; without one, every row by the record
+    path."""
     stats = NormalizeStats()
     by_key = {(i.tenant, i.name): i for i in instances}
     ingested_at = datetime.now(UTC)
 
-    def normalize_batch(rows: list[dict[str, Any]], qualified: str) -> None:
+    def by_record(rows: list[dict[str, Any]], qualified: str) -> list[Validated]:
         validated, rejects = _validate(
             rows, qualified, entity, source_type, mapper, by_key, ingested_at
         )
-        records, refused = write_records(warehouse, entity.table, validated)
-        rejects += [reject_row(r, qualified, source_type, e, ingested_at) for r, e in refused]
+        rejected.extend(rejects)
+        return validated
+
+    rejected: list[dict[str, Any]] = []
+
+    def finish(qualified: str, written: Mapping[str, int], refused: list[Refused]) -> None:
+        rejects = rejected + [
+            reject_row(r, qualified, source_type, e, ingested_at) for r, e in refused
+        ]
+        rejected.clear()
         if refused:
             refs = ", ".join(f"{qualified}:{_row_ref(r)}" for r, _ in refused[:5])
             log.warning(f"{len(refused)} records the warehouse cannot store, rejected: {refs}")
         upsert_rejects(warehouse, rejects)
-        normalized, rejected = stats.counters(qualified)
-        normalized.update(f"{r['tenant_id']}.{r['source_instance']}" for r in records)
-        rejected.update(f"{r['tenant_id']}.{r['source_instance']}" for r in rejects)
+        normalized, rejected_counts = stats.counters(qualified)
+        normalized.update(written)
+        rejected_counts.update(f"{r['tenant_id']}.{r['source_instance']}" for r in rejects)
+
+    def normalize_batch(rows: list[dict[str, Any]], qualified: str) -> None:
+        records, refused = write_records(warehouse, entity.table, by_record(rows, qualified))
+        finish(
+            qualified, Counter(f"{r['tenant_id']}.{r['source_instance']}" for r in records), refused
+        )
+
+    def normalize_arrow(raw: pa.Table, qualified: str) -> None:
+        assert batch_mapper is not None
+        lineage = {"source_type": source_type, "ingested_at": ingested_at}
+        records = normalize_in_bulk(
+            raw,
+            entity.table,
+            batch_mapper,
+            by_key,
+            lineage,
+            partial(by_record, qualified=qualified),
+        )
+        written, refused = write_arrow_records(warehouse, entity.table, raw, records)
+        finish(qualified, written, refused)
 
     stats.loads = consume_pending_loads(
-        warehouse, source_type, replay, normalize_batch, stats.forget, stats.add_quarantine
+        warehouse,
+        source_type,
+        replay,
+        normalize_batch,
+        stats.forget,
+        stats.add_quarantine,
+        normalize_arrow if batch_mapper else None,
     )
     return stats
 
 
+def normalize_in_bulk(
+    raw: pa.Table,
+    table: Table,
+    batch_mapper: BatchMapper,
+    instances: Mapping[tuple[str, str], SourceInstance],
+    lineage: Mapping[str, Any],
+    by_record: Callable[[list[dict[str, Any]]], list[Validated]],
+) -> pa.Table:
+    """A raw batch's valid records (with the ROW of the raw row each came from; one per key):
+    each instance's rows mapped by `batch_mapper` and validated in bulk; the rows the source
+    flagged, of an instance not in the tenants file, or not settled in bulk, by the record path
+    (`by_record`, which keeps their rejects)."""
+    flagged = flagged_by_source(raw)
+    settled: list[pa.Table] = []
+    to_record_path = [pc.indices_nonzero(flagged)]
+    load_ids = as_array(raw.column("_dlt_load_id"))
+    for (tenant, name), rows in instance_groups(raw):
+        rows = rows.filter(pc.invert(flagged.take(rows)))
+        instance = instances.get((tenant, name))
+        mapped = batch_mapper(raw.take(rows), instance) if instance and len(rows) else None
+        if mapped is None:  # nothing the bulk path can do with them
+            to_record_path.append(rows)
+            continue
+        given = {**lineage, "tenant_id": tenant, "source_instance": name}
+        verdict = validate_in_bulk(
+            table, with_lineage(mapped, len(rows), given, load_ids.take(rows))
+        )
+        settled.append(verdict.valid.append_column(ROW, rows.take(verdict.valid_rows)))
+        to_record_path.append(rows.take(verdict.record_rows))
+    numbers = pa.concat_arrays([a.cast(pa.int64()) for a in to_record_path])
+    numbers = numbers.take(pc.sort_indices(numbers))
+    sources = raw.take(numbers).to_pylist()
+    position = {id(row): n for row, n in zip(sources, numbers.to_pylist(), strict=True)}
+    validated = by_record(sources)
+    recorded = table.to_arrow([record for record, _ in validated])
+    recorded = recorded.append_column(
+        ROW, pa.array([position[id(source)] for _, source in validated], pa.int64())
+    )
+    return last_per_key(pa.concat_tables([*settled, recorded]), table.key)
+
+
+Refused = tuple[dict[str, Any], Exception]  # a raw row and why the warehouse cannot store it
+
+
 def write_records(
     warehouse: Warehouse, table: Table, validated: list[Validated]
-) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], Exception]]]:
+) -> tuple[list[dict[str, Any]], list[Refused]]:
     """Upsert validated records; returns the records written and (raw row, why) of those
     refused: text a database cannot store, found before the write, then whatever the database
     still refuses, found by bisecting."""
     rows = storable_arrow(table, [record for record, _ in validated])
-    refused: list[tuple[dict[str, Any], Exception]] = []
+    refused: list[Refused] = []
     if rows is None:  # rare: look at each record, then build the batch again
         kept = []
         for record, source in validated:
@@ -187,8 +287,49 @@ def write_records(
                 kept.append((record, source))
         validated = kept
         rows = table.to_arrow([record for record, _ in validated])
-    written = upsert_bisecting(warehouse, table, validated, rows, refused)
-    return written, refused
+    records = [record for record, _ in validated]
+    failed = upsert_bisecting(
+        warehouse,
+        table,
+        lambda start, stop: table.to_arrow(records[start:stop]),
+        lambda n: validated[n][1],
+        refused,
+        (0, len(records)),
+        rows,
+    )
+    failed_set = set(failed)
+    return [r for n, r in enumerate(records) if n not in failed_set], refused
+
+
+def write_arrow_records(
+    warehouse: Warehouse, table: Table, raw: pa.Table, records: pa.Table
+) -> tuple[dict[str, int], list[Refused]]:
+    """Upsert a bulk batch's records (`normalize_in_bulk`); returns the rows written per
+    instance and (raw row, why) of those refused, as `write_records` does."""
+    refused: list[Refused] = []
+
+    def source_of(n: int) -> dict[str, Any]:
+        return raw.slice(records.column(ROW)[n].as_py(), 1).to_pylist()[0]
+
+    nul = rows_with_nul(records)
+    if pc.any(nul).as_py():  # rare: name the field of each, keep the others
+        for n in pc.indices_nonzero(nul).to_pylist():
+            why = unstorable_text(records.slice(n, 1).to_pylist()[0])
+            refused.append((source_of(n), ValueError(why or "text holds a NUL character")))
+        records = records.filter(pc.invert(nul))
+    rows = records.drop_columns([ROW])
+    failed = upsert_bisecting(
+        warehouse,
+        table,
+        lambda start, stop: rows.slice(start, stop - start),
+        source_of,
+        refused,
+        (0, rows.num_rows),
+        rows,
+    )
+    if failed:
+        rows = rows.filter(pc.invert(pc.is_in(pa.array(range(rows.num_rows)), pa.array(failed))))
+    return count_by_instance(rows), refused
 
 
 def storable_arrow(table: Table, records: list[dict[str, Any]]) -> pa.Table | None:
@@ -221,27 +362,35 @@ def unstorable_text(record: Mapping[str, Any]) -> str | None:
 def upsert_bisecting(
     warehouse: Warehouse,
     table: Table,
-    validated: list[Validated],
-    rows: pa.Table | None,
-    refused: list[tuple[dict[str, Any], Exception]],
-) -> list[dict[str, Any]]:
-    """Upsert the records (`rows`: them as Arrow, if built); if the database refuses the batch
-    for a reason in its rows, each half again, down to single records, which are added to
-    `refused` with the error. Returns the records written."""
-    records = [record for record, _ in validated]
+    rows_of: Callable[[int, int], pa.Table],
+    source_of: Callable[[int], dict[str, Any]],
+    refused: list[Refused],
+    span: tuple[int, int],
+    rows: pa.Table | None = None,
+) -> list[int]:
+    """Upsert the records `span` (start, stop) as `rows_of(start, stop)` gives them (`rows`:
+    already built); if the database refuses them for a reason in its rows, each half again,
+    down to single records, which are added to `refused` (with `source_of(n)`, their raw row)
+    and whose numbers are returned."""
+    start, stop = span
+    if start == stop:
+        return []
     try:
-        warehouse.upsert(table, table.to_arrow(records) if rows is None else rows)
-        return records
+        warehouse.upsert(table, rows_of(start, stop) if rows is None else rows)
+        return []
     except ROW_ERRORS as exc:
-        if len(validated) == 1:
+        if stop - start == 1:
             if sum(isinstance(e, RefusedError) for _, e in refused) >= MAX_REFUSED:
                 raise RuntimeError(f"more than {MAX_REFUSED} records refused: {exc}") from exc
-            refused.append((validated[0][1], RefusedError(_one_line(exc))))
-            return []
-    half = len(validated) // 2
-    return upsert_bisecting(warehouse, table, validated[:half], None, refused) + upsert_bisecting(
-        warehouse, table, validated[half:], None, refused
-    )
+            refused.append((source_of(start), RefusedError(_one_line(exc))))
+            return [start]
+    middle = (start + stop) // 2
+    halves = [(start, middle), (middle, stop)]
+    return [
+        n
+        for half in halves
+        for n in upsert_bisecting(warehouse, table, rows_of, source_of, refused, half)
+    ]
 
 
 class RefusedError(Exception):
@@ -263,10 +412,12 @@ def consume_pending_loads(
     normalize_batch: Callable[[list[dict[str, Any]], str], None],
     on_retry: Callable[[str], None] | None = None,
     on_quarantine: Callable[[Quarantine], None] | None = None,
+    normalize_arrow: Callable[[pa.Table, str], None] | None = None,
 ) -> int:
     """Hand every row of the raw loads not yet normalized (every load, with `replay`) to
-    `normalize_batch(rows, raw_table)` in batches of BATCH_ROWS (variant columns folded in), then
-    record those loads as normalized. A raw table whose loads fail together is tried again load
+    `normalize_batch(rows, raw_table)` in batches of BATCH_ROWS (variant columns folded in), or,
+    with `normalize_arrow` and a table without variant columns, to `normalize_arrow(batch,
+    raw_table)` as Arrow batches; then record those loads as normalized. A raw table whose loads fail together is tried again load
     by load (`on_retry(raw_table)` first: forget its counts); a load that fails alone is
     quarantined (`on_quarantine`). Returns how many loads were normalized."""
     loads = 0
@@ -276,7 +427,7 @@ def consume_pending_loads(
         load_ids = pending_loads(warehouse, qualified, replay)
         if not load_ids:
             continue
-        consume = _consumer(warehouse, qualified, columns, replay, normalize_batch)
+        consume = _consumer(warehouse, qualified, columns, replay, normalize_batch, normalize_arrow)
         try:
             consume(load_ids)
             loads += len(load_ids)
@@ -306,15 +457,20 @@ def _consumer(
     columns: list[str],
     replay: bool,
     normalize_batch: Callable[[list[dict[str, Any]], str], None],
+    normalize_arrow: Callable[[pa.Table, str], None] | None = None,
 ) -> Callable[[list[str]], None]:
     variants = variant_columns(columns)
 
     def consume(load_ids: list[str]) -> None:
         query = raw_rows_query(qualified, columns, load_ids)
-        for rows in warehouse.iter_dict_batches(query, BATCH_ROWS):
-            if variants:
-                fold_variants(rows, variants)
-            normalize_batch(rows, qualified)
+        if normalize_arrow and not variants:
+            for batch in warehouse.iter_arrow_batches(query, BATCH_ROWS):
+                normalize_arrow(batch, qualified)
+        else:
+            for rows in warehouse.iter_dict_batches(query, BATCH_ROWS):
+                if variants:
+                    fold_variants(rows, variants)
+                normalize_batch(rows, qualified)
         if replay:
             clear_quarantine(warehouse, qualified, load_ids)
         mark_normalized(warehouse, qualified, load_ids)
