@@ -67,6 +67,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/landing_events.py
 	$(BIN)/python benchmarks/intake_load.py
 	$(BIN)/python benchmarks/throughput.py --rows 1000000 3000000 --events 1000000
+	$(BIN)/python benchmarks/startup.py
 
 clean:
 	rm -rf .data

@@ -7,19 +7,38 @@ import sys
 from collections.abc import Sequence
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    # Imported here, as every command imports what it needs: importing the CLI stays cheap.
+class _LazyHelp(argparse.HelpFormatter):
+    """Help texts may be functions, called only when a help is printed: `--help` imports
+    nothing heavy (the landing kinds come from `domain/landing.py`, which imports boto3, dlt,
+    pyarrow and the database drivers)."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if callable(action.help):
+            action.help = action.help()
+        return super()._format_action(action)
+
+
+def _kind_help() -> str:
     from ingest_pipeline.domain.landing import UPLOAD_KINDS
 
-    parser = argparse.ArgumentParser(prog="ingest-pipeline", description=__doc__)
+    return f"one of {', '.join(UPLOAD_KINDS)}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Every command imports what it needs when it runs: importing the CLI and `--help` stay cheap.
+    parser = argparse.ArgumentParser(
+        prog="ingest-pipeline", description=__doc__, formatter_class=_LazyHelp
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     ingest = commands.add_parser("ingest", help="materialize source instances through Dagster")
     ingest.add_argument("--tenant", help="only this tenant's instances")
     ingest.add_argument("--source", help="only instances with this name")
     commands.add_parser("init", help="create the warehouse schemas and normalized tables")
-    upload = commands.add_parser("upload-url", help="print a presigned PUT URL for a new upload")
+    upload = commands.add_parser(
+        "upload-url", help="print a presigned PUT URL for a new upload", formatter_class=_LazyHelp
+    )
     upload.add_argument("--tenant", required=True)
-    upload.add_argument("--kind", required=True, help=f"one of {', '.join(UPLOAD_KINDS)}")
+    upload.add_argument("--kind", required=True, help=_kind_help)  # type: ignore[arg-type]
     upload.add_argument("--filename", help="the file's name (kept, made safe, in the key)")
     upload.add_argument("--expires", type=int, default=3600, help="seconds the URL is valid")
     commands.add_parser(
