@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import re
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -193,14 +194,28 @@ class PostgresDialect(Dialect):
         return cur
 
     def stream_arrow(self, con: Any, sql: str, batch_size: int) -> Iterator[pa.Table]:
-        # Column by column from the rows' tuples: no dict per row.
-        cur = self.stream(con, sql, batch_size)
-        while rows := cur.fetchmany(batch_size):
-            names = [d[0] for d in cur.description]
-            columns = zip(*rows, strict=True)
-            yield pa.table(
-                {name: pa.array(values) for name, values in zip(names, columns, strict=True)}
+        # COPY out to a file, read back by Arrow's CSV reader block by block: no Python object
+        # per value, and the file, not memory, holds the result.
+        cur = con.cursor()
+        cur.execute("SET LOCAL TimeZone = 'UTC'")
+        cur.execute(f"SELECT * FROM ({sql}) AS query LIMIT 0")
+        types = {d.name: _ARROW_OF_OID.get(d.type_code, pa.string()) for d in cur.description}
+        with tempfile.TemporaryFile() as spool:
+            cur.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER)", spool)
+            spool.seek(0)
+            reader = pa_csv.open_csv(
+                spool,
+                read_options=pa_csv.ReadOptions(block_size=8 << 20),
+                convert_options=pa_csv.ConvertOptions(
+                    column_types=types,
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=False,  # COPY writes NULL bare, '' quoted
+                    null_values=[""],
+                ),
             )
+            for batch in reader:
+                for start in range(0, batch.num_rows, batch_size):
+                    yield pa.Table.from_batches([batch.slice(start, batch_size)])
 
     def insert_select(self, con: Any, table: str, rows: pa.Table, conflict: str) -> None:
         column_list = ", ".join(rows.column_names)
@@ -247,6 +262,19 @@ class PostgresDialect(Dialect):
             con.cursor().execute("SELECT 1")
         finally:
             con.close()
+
+
+# PostgreSQL type oids → the Arrow type a CSV value of it is read as (others: text).
+_ARROW_OF_OID = {
+    16: pa.bool_(),
+    20: pa.int64(),
+    21: pa.int16(),
+    23: pa.int32(),
+    700: pa.float32(),
+    701: pa.float64(),
+    1114: pa.timestamp("us"),
+    1184: pa.timestamp("us", tz="UTC"),
+}
 
 
 def _jsonify_nested(rows: pa.Table) -> pa.Table:
