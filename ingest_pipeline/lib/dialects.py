@@ -79,7 +79,9 @@ class Dialect(ABC):
         """A cursor over the query whose `fetchmany` streams (bounded memory)."""
 
     @abstractmethod
-    def stream_arrow(self, con: Any, sql: str, batch_size: int) -> Iterator[pa.Table]:
+    def stream_arrow(
+        self, con: Any, sql: str, batch_size: int, params: Sequence[Any] = ()
+    ) -> Iterator[pa.Table]:
         """The query's rows as Arrow tables of at most `batch_size` rows (bounded memory)."""
 
     @abstractmethod
@@ -134,8 +136,13 @@ class DuckDBDialect(Dialect):
     def stream(self, con: Any, sql: str, batch_size: int) -> Any:
         return con.execute(sql)
 
-    def stream_arrow(self, con: Any, sql: str, batch_size: int) -> Iterator[pa.Table]:
-        reader = con.execute(sql).to_arrow_reader(batch_size)
+    def stream_arrow(
+        self, con: Any, sql: str, batch_size: int, params: Sequence[Any] = ()
+    ) -> Iterator[pa.Table]:
+        # con.sql streams; the result of con.execute would be copied whole first.
+        reader = con.sql(sql.replace("%s", "?"), params=list(params) or None).to_arrow_reader(
+            batch_size
+        )
         for batch in reader:
             yield pa.Table.from_batches([batch])
 
@@ -193,7 +200,10 @@ class PostgresDialect(Dialect):
         cur.execute(sql)
         return cur
 
-    def stream_arrow(self, con: Any, sql: str, batch_size: int) -> Iterator[pa.Table]:
+    def stream_arrow(
+        self, con: Any, sql: str, batch_size: int, params: Sequence[Any] = ()
+    ) -> Iterator[pa.Table]:
+        sql = con.cursor().mogrify(sql, tuple(params)).decode() if params else sql
         # COPY out to a file, read back by Arrow's CSV reader block by block: no Python object
         # per value, and the file, not memory, holds the result.
         cur = con.cursor()

@@ -101,11 +101,13 @@ class Warehouse:
                 names = names or [d[0] for d in cur.description]
                 yield [dict(zip(names, row, strict=True)) for row in rows]
 
-    def iter_arrow_batches(self, sql: str, batch_size: int = 50_000) -> Iterator[pa.Table]:
+    def iter_arrow_batches(
+        self, sql: str, batch_size: int = 50_000, params: Sequence[Any] = ()
+    ) -> Iterator[pa.Table]:
         """Stream a query's rows as Arrow tables of at most `batch_size` rows (bounded memory;
-        no row becomes a Python dict on DuckDB)."""
+        no value becomes a Python object)."""
         with self.connect() as con:
-            yield from self.sql_dialect.stream_arrow(con, sql, batch_size)
+            yield from self.sql_dialect.stream_arrow(con, sql, batch_size, params)
 
     def table_columns(self, schema: str) -> dict[str, list[str]]:
         """Columns of every table in a schema, in order: {table: [column, ...]}."""

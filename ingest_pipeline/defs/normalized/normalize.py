@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -464,7 +464,7 @@ def _consumer(
     def consume(load_ids: list[str]) -> None:
         query = raw_rows_query(qualified, columns, load_ids)
         if normalize_arrow and not variants:
-            for batch in warehouse.iter_arrow_batches(query, BATCH_ROWS):
+            for batch in raw_arrow_batches(warehouse, qualified, columns, load_ids):
                 normalize_arrow(batch, qualified)
         else:
             for rows in warehouse.iter_dict_batches(query, BATCH_ROWS):
@@ -560,6 +560,32 @@ def raw_rows_query(qualified: str, columns: list[str], load_ids: list[str]) -> s
     order = "_dlt_load_id, _file, _line" if "_file" in columns else "_dlt_load_id"
     in_list = ", ".join(f"'{load_id}'" for load_id in load_ids)  # dlt load ids are numeric
     return f"SELECT * FROM {qualified} WHERE _dlt_load_id IN ({in_list}) ORDER BY {order}"
+
+
+def raw_arrow_batches(
+    warehouse: Warehouse, qualified: str, columns: list[str], load_ids: list[str]
+) -> Iterator[pa.Table]:
+    """`raw_rows_query`'s rows as Arrow batches. On DuckDB, which would sort them in this
+    process (memory growing with the loads), a table of file lines is read in line ranges of
+    BATCH_ROWS, file by file and load by load: each query sorts one batch."""
+    if not warehouse.sql_dialect.single_process or "_file" not in columns:
+        yield from warehouse.iter_arrow_batches(
+            raw_rows_query(qualified, columns, load_ids), BATCH_ROWS
+        )
+        return
+    in_list = ", ".join(f"'{load_id}'" for load_id in load_ids)
+    spans = warehouse.fetch_all(
+        f"SELECT _dlt_load_id, _file, min(_line), max(_line) FROM {qualified} "
+        f"WHERE _dlt_load_id IN ({in_list}) GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+    for load_id, file, first, last in spans:
+        for start in range(first, last + 1, BATCH_ROWS):
+            query = (
+                f"SELECT * FROM {qualified} WHERE _dlt_load_id = %s AND _file = %s "
+                f"AND _line >= %s AND _line < %s ORDER BY _line"
+            )
+            params = (load_id, file, start, start + BATCH_ROWS)
+            yield from warehouse.iter_arrow_batches(query, BATCH_ROWS, params)
 
 
 def upsert_rejects(warehouse: Warehouse, rejects: list[dict[str, Any]]) -> None:
