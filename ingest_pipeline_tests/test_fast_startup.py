@@ -1,8 +1,9 @@
-"""Fast tier: what start-up must not load (issue 14). `ingest-pipeline --help` imports none of the
+"""What start-up must not load (issue 14). `ingest-pipeline --help` imports none of the
 platform's libraries, and `ingest-pipeline ingest` builds its definitions without dbt,
 dagster-dbt or dagster-aws, yet with the code location's own raw and normalized assets, checks
-and jobs. What a fresh interpreter imports is read in a child process (`python -c`, no
-database, no Dagster run): this process has imported everything already."""
+and jobs. What a fresh interpreter imports is read in a child process (`python -c`): this
+process has imported everything already. A child process is not the fast tier's (conftest.py),
+so those two tests are `integration`; the comparison of the definitions is fast."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
 from ingest_pipeline.definitions import defs as load_defs
 from ingest_pipeline.definitions import ingest_defs
@@ -28,6 +30,7 @@ def imported_after(code: str) -> set[str]:
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+@pytest.mark.integration
 def test_the_cli_and_its_help_import_no_library_of_the_platform() -> None:
     code = (
         "import contextlib, io\n"
@@ -38,6 +41,7 @@ def test_the_cli_and_its_help_import_no_library_of_the_platform() -> None:
     assert imported_after(code).isdisjoint(HEAVY)
 
 
+@pytest.mark.integration
 def test_the_ingest_definitions_load_without_dbt_or_the_s3_sensors() -> None:
     found = imported_after("from ingest_pipeline.definitions import ingest_defs; ingest_defs()")
     assert found.isdisjoint(NOT_FOR_INGEST)
