@@ -170,3 +170,21 @@ def test_a_table_without_content_keeps_its_first_row(warehouse):
     warehouse.upsert(NORMALIZED_LOADS, [mark])
     warehouse.upsert(NORMALIZED_LOADS, [mark | {"normalized_at": T0 + timedelta(days=1)}])
     assert warehouse.fetch_all(f"SELECT normalized_at FROM {NORMALIZED_LOADS.qualified}") == [(T0,)]
+
+
+def many_items(first: int, count: int, title: str, load: str) -> list[dict]:
+    return [item(title, load) | {"external_id": f"e{n}"} for n in range(first, first + count)]
+
+
+def test_a_large_batch_of_new_keys_and_one_with_existing_keys_end_as_one_upsert(warehouse):
+    """On PostgreSQL a large batch is first COPYed straight in (new keys) and falls back to the
+    ON CONFLICT path when a key exists: the rows must be what the upsert's rules say, either way."""
+    warehouse.upsert(ITEMS, many_items(0, 2000, "A", "1"))  # every key new
+    # A third existing and unchanged, a third existing and changed, a third new.
+    warehouse.upsert(ITEMS, many_items(1000, 500, "A", "2") + many_items(1500, 1500, "B", "2"))
+    rows = dict(
+        warehouse.fetch_all(
+            f"SELECT title || ':' || raw_load_id, count(*) FROM {ITEMS.qualified} GROUP BY 1"
+        )
+    )
+    assert rows == {"A:1": 1500, "B:2": 1500}
