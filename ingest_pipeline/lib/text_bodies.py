@@ -15,6 +15,10 @@ text stream for documents (`Sniffed.text`, `open_text`). The rules it keeps:
 - The body as a whole is refused (TextBodyError) only when it is mostly not text: more than half
   of the non-blank lines in its first SNIFF_BYTES (decompressed) are binary or not UTF-8. Invalid
   gzip is refused at once; a damaged gzip tail raises when reached, after the lines before it.
+- `Sniffed.blocks` judges the same lines in bulk: a run of whole lines that are all text comes as
+  one TextBlock (judged with one regex search and one decode), a block holding any other line
+  comes line by line exactly as `Sniffed.lines` gives it. Same lines, numbers, problems, offsets
+  and errors; only the grouping differs.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import BinaryIO, NamedTuple, TextIO, cast
 
 SNIFF_BYTES = 8192  # leading (decompressed) bytes judged text or binary for the whole body
 CHUNK_BYTES = 64 * 1024  # read size: bounds memory whatever the body size
+BLOCK_BYTES = 1024 * 1024  # read size of `Sniffed.blocks`: a block is at most this plus a line
 MAX_LINE_BYTES = 1024 * 1024  # default line limit; longer lines are problems, never buffered
 MAX_TEXT_CHARS = 2000  # the raw text kept of a line that is not text (or too long)
 PEEK_BYTES = 1024 * 1024  # how far `Sniffed.peek` looks for the first non-blank byte
@@ -187,6 +192,8 @@ def _read_head(read: Callable[[int], bytes], size: int) -> tuple[bytes, TextBody
 # C0 controls and DEL, but not tab, LF, VT, FF, CR, or ESC (ANSI colour codes in console logs).
 _CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
 _CONTROL_TEXT = re.compile(r"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
+# Every byte but those: deleting them leaves the control bytes (several times _CONTROL's speed).
+_NOT_CONTROL = bytes(b for b in range(256) if not _CONTROL.match(bytes([b])))
 
 
 def _shown(raw: bytes) -> str:
@@ -283,6 +290,44 @@ def _text_line(line_no: int, offset: int, raw: bytes, too_long: bool, max_bytes:
     return TextLine(line_no, *_decode(raw, offset))
 
 
+class TextBlock(NamedTuple):
+    """Whole consecutive lines of an upload, all of them text (no NUL or other control byte,
+    UTF-8, none longer than the limit): what `Sniffed.lines` would give one by one, judged at once.
+    Blank lines are in it (and counted by its numbering); `text` ends with "\\n" unless it holds
+    the body's last line, lines may end with "\\r" and the body's BOM is dropped."""
+
+    first_line_no: int  # the number of its first line (1-based, blank lines counted)
+    text: str
+
+
+def _judged(
+    block: bytes, line_no: int, offset: int, max_bytes: int
+) -> Iterator[TextBlock | TextLine]:
+    """Whole lines (`block`, starting after `line_no` lines at byte `offset`) as one TextBlock if
+    all are text, else line by line as `Sniffed.lines` judges them (blank lines skipped)."""
+    if not block.translate(None, _NOT_CONTROL) and (
+        len(block) <= max_bytes or max(map(len, block.split(b"\n"))) <= max_bytes
+    ):
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            yield TextBlock(line_no + 1, text.removeprefix("\ufeff") if line_no == 0 else text)
+            return
+    pieces = block.split(b"\n")
+    if block.endswith(b"\n"):
+        pieces.pop()  # the empty piece after the last newline is not a line
+    for piece in pieces:
+        line_no += 1
+        too_long = len(piece) > max_bytes
+        raw = piece[:MAX_TEXT_CHARS] if too_long else piece
+        line = _text_line(line_no, offset, raw, too_long, max_bytes)
+        if line.problem is not None or line.text.strip():
+            yield line
+        offset += len(piece) + 1
+
+
 class _Rest:
     """The bytes after the sniffed head, head first; a read error met while sniffing is raised
     only once the good bytes before it are consumed."""
@@ -339,6 +384,48 @@ class Sniffed:
                     yield line
         except TextBodyError as exc:  # only reading raises it: the line is the one being read
             raise TextBodyError(f"{exc} (reading line {line_no + 1})") from exc
+
+    def blocks(
+        self, max_line_bytes: int = MAX_LINE_BYTES, block_bytes: int = BLOCK_BYTES
+    ) -> Iterator[TextBlock | TextLine]:
+        """The lines of `lines`, in bulk where they are all text: whole lines read about
+        `block_bytes` at a time come as one TextBlock, or line by line (TextLine, blank lines
+        skipped) where the block holds a line that is not text. A line longer than
+        `max_line_bytes` is a TextLine with that problem, its bytes skipped as they are read.
+        A read error raises TextBodyError naming the line when reached, as `lines` does."""
+        rest = _Rest(self._head, self._read, self._deferred)
+        line_no = offset = 0  # lines handed out so far; the byte offset of buf[0]
+        buf = b""
+        try:
+            while chunk := rest.read(block_bytes):
+                buf += chunk
+                cut = buf.rfind(b"\n") + 1
+                if cut:
+                    yield from _judged(buf[:cut], line_no, offset, max_line_bytes)
+                    line_no, offset, buf = (
+                        line_no + buf.count(b"\n", 0, cut),
+                        offset + cut,
+                        buf[cut:],
+                    )
+                if len(buf) > max_line_bytes:  # an over-long line: skipped as it is read
+                    kept, skipped = buf[:MAX_TEXT_CHARS], len(buf)
+                    while True:  # buf holds no newline here
+                        buf = rest.read(block_bytes)
+                        newline = buf.find(b"\n")
+                        part = buf if newline == -1 else buf[:newline]
+                        kept += part[: MAX_TEXT_CHARS - len(kept)]
+                        skipped += len(part)
+                        if newline != -1 or not buf:
+                            break
+                    line_no += 1
+                    yield _text_line(line_no, offset, kept, True, max_line_bytes)
+                    if not buf:  # the body ends inside it
+                        return
+                    offset, buf = offset + skipped + 1, buf[newline + 1 :]
+        except TextBodyError as exc:  # only reading raises it: the line is the one being read
+            raise TextBodyError(f"{exc} (reading line {line_no + 1})") from exc
+        if buf:  # the last line, without a newline
+            yield from _judged(buf, line_no, offset, max_line_bytes)
 
     def text(self) -> TextIO:
         """The whole upload as strict UTF-8 text (for documents: a JSON array, CSV); bytes that

@@ -20,6 +20,15 @@ A fault stays where it starts:
   text (more than half of the lines of its first 8 KiB), a JSON document (a crawl array, a
   webhook body) that is invalid, not UTF-8 or nested too deeply, and a CSV file that is not CSV.
 - Nothing else escapes a reader: a RecursionError is caught at the line and at the object.
+
+NDJSON events are read in bulk (`event_batches`): whole blocks of text lines (`Sniffed.blocks`),
+parsed by Arrow's JSON reader and validated at once (`domain/bulk_validation.py`), the rows
+written as Arrow tables. The bulk path only ever settles a line it is sure of: every other line
+(one Arrow would parse differently or not at all, an odd value, a JSON `properties` it cannot
+write as the record path writes it, a row the bulk validator leaves open) goes through the
+record path above, line by line, which writes the precise reject. The rows, the rejects (line,
+reason, raw text), which line of a key wins and the file-level errors are the record path's
+(`event_rows`; a differential test runs both).
 """
 
 from __future__ import annotations
@@ -27,17 +36,25 @@ from __future__ import annotations
 import csv
 import json
 import re
+import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, TextIO
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
 from pydantic import ValidationError
 
 from ingest_pipeline.defs.normalized.models import APP_EVENT, ITEM, blank_to_none
 from ingest_pipeline.defs.normalized.models import FEEDBACK as FEEDBACK_SHAPE
 from ingest_pipeline.defs.normalized.normalize import printable, rejection_reason, unstorable_text
+from ingest_pipeline.domain.bulk_validation import ASCII_WHITESPACE, validate_in_bulk
 from ingest_pipeline.domain.entities import (
+    EVENTS,
     FEEDBACK,
     REJECTED_RECORDS,
     Table,
@@ -49,13 +66,24 @@ from ingest_pipeline.domain.payments import payment_from_event, upsert_payments
 from ingest_pipeline.domain.tenants import TenantsFileError, load_source_instances
 from ingest_pipeline.domain.uploads import IN_LIST_SIZE, LandedObject
 from ingest_pipeline.lib.json_depth import MAX_JSON_DEPTH, TOO_DEEP, json_too_deep
-from ingest_pipeline.lib.text_bodies import MAX_LINE_BYTES, TextBodyError, TextLine, sniff
+from ingest_pipeline.lib.text_bodies import (
+    MAX_LINE_BYTES,
+    Sniffed,
+    TextBlock,
+    TextBodyError,
+    TextLine,
+    sniff,
+)
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.settings import get_settings
 from ingest_pipeline.sources.intercom.mapper import map_intercom_row
 from ingest_pipeline.sources.raw_rows import dig
 
 BATCH_ROWS = 50_000
+# Rows that come as Arrow tables are smaller than dicts, and each flush costs DuckDB a commit of
+# its own (about 0.5 s): they are written in batches of up to this many rows (or bytes).
+ARROW_BATCH_ROWS = 200_000
+ARROW_BATCH_BYTES = 64 * 1024 * 1024
 MAX_PAYLOAD_CHARS = 2000
 # What identifies where a landed row came from, per kind (source_type, source_instance).
 EVENTS_SOURCE = "app_events"
@@ -93,8 +121,9 @@ class LandedFileError(ValueError):
 class LandingWriter:
     """Buffers the validated rows and rejects of every object of a run and upserts them every
     BATCH_ROWS and at the end: bounded memory for a 1M-line file, and a handful of statements
-    (not several per object) for a run of 500 small objects. Within a batch the last version
-    of a key wins: one upsert cannot touch a row twice."""
+    (not several per object) for a run of 500 small objects. Rows come one by one (`add`, a
+    dict) or as Arrow tables of the table's schema (`add_batch`). Within a batch the last
+    version of a key wins, in the order the rows came: one upsert cannot touch a row twice."""
 
     def __init__(
         self,
@@ -108,8 +137,13 @@ class LandingWriter:
         self.replaces_object_rows = replaces_object_rows
         self.not_older_than = not_older_than
         self.rows: dict[tuple, dict[str, Any]] = {}
+        self.row_order: dict[tuple, int] = {}  # each row's place among the rows that came
+        self.batches: list[tuple[int, pa.Table]] = []  # (the place of its first row, rows)
+        self.batched_rows = self.batched_bytes = 0
+        self.order = 0
         self.rejects: list[dict[str, Any]] = []
         self.replaced_keys: list[str] = []
+        self._writing: tuple[threading.Thread, list[BaseException]] | None = None
         self.now = datetime.now(UTC)
         self.obj: LandedObject | None = None
         self.counts = LoadCounts()
@@ -121,10 +155,32 @@ class LandingWriter:
             self.replaced_keys.append(obj.key)
 
     def add(self, row: dict[str, Any]) -> None:
-        self.rows[tuple(row[k] for k in self.table.key)] = row
+        key = tuple(row[k] for k in self.table.key)
+        self.rows[key] = row
+        self.row_order[key] = self.order
+        self.order += 1
         self.counts.loaded += 1
-        if len(self.rows) >= BATCH_ROWS:
+        if self._full():
             self.flush()
+
+    def add_batch(self, rows: pa.Table) -> None:
+        """Validated rows as an Arrow table of the table's schema, in the order they came."""
+        if rows.num_rows == 0:
+            return
+        self.batches.append((self.order, rows))
+        self.order += rows.num_rows
+        self.batched_rows += rows.num_rows
+        self.batched_bytes += rows.nbytes
+        self.counts.loaded += rows.num_rows
+        if self._full():
+            self._flush_behind()
+
+    def _full(self) -> bool:
+        return (
+            len(self.rows) >= BATCH_ROWS
+            or len(self.rows) + self.batched_rows >= ARROW_BATCH_ROWS
+            or self.batched_bytes >= ARROW_BATCH_BYTES
+        )
 
     def reject(
         self, line_no: int, reason: str, payload: str, instance: str, source: str | None = None
@@ -152,18 +208,80 @@ class LandingWriter:
         return LandedFileError(reason, LoadCounts(self.counts.loaded, self.counts.rejected))
 
     def flush(self) -> None:
-        if self.replaced_keys:
+        """Store everything buffered; returns once it is stored (a write still going first)."""
+        self._wait()
+        self._store(*self._take())
+
+    def _flush_behind(self) -> None:
+        """Store what is buffered in a thread while the reader goes on (the warehouse works
+        without the GIL): one write at a time, in order; its error is raised by the next
+        flush."""
+        self._wait()
+        work, errors = self._take(), list[BaseException]()
+
+        def store() -> None:
+            try:
+                self._store(*work)
+            except BaseException as exc:  # raised in the reader's thread by _wait
+                errors.append(exc)
+
+        thread = threading.Thread(target=store, name="landing-writer", daemon=True)
+        thread.start()
+        self._writing = (thread, errors)
+
+    def _wait(self) -> None:
+        if self._writing is not None:
+            (thread, errors), self._writing = self._writing, None
+            thread.join()
+            if errors:
+                raise errors[0]
+
+    def _take(self) -> tuple[list[str], Iterable[dict[str, Any]] | pa.Table, list[dict[str, Any]]]:
+        """What is buffered (the object keys whose old rows go, the rows, the rejects), and
+        the buffers emptied."""
+        rows = self._arrow_rows() if self.batches else list(self.rows.values())
+        work = (self.replaced_keys, rows, self.rejects)
+        self.replaced_keys, self.rows, self.row_order, self.rejects = [], {}, {}, []
+        self.batches, self.batched_rows, self.batched_bytes = [], 0, 0
+        return work
+
+    def _store(
+        self,
+        replaced_keys: list[str],
+        rows: Iterable[dict[str, Any]] | pa.Table,
+        rejects: list[dict[str, Any]],
+    ) -> None:
+        if replaced_keys:
             column = self.table.key[0]  # object_key: log records are keyed (object_key, line_no)
-            for chunk in batched(self.replaced_keys, IN_LIST_SIZE):
+            for chunk in batched(replaced_keys, IN_LIST_SIZE):
                 self.warehouse.execute(
                     f"DELETE FROM {self.table.qualified} WHERE {column} IN "
                     f"({', '.join(['%s'] * len(chunk))})",
                     chunk,
                 )
-            self.replaced_keys = []
-        self.warehouse.upsert(self.table, self.rows.values(), not_older_than=self.not_older_than)
-        self.warehouse.upsert(REJECTED_RECORDS, self.rejects)
-        self.rows, self.rejects = {}, []
+        self.warehouse.upsert(self.table, rows, not_older_than=self.not_older_than)
+        self.warehouse.upsert(REJECTED_RECORDS, rejects)
+
+    def _arrow_rows(self) -> pa.Table:
+        """The batches and the single rows as one table, the last version of a key kept."""
+        schema = self.table.arrow_schema
+        parts = [(first, rows.select(schema.names)) for first, rows in self.batches]
+        if self.rows:
+            order = pa.array(list(self.row_order.values()), pa.int64())
+            parts.append((order, self.table.to_arrow(list(self.rows.values()))))
+        tables = []
+        for first, rows in parts:
+            if isinstance(first, int):
+                first = pa.array(range(first, first + rows.num_rows), pa.int64())
+            tables.append(rows.cast(schema).append_column(_ORDER, first))
+        table = pa.concat_tables(tables)
+        last = table.group_by(list(self.table.key), use_threads=False).aggregate([(_ORDER, "max")])
+        if last.num_rows < table.num_rows:  # a key came more than once: its last version wins
+            table = table.filter(pc.is_in(table[_ORDER], value_set=last[f"{_ORDER}_max"]))
+        return table.drop_columns([_ORDER])
+
+
+_ORDER = "__order"
 
 
 # --------------------------------------------------------------------------- writing
@@ -174,12 +292,14 @@ def _max_line_bytes() -> int:
     return get_settings().max_line_bytes
 
 
-def _write(writer: LandingWriter, rows: Iterable[Row | Rejected], instance: str) -> None:
+def _write(writer: LandingWriter, rows: Iterable[Row | Rejected | pa.Table], instance: str) -> None:
     """Each row upserted, each reject stored; a file-level fault fails this object only."""
     try:
         for row in rows:
             if isinstance(row, Rejected):
                 writer.reject(row.line_no, row.reason, row.raw, instance)
+            elif isinstance(row, pa.Table):
+                writer.add_batch(row)
             else:
                 writer.add(row)
     except LandedFileError as exc:
@@ -253,7 +373,7 @@ def log_rows(
 def read_events(writer: LandingWriter, obj: LandedObject, body: BinaryIO) -> None:
     """NDJSON (or a JSON array) or CSV app events into normalized.events, unique on
     (tenant_id, event_id): the same batch twice, or overlapping batches, add nothing."""
-    _write(writer, event_rows(obj, body, writer.now, _max_line_bytes()), LANDING_INSTANCE)
+    _write(writer, event_batches(obj, body, writer.now, _max_line_bytes()), LANDING_INSTANCE)
 
 
 def _origin(
@@ -275,17 +395,20 @@ def event_rows(
     """The events rows and rejects of one batch; LandedFileError if it cannot be read."""
     base = _origin(obj, EVENTS_SOURCE, LANDING_INSTANCE, now)
     for line_no, record, raw in _records(body, True, max_line_bytes):
-        if isinstance(record, str):
-            yield Rejected(line_no, record, raw)
-            continue
-        try:
-            row = APP_EVENT.validate_python({**_event_fields(record), **base})
-            if row["properties"] is not None:
-                row["properties"] = _json_column(row["properties"], "properties")
-        except (ValidationError, ValueError, TypeError, RecursionError) as exc:
-            yield Rejected(line_no, _reason(exc), raw)
-            continue
-        yield _storable(row, line_no, raw)
+        yield _event(line_no, record, raw, base)
+
+
+def _event(line_no: int, record: dict[str, Any] | str, raw: str, base: Row) -> Row | Rejected:
+    """The record path of one event: its row, or the reject with its reason."""
+    if isinstance(record, str):
+        return Rejected(line_no, record, raw)
+    try:
+        row = APP_EVENT.validate_python({**_event_fields(record), **base})
+        if row["properties"] is not None:
+            row["properties"] = _json_column(row["properties"], "properties")
+    except (ValidationError, ValueError, TypeError, RecursionError) as exc:
+        return Rejected(line_no, _reason(exc), raw)
+    return _storable(row, line_no, raw)
 
 
 def _reason(exc: Exception) -> str:
@@ -326,6 +449,273 @@ def _json_cell(text: str, name: str) -> Any:
         raise ValueError(f"{name}: not valid JSON ({exc.msg})") from None
     except ValueError as exc:  # e.g. an integer beyond Python's digit limit
         raise ValueError(f"{name}: not valid JSON ({exc})") from None
+
+
+# --------------------------------------------------------------------------- events in bulk
+
+BULK_LINES = 10_000  # NDJSON lines judged together (bounded by BULK_CHARS too)
+BULK_THREADS = 2  # groups of lines judged at once
+BULK_CHARS = 8 * 1024 * 1024
+# A line longer than this goes to the record path: no number in it can pass Python's digit limit.
+BULK_LINE_CHARS = 4300
+_EVENT_TEXTS = ("event_id", "idempotency_key", "event_type", "occurred_at", *_EVENT_TEXT_FIELDS)
+# The fields the bulk path reads as text: any other JSON kind there makes Arrow refuse the lines.
+_EVENT_JSON_SCHEMA = pa.schema([(name, pa.string()) for name in _EVENT_TEXTS])
+_JSON_BLOCK_BYTES = 1024 * 1024
+# What json.dumps writes unescaped (ensure_ascii): printable ASCII but the quote and backslash.
+_PLAIN_JSON_TEXT = r"^[ !#-\[\]-~]*$"
+# A first character Python's str.strip() may take for whitespace beyond ASCII's.
+_MAYBE_BLANK = r"^[\x00-\x1f\x85\pZ]"
+
+
+def event_batches(
+    obj: LandedObject, body: BinaryIO, now: datetime, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[Row | Rejected | pa.Table]:
+    """`event_rows`, with NDJSON read in bulk: its rows come as Arrow tables of EVENTS' schema
+    (in line order), its rejects as the record path gives them. JSON arrays and CSV go through
+    the record path."""
+    base = _origin(obj, EVENTS_SOURCE, LANDING_INSTANCE, now)
+    try:
+        source = sniff(body)
+        first = source.peek()
+    except TextBodyError as exc:
+        raise LandedFileError(str(exc)) from exc
+    if first is not None and first[1] != b"{":
+        for line_no, record, raw in _records_of(source, first, True, max_line_bytes):
+            yield _event(line_no, record, raw, base)
+        return
+    yield from _ndjson_events(source, max_line_bytes, base)
+
+
+def _ndjson_events(
+    source: Sniffed, max_line_bytes: int, base: Row
+) -> Iterator[Row | Rejected | pa.Table]:
+    """The lines in groups of BULK_LINES, BULK_THREADS groups judged at once (Arrow's kernels
+    work without the GIL), their results in line order."""
+    texts: list[pa.Array] = []
+    numbers: list[pa.Array] = []
+    lines = chars = 0
+    judging: deque[Future[list[pa.Table | Rejected]]] = deque()
+    with ThreadPoolExecutor(BULK_THREADS, thread_name_prefix="landing-bulk") as pool:
+
+        def judge() -> None:
+            group = (pa.concat_arrays(texts), pa.concat_arrays(numbers), base)
+            judging.append(pool.submit(lambda: list(_events_in_bulk(*group))))
+
+        try:
+            for item in source.blocks(max_line_bytes):
+                if isinstance(item, TextLine):
+                    if item.problem is not None:
+                        yield Rejected(item.line_no, item.problem, item.text)
+                        continue
+                    text, first_no = pa.array([item.text], pa.string()), item.line_no
+                else:
+                    text, first_no = _block_lines(item), item.first_line_no
+                texts.append(text)
+                numbers.append(pa.array(range(first_no, first_no + len(text)), pa.int64()))
+                lines, chars = lines + len(text), chars + len(item.text)
+                if lines >= BULK_LINES or chars >= BULK_CHARS:
+                    judge()
+                    texts, numbers, lines, chars = [], [], 0, 0
+                while judging and (len(judging) > BULK_THREADS or judging[0].done()):
+                    yield from judging.popleft().result()
+        except TextBodyError as exc:
+            if texts:  # the rows before the damage count, as on the record path
+                judge()
+            while judging:
+                yield from judging.popleft().result()
+            raise LandedFileError(str(exc)) from exc
+        if texts:
+            judge()
+        while judging:
+            yield from judging.popleft().result()
+
+
+def _block_lines(block: TextBlock) -> pa.Array:
+    """A block's lines (blank ones included: each line keeps its number)."""
+    text = block.text[:-1] if block.text.endswith("\n") else block.text
+    return pc.split_pattern(pa.array([text], pa.string()), "\n").flatten()
+
+
+def _events_in_bulk(lines: pa.Array, numbers: pa.Array, base: Row) -> Iterator[pa.Table | Rejected]:
+    """The rows (one table, in line order) and rejects of these lines: each line the bulk path
+    is sure of settled at once, every other one by the record path."""
+    trimmed = pc.utf8_trim(lines, characters=ASCII_WHITESPACE)
+    # An object on its line (nothing after it, nothing before), not long: a candidate. Depth is
+    # judged on what Arrow parses (`_nesting`).
+    candidate = pc.and_(
+        pc.and_(pc.starts_with(trimmed, "{"), pc.ends_with(trimmed, "}")),
+        pc.less_equal(pc.binary_length(trimmed), BULK_LINE_CHARS),
+    )
+    if unstorable_text(base) is not None:  # never on the bulk path: the record path says why
+        candidate = pa.array([False] * len(lines), pa.bool_())
+    positions = pa.array(range(len(lines)), pa.int64()).filter(candidate)
+    settled: list[pa.Table] = []
+    record: list[pa.Array] = [pc.indices_nonzero(pc.invert(candidate)).cast(pa.int64())]
+    for group in _parsed_groups(trimmed.filter(candidate), positions):
+        if isinstance(group, pa.Array):
+            record.append(group)
+            continue
+        parsed, at = group
+        rows, open_rows = _settled_events(parsed, base)
+        settled.append(rows.append_column(_ORDER, at.take(rows["__row"])).drop_columns(["__row"]))
+        record.append(at.take(open_rows))
+    rows = []
+    for position in sorted(pa.concat_arrays(record).to_pylist()):
+        raw = lines[position].as_py().strip()
+        if not raw:
+            continue  # a blank line: counted, nothing else
+        result = _event(numbers[position].as_py(), _json_record(raw), raw, base)
+        if isinstance(result, Rejected):
+            yield result
+        else:
+            rows.append((position, result))
+    if rows:
+        table = EVENTS.to_arrow([row for _, row in rows])
+        order = pa.array([position for position, _ in rows], pa.int64())
+        settled.append(table.append_column(_ORDER, order))
+    if settled:
+        table = pa.concat_tables(settled)
+        yield table.take(pc.sort_indices(table[_ORDER])).drop_columns([_ORDER])
+
+
+def _parsed_groups(
+    texts: pa.Array, positions: pa.Array
+) -> Iterator[tuple[pa.Table, pa.Array] | pa.Array]:
+    """The lines parsed by Arrow (table, the lines' positions), or positions Arrow refused (the
+    record path's): a group Arrow refuses is halved until the lines it refuses are few."""
+    if len(texts) == 0:
+        return
+    joined = pc.binary_join(
+        pa.ListArray.from_arrays(pa.array([0, len(texts)], pa.int32()), texts), "\n"
+    )
+    data = joined[0].as_buffer()
+    try:
+        parsed = pa_json.read_json(
+            pa.BufferReader(data),
+            read_options=pa_json.ReadOptions(block_size=_JSON_BLOCK_BYTES, use_threads=False),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=_EVENT_JSON_SCHEMA, newlines_in_values=False
+            ),
+        )
+    except (pa.ArrowException, ValueError, OverflowError):
+        parsed = None
+    if (
+        parsed is not None
+        and parsed.num_rows == len(texts)  # one object per line, no more
+        and 1 + max(map(_nesting, parsed.schema.types), default=0) <= MAX_JSON_DEPTH
+    ):
+        yield parsed, positions
+    elif len(texts) <= 16:
+        yield positions
+    else:
+        half = len(texts) // 2
+        yield from _parsed_groups(texts[:half], positions[:half])
+        yield from _parsed_groups(texts[half:], positions[half:])
+
+
+def _nesting(kind: pa.DataType) -> int:
+    """How deep values of an Arrow type nest (an object or array: one level): the deepest any
+    parsed line's JSON can nest below its own object."""
+    if pa.types.is_struct(kind):
+        return 1 + max((_nesting(kind.field(i).type) for i in range(kind.num_fields)), default=0)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return 1 + _nesting(kind.value_type)
+    return 0
+
+
+def _settled_events(parsed: pa.Table, base: Row) -> tuple[pa.Table, pa.Array]:
+    """The rows the bulk path settles (EVENTS' schema and `__row`, the parsed row each comes
+    from), and the parsed rows left to the record path."""
+    n = parsed.num_rows
+    column = {name: parsed.column(name).combine_chunks() for name in _EVENT_TEXTS}
+    # _event_fields: the event id, or the idempotency key where the id is blank (or absent)
+    event_id = column["event_id"]
+    trimmed = pc.utf8_trim(event_id, characters=ASCII_WHITESPACE)
+    blank = pc.fill_null(pc.equal(trimmed, ""), True)
+    sure = pc.invert(pc.fill_null(pc.match_substring_regex(trimmed, _MAYBE_BLANK), False))
+    event_id = pc.if_else(blank, column["idempotency_key"], event_id)
+    # the type upper-cased as str.upper() does: ASCII only here
+    event_type = column["event_type"]
+    sure = pc.and_(sure, pc.fill_null(pc.string_is_ascii(event_type), True))
+    fields = {
+        "event_id": event_id,
+        "event_type": pc.ascii_upper(event_type),
+        "occurred_at": column["occurred_at"],
+        **{name: column[name] for name in _EVENT_TEXT_FIELDS},
+    }
+    for values in fields.values():  # a NUL (from a \u0000 escape) is for the record path
+        sure = pc.and_(sure, pc.invert(pc.fill_null(pc.match_substring(values, "\x00"), False)))
+    properties = pa.nulls(n, pa.string())
+    if "properties" in parsed.column_names:  # an object (or null); text is the record path's
+        given_properties = parsed.column("properties").combine_chunks()
+        if pa.types.is_struct(given_properties.type) or pa.types.is_null(given_properties.type):
+            properties, written = _json_texts(given_properties)
+            sure = pc.and_(sure, written)
+        else:
+            sure = pc.and_(sure, pc.is_null(given_properties))
+    given = pa.array(range(n), pa.int64()).filter(sure)
+    if len(given) == 0:
+        empty = EVENTS.arrow_schema.empty_table().append_column("__row", pa.array([], pa.int64()))
+        return empty, pa.array(range(n), pa.int64())
+    lineage = {
+        name: pa.array([value] * len(given), EVENTS.arrow_schema.field(name).type)
+        for name, value in base.items()
+    }
+    # properties: settled above (an object written as its JSON text); null for the validator
+    nulls = {"properties": pa.nulls(len(given), pa.string())}
+    candidates = pa.table({**{k: v.filter(sure) for k, v in fields.items()}, **nulls, **lineage})
+    verdict = validate_in_bulk(EVENTS, candidates)
+    valid_rows = given.take(verdict.valid_rows)
+    rows = verdict.valid.set_column(
+        EVENTS.arrow_schema.get_field_index("properties"),
+        "properties",
+        properties.take(valid_rows),
+    ).append_column("__row", valid_rows)
+    left = pa.concat_arrays(
+        [pc.indices_nonzero(pc.invert(sure)).cast(pa.int64()), given.take(verdict.record_rows)]
+    )
+    return rows, left
+
+
+def _json_texts(values: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """JSON values as `_json_column` writes them (json.dumps, keys sorted), and for each row
+    whether the text is certainly that: objects of objects, integers, booleans and plain ASCII
+    text. A null member (absent or null: Arrow cannot tell them apart), a float, a list, text
+    json.dumps would escape and every other kind leave the row to the record path."""
+    n = len(values)
+    if pa.types.is_null(values.type):
+        return pa.nulls(n, pa.string()), pa.array([True] * n, pa.bool_())
+    valid = pc.is_valid(values)
+    if pa.types.is_struct(values.type):
+        names = [values.type.field(i).name for i in range(values.type.num_fields)]
+        if not all(re.fullmatch(_PLAIN_JSON_TEXT, name) for name in names):
+            return pa.nulls(n, pa.string()), pc.invert(valid)
+        sure = valid
+        pieces: list[Any] = []
+        for name in sorted(names):
+            child = values.field(name)
+            text, written = _json_texts(child)
+            sure = pc.and_(sure, pc.and_(written, pc.is_valid(child)))
+            pieces.append(f'"{name}": ' if not pieces else f', "{name}": ')
+            pieces.append(text)
+        if not pieces:
+            text = pc.if_else(valid, pa.scalar("{}"), pa.scalar(None, pa.string()))
+        else:
+            text = pc.binary_join_element_wise("{", *pieces, "}", "")
+    elif pa.types.is_integer(values.type):
+        text, sure = values.cast(pa.string()), pa.array([True] * n, pa.bool_())
+    elif pa.types.is_boolean(values.type):
+        text = pc.if_else(values, pa.scalar("true"), pa.scalar("false"))
+        sure = pa.array([True] * n, pa.bool_())
+    elif pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        text = pc.binary_join_element_wise('"', values.cast(pa.string()), '"', "")
+        sure = pc.fill_null(pc.match_substring_regex(values, _PLAIN_JSON_TEXT), True)
+    else:
+        return pa.nulls(n, pa.string()), pc.invert(valid)
+    sure = pc.fill_null(sure, False)
+    # a null value is written as null (no text) and settled
+    return pc.if_else(valid, text, pa.scalar(None, pa.string())), pc.or_(pc.invert(valid), sure)
 
 
 # --------------------------------------------------------------------------- crawl
@@ -511,6 +901,16 @@ def _records(body: BinaryIO, allow_csv: bool, max_line_bytes: int) -> Iterator[_
     try:
         source = sniff(body)
         first = source.peek()
+    except TextBodyError as exc:
+        raise LandedFileError(str(exc)) from exc
+    yield from _records_of(source, first, allow_csv, max_line_bytes)
+
+
+def _records_of(
+    source: Sniffed, first: tuple[int, bytes] | None, allow_csv: bool, max_line_bytes: int
+) -> Iterator[_Record]:
+    """`_records` of a body already sniffed, `first` its first byte that is not blank."""
+    try:
         if first is None or first[1] == b"{":
             yield from _ndjson(source.lines(max_line_bytes))
             return
