@@ -75,10 +75,11 @@ def worker() -> None:
         total = time.perf_counter() - started
         steps = _step_seconds(store, outcome.run_id)
         # Normalizing is its own run now (normalize_items), tagged with the raw run it followed.
-        [normalize_run] = store.get_run_records(
+        # None on a re-run of unchanged input: nothing was loaded, nothing is pending.
+        for normalize_run in store.get_run_records(
             dg.RunsFilter(tags={AFTER_RUN_TAG: outcome.run_id}), limit=1
-        )
-        steps.update(_step_seconds(store, normalize_run.dagster_run.run_id))
+        ):
+            steps.update(_step_seconds(store, normalize_run.dagster_run.run_id))
     peak_mb = peak_rss_mb()
     print(
         json.dumps(

@@ -71,7 +71,9 @@ def ingest_instance(
     counts: dict[str, Any] = {}
     quarantined: tuple[str, ...] = ()
     last = raw_run
-    if raw_run.success:
+    # Nothing loaded and nothing left from before: no normalize run (a re-run on unchanged
+    # input is the raw run's check alone).
+    if raw_run.success and (int(raw.get("rows_loaded", 0)) or _pending(source.type)):
         last = defs.resolve_job_def(normalize_job_name(kind.entity)).execute_in_process(
             instance=instance_store,
             raise_on_error=False,
@@ -92,6 +94,15 @@ def ingest_instance(
         error="" if last.success else _failure_message(last),
         quarantined=quarantined,
     )
+
+
+def _pending(source_type: str) -> bool:
+    from ingest_pipeline.defs.normalized.normalize import has_pending_loads
+    from ingest_pipeline.lib.warehouse import Warehouse
+    from ingest_pipeline.settings import get_settings
+
+    warehouse = Warehouse(get_settings().resolved_warehouse_url)
+    return has_pending_loads(warehouse, source_type)
 
 
 def _quarantined(metadata: dict[str, Any], partition_key: str) -> tuple[str, ...]:

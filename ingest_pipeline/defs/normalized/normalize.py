@@ -593,6 +593,13 @@ def upsert_rejects(warehouse: Warehouse, rejects: list[dict[str, Any]]) -> None:
     warehouse.upsert(REJECTED_RECORDS, dedupe_rejects(rejects), compare=REJECT_CONTENT_COLUMNS)
 
 
+def has_pending_loads(warehouse: Warehouse, source_type: str) -> bool:
+    """Whether a raw load of the source type waits to be normalized."""
+    schema = raw_dataset(source_type)
+    tables = instance_tables(warehouse, schema)
+    return any(pending_loads(warehouse, f"{schema}.{table}", False) for table in tables)
+
+
 def pending_loads(warehouse: Warehouse, qualified: str, replay: bool) -> list[str]:
     done = (
         ""
