@@ -193,3 +193,9 @@ def test_the_rules_read_from_the_annotations():
     assert rules["url"].pattern and rules["url"].nullable and not rules["url"].required
     assert rules["published_at"].in_bulk and rules["published_at"].kind == "timestamptz"
     assert field_rules(EVENTS)["event_type"].max_length == 64
+
+
+def test_an_empty_batch_is_an_empty_verdict():
+    empty = pa.Table.from_pylist([_lineage(0)]).slice(0, 0)  # every required column, no row
+    verdict = validate_in_bulk(ITEMS, empty)
+    assert verdict.valid.num_rows == 0 and len(verdict.record_rows) == 0

@@ -163,7 +163,7 @@ def _check(rule: FieldRule, column: pa.Array, stored: pa.DataType) -> tuple[pa.A
     """The column as stored, and for each row whether its value is settled valid here."""
     checked = None
     if column.null_count == len(column):
-        checked = pa.nulls(len(column), stored), pa.array([True] * len(column))
+        checked = pa.nulls(len(column), stored), pa.array([True] * len(column), pa.bool_())
     elif rule.in_bulk and rule.kind == "text" and _is_text(column.type):
         checked = _text(rule, column.cast(pa.string()))
     elif rule.in_bulk and rule.kind == "timestamptz" and _is_text(column.type):
@@ -184,7 +184,7 @@ def _is_text(kind: pa.DataType) -> bool:
 def _with_nulls(rule: FieldRule, values: pa.Array, settled: pa.Array) -> pa.Array:
     """Settled, and a null only where the field may be null."""
     present = pc.is_valid(values)
-    allowed = present if not rule.nullable else pa.array([True] * len(values))
+    allowed = present if not rule.nullable else pa.array([True] * len(values), pa.bool_())
     return pc.and_(pc.fill_null(settled, False), pc.or_(present, allowed))
 
 

@@ -40,7 +40,7 @@ def instance_groups(raw: pa.Table) -> Iterator[tuple[tuple[str, str], pa.Array]]
 def flagged_by_source(raw: pa.Table) -> pa.Array:
     """Per row: the source found it bad already (a CSV line's reject reason)."""
     if REJECT_REASON_COLUMN not in raw.column_names:
-        return pa.array([False] * raw.num_rows)
+        return pa.array([False] * raw.num_rows, pa.bool_())
     return as_array(pc.is_valid(raw.column(REJECT_REASON_COLUMN)))
 
 
@@ -77,7 +77,7 @@ def last_per_key(records: pa.Table, key: tuple[str, ...]) -> pa.Table:
 
 def rows_with_nul(records: pa.Table) -> pa.Array:
     """Per row: a text column holds a NUL (PostgreSQL text cannot store it)."""
-    found = pa.array([False] * records.num_rows)
+    found = pa.array([False] * records.num_rows, pa.bool_())
     for column, kind in zip(records.columns, records.schema.types, strict=True):
         if pa.types.is_string(kind) and column.null_count < len(column):
             nul = pc.fill_null(pc.match_substring(column, "\x00"), False)
