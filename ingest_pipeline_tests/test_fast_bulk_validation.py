@@ -33,6 +33,8 @@ TEXTS = [
     "x" * 300,
     "line\nbreak",
     "\x85next",
+    "end\x1f",
+    "\u3000",
 ]
 URLS = [
     "https://x.example/a",
@@ -129,7 +131,7 @@ def test_items_corpus_bulk_verdicts_are_the_record_paths():
     settled = compare(ITEMS, rows)
     # The corpus is mostly odd values on purpose; its clean forms are settled in bulk.
     accepted = sum(record_path(ITEMS, row) is not None for row in rows)
-    assert settled >= 0.4 * accepted
+    assert settled >= 0.35 * accepted
 
 
 @pytest.mark.parametrize("field", ["external_id", "tenant_id", "raw_load_id"])

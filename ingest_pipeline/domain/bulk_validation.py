@@ -43,7 +43,7 @@ from ingest_pipeline.domain.entities import Table, storable
 # What Python's str.strip() removes that is ASCII; the rest of its whitespace sends a value to
 # the record path when it is at an end (after this strip).
 ASCII_WHITESPACE = " \t\n\r\x0b\x0c"
-_OTHER_WHITESPACE_AT_AN_END = r"^[\x1c-\x1f\x85\pZ]|[\x1c-\x1f\x85\pZ]$"
+_OTHER_WHITESPACE = r"^[\x1c-\x1f\x85\pZ]$"  # matched on a value's first and last character
 _CONTROL = r"[\x00-\x1f\x7f]"
 _ISO = (
     r"^(?P<date>\d{4}-\d{2}-\d{2})"
@@ -191,7 +191,10 @@ def _with_nulls(rule: FieldRule, values: pa.Array, settled: pa.Array) -> pa.Arra
 def _strip(column: pa.Array) -> tuple[pa.Array, pa.Array]:
     """Stripped, blank as null; and whether the strip is certainly Python's."""
     trimmed = pc.utf8_trim(column, characters=ASCII_WHITESPACE)
-    sure = pc.invert(pc.match_substring_regex(trimmed, _OTHER_WHITESPACE_AT_AN_END))
+    # Each end's character alone: an anchored class on whole values made RE2 scan each to its end.
+    ends = [pc.utf8_slice_codeunits(trimmed, 0, 1), pc.utf8_slice_codeunits(trimmed, -1)]
+    odd = [pc.match_substring_regex(end, _OTHER_WHITESPACE) for end in ends]
+    sure = pc.invert(pc.or_(*odd))
     blank = pc.equal(trimmed, "")
     return pc.if_else(blank, pa.scalar(None, pa.string()), trimmed), pc.fill_null(sure, True)
 
@@ -220,7 +223,8 @@ def _timestamp_text(column: pa.Array) -> tuple[pa.Array, pa.Array]:
     parts = pc.extract_regex(text, _ISO)
     date, hour, minute, second, fraction, offset = (pc.struct_field(parts, [i]) for i in range(6))
     day = pc.strptime(date, format="%Y-%m-%d", unit="s", error_is_null=True)
-    real_day = pc.equal(pc.strftime(day, format="%Y-%m-%d"), date)  # strptime takes 02-30
+    # strptime takes 02-30 as 03-02: the day it read must be the day written.
+    real_day = pc.equal(pc.day(day), pc.cast(pc.utf8_slice_codeunits(date, 8, 10), pa.int64()))
     joined = pc.binary_join_element_wise(
         date,
         pc.coalesce(_nonempty(hour), "00"),

@@ -24,6 +24,7 @@ import json
 import logging
 import re
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -107,6 +108,13 @@ class Dialect(ABC):
         while another process holds the file, as every other writer waits."""
         return action()
 
+    @contextlib.contextmanager
+    def held_open(self) -> Iterator[Callable[[], None]]:
+        """For a run of many statements: keeps an embedded database open between them; yields
+        `turn()`, to call between statements, which lets another process have the file now
+        and then. A server database needs nothing of the kind."""
+        yield lambda: None
+
 
 @dataclass(frozen=True)
 class DuckDBDialect(Dialect):
@@ -118,10 +126,7 @@ class DuckDBDialect(Dialect):
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = retry_while_locked(
-            self.path, lambda: duckdb.connect(str(self.path)), self.lock_wait_seconds
-        )
+        con = self._connection()
         try:
             con.execute("BEGIN")
             yield con
@@ -170,6 +175,37 @@ class DuckDBDialect(Dialect):
 
     def waiting_for_the_file(self, action: Callable[[], T]) -> T:
         return retry_while_locked(self.path, action, self.lock_wait_seconds)
+
+    @contextlib.contextmanager
+    def held_open(self) -> Iterator[Callable[[], None]]:
+        # DuckDB checkpoints the file when its last connection closes: with a statement per
+        # connection that was one checkpoint a batch (a quarter of normalizing 1M rows). One
+        # idle connection kept open makes it one per HOLD_SECONDS; `turn()` closes and opens
+        # it again after that long, so a sensor tick or the intake waits at most about as long.
+        held: list[Any] = []
+        since = 0.0
+
+        def turn() -> None:
+            nonlocal since
+            if held and time.monotonic() - since < HOLD_SECONDS:
+                return
+            if held:
+                held.pop().close()
+            held.append(self._connection())
+            since = time.monotonic()
+
+        turn()
+        try:
+            yield turn
+        finally:
+            if held:
+                held.pop().close()
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return retry_while_locked(
+            self.path, lambda: duckdb.connect(str(self.path)), self.lock_wait_seconds
+        )
 
 
 @dataclass(frozen=True)
@@ -296,6 +332,9 @@ def _copied_straight(cur: Any, table: str, copy: str, buffer: io.BytesIO) -> boo
     cur.execute("RELEASE SAVEPOINT straight_copy")
     return True
 
+
+# How long `DuckDBDialect.held_open` keeps the file between turns.
+HOLD_SECONDS = 5.0
 
 # PostgreSQL type oids → the Arrow type a CSV value of it is read as (others: text).
 _ARROW_OF_OID = {

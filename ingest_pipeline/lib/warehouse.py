@@ -12,7 +12,7 @@ the bulk upsert, SQL types, the dlt destination, dbt's target) is its dialect ob
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -83,6 +83,10 @@ class Warehouse:
     def connect(self) -> contextlib.AbstractContextManager[Any]:
         """A DB-API connection; committed on success, rolled back on error."""
         return self.sql_dialect.connect()
+
+    def held_open(self) -> contextlib.AbstractContextManager[Callable[[], None]]:
+        """Keep an embedded database open across many statements (`Dialect.held_open`)."""
+        return self.sql_dialect.held_open()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         with self.connect() as con:

@@ -464,8 +464,10 @@ def _consumer(
     def consume(load_ids: list[str]) -> None:
         query = raw_rows_query(qualified, columns, load_ids)
         if normalize_arrow and not variants:
-            for batch in raw_arrow_batches(warehouse, qualified, columns, load_ids):
-                normalize_arrow(batch, qualified)
+            with warehouse.held_open() as turn:
+                for batch in raw_arrow_batches(warehouse, qualified, columns, load_ids):
+                    normalize_arrow(batch, qualified)
+                    turn()
         else:
             for rows in warehouse.iter_dict_batches(query, BATCH_ROWS):
                 if variants:
@@ -585,7 +587,9 @@ def raw_arrow_batches(
                 f"AND _line >= %s AND _line < %s ORDER BY _line"
             )
             params = (load_id, file, start, start + BATCH_ROWS)
-            yield from warehouse.iter_arrow_batches(query, BATCH_ROWS, params)
+            # Read whole (one batch) before it is handed on: no read stays open while the
+            # batch is written, so `held_open`'s turn can let the file go.
+            yield from list(warehouse.iter_arrow_batches(query, BATCH_ROWS, params))
 
 
 def upsert_rejects(warehouse: Warehouse, rejects: list[dict[str, Any]]) -> None:
