@@ -171,6 +171,7 @@ def normalize_source_type(
     stats = NormalizeStats()
     by_key = {(i.tenant, i.name): i for i in instances}
     ingested_at = datetime.now(UTC)
+    rejected: list[dict[str, Any]] = []  # the record path's rejects, written by finish()
 
     def by_record(rows: list[dict[str, Any]], qualified: str) -> list[Validated]:
         validated, rejects = _validate(
@@ -178,8 +179,6 @@ def normalize_source_type(
         )
         rejected.extend(rejects)
         return validated
-
-    rejected: list[dict[str, Any]] = []
 
     def finish(qualified: str, written: Mapping[str, int], refused: list[Refused]) -> None:
         rejects = rejected + [
