@@ -3,6 +3,13 @@
 One engine for every entity (items, feedback, ...): an `Entity` names its declared table, which
 brings its validator, its key and the columns whose change makes a row "updated".
 
+A source type with a batch mapper (csv) is normalized in bulk: its raw rows are read as Arrow
+batches (never a Python object a value on DuckDB or PostgreSQL), mapped column by column and
+validated at once (`domain.bulk_validation`); only the rows the bulk checks cannot settle, the
+rows the source flagged and those of an unknown instance take the record path (one dict a row,
+pydantic), which writes their rejects as before. Both paths meet again before the write, in raw
+order, the last row of a key winning.
+
 Each dlt load of a raw table is consumed once (tracked in `normalized.normalized_loads`); a replay
 forgets that tracking and rebuilds the normalized rows from raw alone, without calling a source.
 
