@@ -253,7 +253,7 @@ class PostgresDialect(Dialect):
             spool.seek(0)
             reader = pa_csv.open_csv(
                 spool,
-                read_options=pa_csv.ReadOptions(block_size=8 << 20),
+                read_options=pa_csv.ReadOptions(block_size=8 << 20, use_threads=False),
                 convert_options=pa_csv.ConvertOptions(
                     column_types=types,
                     strings_can_be_null=True,
