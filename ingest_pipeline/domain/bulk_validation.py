@@ -25,11 +25,10 @@ gives a reject its precise reason. The rules it keeps:
 
 from __future__ import annotations
 
-import types
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Annotated, Any, Required, Union, get_args, get_origin
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -38,7 +37,7 @@ from pydantic import AfterValidator
 from pydantic.fields import FieldInfo
 from typing_extensions import get_type_hints
 
-from ingest_pipeline.domain.entities import Table, storable
+from ingest_pipeline.domain.entities import Table, annotation_parts, storable
 
 # What Python's str.strip() removes that is ASCII; the rest of its whitespace sends a value to
 # the record path when it is at an end (after this strip).
@@ -121,23 +120,10 @@ def field_rules(table: Table) -> dict[str, FieldRule]:
 
 
 def _rule(name: str, kind: str, required: bool, hint: Any) -> FieldRule:
-    nullable, constraints = False, dict[str, Any]()
-    in_bulk = True
-    while True:
-        origin = get_origin(hint)
-        if origin is Required:
-            hint = get_args(hint)[0]
-        elif origin in (Union, types.UnionType):
-            args = get_args(hint)
-            nullable = nullable or type(None) in args
-            hint = next(arg for arg in args if arg is not type(None))
-        elif origin is Annotated:
-            hint, *marks = get_args(hint)
-            for mark in marks:
-                in_bulk = _read_mark(mark, constraints) and in_bulk
-        else:
-            break
-    return FieldRule(name, kind, required, nullable, **constraints, in_bulk=in_bulk)
+    _, marks, nullable = annotation_parts(hint)
+    constraints: dict[str, Any] = {}
+    settled = [_read_mark(mark, constraints) for mark in marks]  # every mark read
+    return FieldRule(name, kind, required, nullable, **constraints, in_bulk=all(settled))
 
 
 def _read_mark(mark: Any, constraints: dict[str, Any]) -> bool:
@@ -195,8 +181,7 @@ def _strip(column: pa.Array) -> tuple[pa.Array, pa.Array]:
     ends = [pc.utf8_slice_codeunits(trimmed, 0, 1), pc.utf8_slice_codeunits(trimmed, -1)]
     odd = [pc.match_substring_regex(end, _OTHER_WHITESPACE) for end in ends]
     sure = pc.invert(pc.or_(*odd))
-    blank = pc.equal(trimmed, "")
-    return pc.if_else(blank, pa.scalar(None, pa.string()), trimmed), pc.fill_null(sure, True)
+    return _nonempty(trimmed), pc.fill_null(sure, True)
 
 
 def _text(rule: FieldRule, column: pa.Array) -> tuple[pa.Array, pa.Array]:

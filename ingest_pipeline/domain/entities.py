@@ -179,20 +179,29 @@ def entity(
 
 def _column(name: str, hint: Any) -> Column:
     """A field's column: the kind and lineage marks in its `Annotated`, else its Python type."""
-    kind, lineage = None, False
+    base, marks, _ = annotation_parts(hint)
+    kind = next((m.name for m in marks if isinstance(m, Kind)), None)
+    lineage = any(m is LINEAGE for m in marks)
+    return Column(name, kind or _KINDS[get_origin(base) or base], lineage)
+
+
+def annotation_parts(hint: Any) -> tuple[Any, list[Any], bool]:
+    """A field's annotation taken apart: its base type, the marks of its `Annotated` (outer
+    first) and whether it may be None (`X | None`); `Required`/`NotRequired` looked through."""
+    marks: list[Any] = []
+    nullable = False
     while True:
         origin = get_origin(hint)
         if origin in (Required, NotRequired):
             hint = get_args(hint)[0]
         elif origin is Annotated:
-            hint, *marks = get_args(hint)
-            kind = kind or next((m.name for m in marks if isinstance(m, Kind)), None)
-            lineage = lineage or any(m is LINEAGE for m in marks)
+            hint, *more = get_args(hint)
+            marks += more
         elif origin in (Union, types.UnionType):  # X | None: the column of X, nullable
+            nullable = nullable or type(None) in get_args(hint)
             hint = next(arg for arg in get_args(hint) if arg is not type(None))
         else:
-            break
-    return Column(name, kind or _KINDS[origin or hint], lineage)
+            return hint, marks, nullable
 
 
 # --------------------------------------------------------------------------- the entities

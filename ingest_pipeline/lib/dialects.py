@@ -241,10 +241,10 @@ class PostgresDialect(Dialect):
     def stream_arrow(
         self, con: Any, sql: str, batch_size: int, params: Sequence[Any] = ()
     ) -> Iterator[pa.Table]:
-        sql = con.cursor().mogrify(sql, tuple(params)).decode() if params else sql
         # COPY out to a file, read back by Arrow's CSV reader block by block: no Python object
         # per value, and the file, not memory, holds the result.
         cur = con.cursor()
+        sql = cur.mogrify(sql, tuple(params)).decode() if params else sql
         cur.execute("SET LOCAL TimeZone = 'UTC'")
         cur.execute(f"SELECT * FROM ({sql}) AS query LIMIT 0")
         types = {d.name: _ARROW_OF_OID.get(d.type_code, pa.string()) for d in cur.description}

@@ -49,6 +49,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 from pydantic import ValidationError
 
+from ingest_pipeline.defs.normalized.arrow_batches import last_per_key
 from ingest_pipeline.defs.normalized.models import APP_EVENT, ITEM, blank_to_none
 from ingest_pipeline.defs.normalized.models import FEEDBACK as FEEDBACK_SHAPE
 from ingest_pipeline.defs.normalized.normalize import printable, rejection_reason, unstorable_text
@@ -276,11 +277,8 @@ class LandingWriter:
             if isinstance(first, int):
                 first = pa.array(range(first, first + rows.num_rows), pa.int64())
             tables.append(rows.cast(schema).append_column(_ORDER, first))
-        table = pa.concat_tables(tables)
-        last = table.group_by(list(self.table.key), use_threads=False).aggregate([(_ORDER, "max")])
-        if last.num_rows < table.num_rows:  # a key came more than once: its last version wins
-            table = table.filter(pc.is_in(table[_ORDER], value_set=last[f"{_ORDER}_max"]))
-        return table.drop_columns([_ORDER])
+        # A key that came more than once: its last version wins.
+        return last_per_key(pa.concat_tables(tables), self.table.key, _ORDER).drop_columns([_ORDER])
 
 
 _ORDER = "__order"

@@ -7,7 +7,7 @@ the batch wins, as on the record path (one upsert statement cannot touch a row t
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -65,14 +65,15 @@ def with_lineage(
     return pa.table(columns)
 
 
-def last_per_key(records: pa.Table, key: tuple[str, ...]) -> pa.Table:
-    """The records (with their ROW), one per key: the highest ROW (the latest raw row) wins;
-    sorted by ROW."""
+def last_per_key(records: pa.Table, key: Sequence[str], order: str = ROW) -> pa.Table:
+    """The records, one per key: the highest `order` (the latest raw row) wins; sorted by
+    `order`."""
     if records.num_rows == 0:
         return records
-    latest = records.group_by(list(key)).aggregate([(ROW, "max")]).column(f"{ROW}_max")
-    kept = records.filter(pc.is_in(records.column(ROW), value_set=latest))
-    return kept.sort_by(ROW)
+    latest = records.group_by(list(key), use_threads=False).aggregate([(order, "max")])
+    if latest.num_rows < records.num_rows:  # a key came more than once
+        records = records.filter(pc.is_in(records.column(order), value_set=latest[f"{order}_max"]))
+    return records.sort_by(order)
 
 
 def rows_with_nul(records: pa.Table) -> pa.Array:

@@ -468,13 +468,13 @@ def _consumer(
     variants = variant_columns(columns)
 
     def consume(load_ids: list[str]) -> None:
-        query = raw_rows_query(qualified, columns, load_ids)
         if normalize_arrow and not variants:
             with warehouse.held_open() as turn:
                 for batch in raw_arrow_batches(warehouse, qualified, columns, load_ids):
                     normalize_arrow(batch, qualified)
                     turn()
         else:
+            query = raw_rows_query(qualified, columns, load_ids)
             for rows in warehouse.iter_dict_batches(query, BATCH_ROWS):
                 if variants:
                     fold_variants(rows, variants)
