@@ -8,7 +8,15 @@ import io
 
 import pytest
 
-from ingest_pipeline.lib.text_bodies import TextBodyError, TextLine, open_text, sniff, text_lines
+from ingest_pipeline.lib.text_bodies import (
+    MAX_TEXT_CHARS,
+    SNIFF_BYTES,
+    TextBodyError,
+    TextLine,
+    open_text,
+    sniff,
+    text_lines,
+)
 
 
 def lines(data: bytes, max_line_bytes: int = 1024) -> list[TextLine]:
@@ -46,3 +54,20 @@ def test_peek_finds_the_first_byte_that_is_not_blank() -> None:
 def test_a_body_that_is_not_text_is_refused_whole(data: bytes, message: str) -> None:
     with pytest.raises(TextBodyError, match=message):
         sniff(io.BytesIO(data))
+
+
+@pytest.mark.parametrize("ending", [b"\nnext\n", b""])
+def test_an_over_long_line_across_a_read_keeps_its_first_bytes_in_full(ending: bytes) -> None:
+    """The start kept of an over-long line is topped up from the next read: a line that a read
+    ends 1,000 bytes into kept only those 1,000 (the bulk reader kept the full start, and the
+    differential test of the landing readers found them apart)."""
+    read_ends_at = SNIFF_BYTES  # the first read is the sniffed head
+    filler = b"a" * 99 + b"\n"
+    head = filler * ((read_ends_at - 1000) // len(filler))
+    head += b"b" * (read_ends_at - 1000 - len(head) - 1) + b"\n"
+    found = lines(head + b"y" * 3000 + ending, max_line_bytes=500)
+    long_line = len(head.split(b"\n"))
+    assert found[long_line - 1] == TextLine(
+        long_line, "y" * MAX_TEXT_CHARS, "longer than 500 bytes"
+    )
+    assert [line.text for line in found[long_line:]] == (["next"] if ending else [])

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -188,3 +189,41 @@ def test_a_large_batch_of_new_keys_and_one_with_existing_keys_end_as_one_upsert(
         )
     )
     assert rows == {"A:1": 1500, "B:2": 1500}
+
+
+def test_threads_of_one_process_upsert_arrow_rows_while_others_connect(tmp_path):
+    """The intake's audit writer upserts (an Arrow scan) while other threads open and close the
+    same DuckDB file: a connect racing the database's first connect or last close used to leave
+    the Arrow scan unregistered (`python_arrow_scan does not exist`, a dropped audit row in CI).
+    The race is rare (4 in 20,000 here without the fix), so this runs for a bounded time."""
+    warehouse = Warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}")
+    init_warehouse(warehouse)
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                warehouse.fetch_all(f"SELECT count(*) FROM {NORMALIZED_LOADS.qualified}")
+            except Exception as exc:  # every failure is the finding
+                errors.append(repr(exc))
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for reader in readers:
+        reader.start()
+    written, deadline = 0, time.monotonic() + 10
+    try:
+        while time.monotonic() < deadline:
+            mark = {"raw_table": "raw_x.t", "load_id": str(written), "normalized_at": T0}
+            try:
+                warehouse.upsert(NORMALIZED_LOADS, NORMALIZED_LOADS.to_arrow([mark]))
+                written += 1
+            except Exception as exc:
+                errors.append(repr(exc))
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join()
+    assert errors == []
+    stored = warehouse.fetch_all(f"SELECT count(*) FROM {NORMALIZED_LOADS.qualified}")
+    assert stored == [(written,)] and written > 100

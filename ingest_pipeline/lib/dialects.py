@@ -24,6 +24,7 @@ import json
 import logging
 import re
 import tempfile
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -135,7 +136,7 @@ class DuckDBDialect(Dialect):
             con.execute("ROLLBACK")
             raise
         finally:
-            con.close()
+            _close_duckdb(con)
 
     def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> Any:
         return con.execute(sql.replace("%s", "?"), list(params))
@@ -190,7 +191,7 @@ class DuckDBDialect(Dialect):
             if held and time.monotonic() - since < HOLD_SECONDS:
                 return
             if held:
-                held.pop().close()
+                _close_duckdb(held.pop())
             held.append(self._connection())
             since = time.monotonic()
 
@@ -199,13 +200,33 @@ class DuckDBDialect(Dialect):
             yield turn
         finally:
             if held:
-                held.pop().close()
+                _close_duckdb(held.pop())
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         return retry_while_locked(
-            self.path, lambda: duckdb.connect(str(self.path)), self.lock_wait_seconds
+            self.path, lambda: _open_duckdb(self.path), self.lock_wait_seconds
         )
+
+
+# Threads of one process share one DuckDB database object per file: the first connect makes
+# it, the last close tears it down. A connect racing that making or tearing down can get a
+# database on which the Python client's Arrow scan is not registered (yet, or any more), and
+# the next statement reading an Arrow table fails: `Catalog Error: Table Function with name
+# python_arrow_scan does not exist!` (seen in the intake, its audit writer beside a reader;
+# 4 in 20,000 racing connects here, none with this lock). Connects and closes take turns
+# within a process; statements still run at once.
+_DUCKDB_OPEN_CLOSE = threading.Lock()
+
+
+def _open_duckdb(path: Path) -> duckdb.DuckDBPyConnection:
+    with _DUCKDB_OPEN_CLOSE:
+        return duckdb.connect(str(path))
+
+
+def _close_duckdb(con: duckdb.DuckDBPyConnection) -> None:
+    with _DUCKDB_OPEN_CLOSE:
+        con.close()
 
 
 @dataclass(frozen=True)

@@ -250,8 +250,12 @@ def _split_lines(read: Callable[[int], bytes], max_bytes: int) -> Iterator[tuple
         buf += chunk
         start = 0
         while (newline := buf.find(b"\n", start)) != -1:
-            if kept is not None:
-                yield line_start, kept, True
+            if kept is not None:  # its end, in this chunk: the start kept is topped up first
+                yield (
+                    line_start,
+                    kept + bytes(buf[: min(newline, MAX_TEXT_CHARS - len(kept))]),
+                    True,
+                )
             elif newline - start > max_bytes:
                 yield line_start, bytes(buf[start : min(newline, start + MAX_TEXT_CHARS)]), True
             else:
@@ -261,8 +265,9 @@ def _split_lines(read: Callable[[int], bytes], max_bytes: int) -> Iterator[tuple
         del buf[:start]
         base += start
         if kept is None and len(buf) > max_bytes:
-            kept = bytes(buf[:MAX_TEXT_CHARS])
+            kept = b""
         if kept is not None:  # bounded memory: an over-long line is never buffered
+            kept += bytes(buf[: MAX_TEXT_CHARS - len(kept)])
             base += len(buf)
             buf.clear()
     if kept is not None or len(buf) > max_bytes:
