@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from ingest_pipeline.intake.signatures import sign_stripe
+from ingest_pipeline.lib.source_types import SOURCE_TYPES
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.sandbox import stripe
 from ingest_pipeline_tests import ui_browser
@@ -27,10 +28,8 @@ from ingest_pipeline_tests.platform import ASSETS, REPO, Platform, running_platf
 
 pytestmark = pytest.mark.integration
 
-SCHEDULES = [
-    f"ingest_{t}_schedule"
-    for t in ("rest_api", "csv", "rss", "playstore", "twitter", "discourse", "intercom", "stripe")
-]
+# Every declared type's schedule: the demo world has an instance of each (test_fast_source_types).
+SCHEDULES = [f"ingest_{name}_schedule" for name in SOURCE_TYPES]
 TICK_INTERVALS_WATCHED = 3
 
 

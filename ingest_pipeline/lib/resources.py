@@ -39,5 +39,5 @@ def max_runtime_tags(seconds: int) -> dict[str, str]:
 
 def warehouse_pool() -> str | None:
     """The pool of warehouse-writing steps under the current settings (read at load time)."""
-    url = get_settings().resolved_warehouse_url
-    return DUCKDB_POOL if url.startswith("duckdb") else None
+    warehouse = Warehouse(get_settings().resolved_warehouse_url)
+    return DUCKDB_POOL if warehouse.sql_dialect.single_process else None

@@ -43,6 +43,9 @@ class LandingKind:
     writer: Callable[[Warehouse], LandingWriter]  # one per run: buffers and upserts its rows
     asset_key: dg.AssetKey
     description: str
+    # The entities whose tables it writes beside their pull sources: its asset is a parent of
+    # theirs (normalized/<entity>), so the lineage shows both ways into one table.
+    shares_entities: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -91,6 +94,7 @@ LANDING_KINDS = (
         dg.AssetKey(["landing", "crawl"]),
         "Partner crawl batches (crawl/<tenant>/<partner>/..., JSON array or NDJSON) "
         "upserted into normalized.items on (tenant, 'crawl', partner, externalId).",
+        shares_entities=("items",),
     ),
     LandingKind(
         key_layout("webhooks"),
@@ -101,6 +105,7 @@ LANDING_KINDS = (
         "Webhook deliveries the intake verified and landed (webhooks/<provider>/<tenant>/"
         "...): Intercom conversations into normalized.feedback on the Intercom pull source's "
         "key, Stripe payment events into normalized.payments on the PaymentIntent id.",
+        shares_entities=("feedback", "payments"),
     ),
 )
 _BY_NAME = {kind.name: kind for kind in LANDING_KINDS}
@@ -116,3 +121,8 @@ if sorted(_BY_NAME) != sorted(layout.kind for layout in KEY_LAYOUTS) or len(_BY_
 def landing_kind(name: str) -> LandingKind:
     """The declared kind `name`; KeyError for a kind that is not declared."""
     return _BY_NAME[name]
+
+
+def landing_parents(entity_name: str) -> list[dg.AssetKey]:
+    """The assets of the landing kinds that write the entity's table beside its pull sources."""
+    return [kind.asset_key for kind in LANDING_KINDS if entity_name in kind.shares_entities]

@@ -9,7 +9,7 @@ that write the same table (Dagster allows one producer per key, so those are dep
 
 import dagster as dg
 
-from ingest_pipeline.defs.landing.assets import ASSET_KEYS as LANDING_KEYS
+from ingest_pipeline.defs.landing.kinds import landing_parents
 from ingest_pipeline.defs.normalized.automation import normalize_condition
 from ingest_pipeline.defs.normalized.metadata import normalized_metadata
 from ingest_pipeline.defs.normalized.normalize import ENTITIES, Entity, normalize_source_type
@@ -20,13 +20,6 @@ from ingest_pipeline.lib.resources import WarehouseResource, warehouse_pool
 from ingest_pipeline.lib.source_types import types_of_entity
 from ingest_pipeline.settings import get_settings
 
-# The landing assets that write rows into an entity's table beside its pull sources.
-LANDING_PARENTS: dict[str, list[dg.AssetKey]] = {
-    "items": [LANDING_KEYS["crawl"]],
-    "feedback": [LANDING_KEYS["webhooks"]],
-    "payments": [LANDING_KEYS["webhooks"]],
-}
-
 
 class NormalizeConfig(dg.Config):
     replay: bool = False  # rebuild from every raw load, not only the ones not yet normalized
@@ -35,7 +28,7 @@ class NormalizeConfig(dg.Config):
 def entity_parents(entity_name: str) -> list[dg.AssetKey]:
     """The raw assets of the entity's source types, then the landing assets writing its table."""
     raw = [raw_asset_key(t.name) for t in types_of_entity(entity_name)]
-    return raw + LANDING_PARENTS.get(entity_name, [])
+    return raw + landing_parents(entity_name)
 
 
 def normalized_asset(entity: Entity, description: str) -> dg.AssetsDefinition:
