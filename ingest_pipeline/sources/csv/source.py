@@ -45,6 +45,7 @@ import csv
 import io
 import itertools
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -552,8 +553,10 @@ def _local_copy(file: FileItemDict) -> Iterator[str]:
     if file["file_url"].startswith("file://"):
         yield file["file_url"].removeprefix("file://")
         return
+    # Streamed to disk in blocks: the object is never whole in memory (read_bytes held it all).
     with tempfile.NamedTemporaryFile(suffix=".csv") as copy:
-        copy.write(file.read_bytes())
+        with file.open(mode="rb", compression="disable") as remote:
+            shutil.copyfileobj(remote, copy, BLOCK_BYTES)
         copy.flush()
         yield copy.name
 
