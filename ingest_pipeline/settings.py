@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".data")
@@ -47,6 +47,23 @@ class Settings(BaseSettings):
     # A CSV line longer than this (bytes, without its line ending) is a reject of its own; the
     # reader never holds more of it in memory.
     max_line_bytes: int = Field(default=1_048_576, ge=1)
+    # The read API (`serve-api`). DuckDB: how long a request waits for the file while a
+    # pipeline process writes it, then 503 with Retry-After. PostgreSQL: the connection pool's
+    # size (requests beyond it wait for a connection) and each statement's time limit.
+    api_duckdb_wait_seconds: float = Field(default=2.0, gt=0)
+    api_pool_size: int = Field(default=8, ge=1, le=100)
+    api_statement_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Log lines of every command: `text` or `json` (one object per line), and the level of the
+    # project's own loggers (other libraries log warnings and errors).
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _case_insensitive(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.upper() if info.field_name == "log_level" else value.lower()
 
     @model_validator(mode="after")
     def _refuse_unsafe_production_defaults(self) -> Settings:

@@ -141,6 +141,21 @@ def test_a_signed_webhook_posted_to_the_intake_lands_in_normalized_payments(plat
     ]
 
 
+def test_the_read_api_serves_the_demo_tenant_what_the_schedules_loaded(platform: Platform):
+    api = platform.env["INGEST_API_URL"]
+    assert requests.get(f"{api}/health", timeout=10).json() == {"status": "ok"}
+    items = f"{api}/v1/tenants/acme/items?limit=5"
+    assert requests.get(items, timeout=10).status_code == 401
+    token = {"Authorization": f"Bearer {platform.env['DEMO_ACME_READ_TOKEN']}"}
+
+    def a_page():  # 503 while a run holds the DuckDB file: asked again
+        answer = requests.get(items, headers=token, timeout=10)
+        return answer.json()["data"] if answer.status_code == 200 else None
+
+    page = _wait("a page of acme's items from the read API", a_page, 150)
+    assert {row["tenant_id"] for row in page} == {"acme"} and len(page) <= 5
+
+
 def test_the_metrics_schedule_asks_for_yesterdays_partition(platform: Platform):
     # What the schedule's 00:30 UTC tick asks for, evaluated as the UI's "Test schedule" does
     # (the README test's backfill then builds metrics_daily partitions through the daemon).

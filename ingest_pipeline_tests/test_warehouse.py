@@ -85,7 +85,9 @@ def test_the_cli_waits_with_a_message_then_fails_in_one_line_naming_the_holder(t
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
-    assert f"PID {holder.pid}" in lines[0] and lines[0].startswith("waiting up to 2 s")
+    # A log line (INGEST_LOG_FORMAT's text: time, level, logger, then the message).
+    assert f"PID {holder.pid}" in lines[0] and " WARNING " in lines[0]
+    assert "ingest_pipeline.lib.warehouse: waiting up to 2 s for the DuckDB file" in lines[0]
     assert lines[-1].startswith("error: the DuckDB file") and f"PID {holder.pid}" in lines[-1]
     assert waited >= 2
 

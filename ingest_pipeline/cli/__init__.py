@@ -59,7 +59,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument(
         "--debug", action="store_true", help="tracebacks in answers (refused in production)"
     )
+    api = commands.add_parser(
+        "serve-api", help="serve the read-only HTTP API over the ingested data and the metrics"
+    )
+    api.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    api.add_argument("--port", type=int, default=8091)
+    api.add_argument(
+        "--workers", type=int, default=1, help="server processes (each with its own pool)"
+    )
     args = parser.parse_args(argv)
+    _configure_logging()
     from ingest_pipeline.lib.warehouse import WarehouseBusyError
 
     try:
@@ -67,6 +76,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WarehouseBusyError as exc:  # a one-line answer, not a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def _configure_logging() -> None:
+    """INGEST_LOG_FORMAT and INGEST_LOG_LEVEL, for every command (settings the command cannot
+    read are its own error to report: then the defaults)."""
+    from pydantic import ValidationError
+
+    from ingest_pipeline.lib.logging_config import configure_logging
+    from ingest_pipeline.settings import get_settings
+
+    try:
+        settings = get_settings()
+    except ValidationError:
+        configure_logging()
+        return
+    configure_logging(settings.log_format, settings.log_level)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -80,6 +105,10 @@ def _run(args: argparse.Namespace) -> int:
         return cmd_upload_url(args.tenant, args.kind, args.filename, args.expires)
     if args.command == "serve-intake":
         return cmd_serve_intake(args.host, args.port, args.debug)
+    if args.command == "serve-api":
+        from ingest_pipeline.cli.commands import cmd_serve_api
+
+        return cmd_serve_api(args.host, args.port, args.workers)
     if args.command == "dev":
         from ingest_pipeline.cli.dev import run_dev
 

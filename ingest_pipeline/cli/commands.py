@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ingest_pipeline.settings import get_settings
@@ -64,6 +65,33 @@ def cmd_serve_intake(host: str, port: int, debug: bool = False) -> int:
         log_level="debug" if app.state.intake.debug else "info",
         server_header=False,
     )
+    return 0
+
+
+def cmd_serve_api(host: str, port: int, workers: int = 1) -> int:
+    """Run the read API until interrupted (uvicorn; `workers` processes share the port, each
+    with its own connection pool). It writes one log line per request itself."""
+    import uvicorn
+
+    from ingest_pipeline.api.app import create_app
+    from ingest_pipeline.api.config import ApiStartupError
+    from ingest_pipeline.cli.dagster_home import ensure_dagster_home
+
+    settings = get_settings()
+    if not os.environ.get("DAGSTER_HOME"):  # set: the operator's instance (read-only mounts)
+        ensure_dagster_home(settings)  # `stats` reads the runs of the same Dagster instance
+    try:
+        app = create_app(settings)  # also the check that it may start, before any worker
+    except ApiStartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    # No uvicorn log config and no access log: its lines go through the project's handler.
+    options = {"log_config": None, "access_log": False, "server_header": False}
+    if workers > 1:  # each worker process builds its own app from the same environment
+        target = "ingest_pipeline.api.app:create_app"
+        uvicorn.run(target, factory=True, host=host, port=port, workers=workers, **options)
+    else:
+        uvicorn.run(app, host=host, port=port, **options)
     return 0
 
 

@@ -2,7 +2,9 @@
 
 It starts, on loopback only: the S3 emulator (unless INGEST_S3_ENDPOINT_URL names a store),
 every sandbox of the demo world with the demo tenants file (rendered from
-tenants.example.yaml), the intake service, and `dagster dev` (webserver, daemon, code server).
+tenants.example.yaml), the intake service, the read API (its own process: it opens a DuckDB
+warehouse read-only, which one process cannot do beside its own writer), and `dagster dev`
+(webserver, daemon, code server).
 The settings it uses are printed once and written to `<data dir>/dev.env` as KEY=VALUE lines,
 so another shell can `set -a; . .data/dev.env; set +a` and use the CLI and curl against it.
 Each part listens on its documented default port unless that port is taken (then on a free
@@ -31,6 +33,7 @@ from ingest_pipeline.settings import Settings, get_settings
 
 WEBSERVER_PORT = 3000
 INTAKE_PORT = 8090
+API_PORT = 8091
 S3_EMULATOR_PORT = 9000
 WEBSERVER_START_SECONDS = 180
 
@@ -87,10 +90,13 @@ def start_platform(
     env["INGEST_INTAKE_URL"] = running.enter_context(running_intake(settings, port=intake_port))
     ui_port = (port_or_free(port) if default_ports else 0) or free_port(host)
     env["INGEST_UI_URL"] = f"http://{host}:{ui_port}"
+    api_port = (port_or_free(API_PORT) if default_ports else 0) or free_port(host)
+    env["INGEST_API_URL"] = f"http://{host}:{api_port}"
     env.update({name: os.environ[name] for name in world.secret_names})
     os.environ.update(env)
     env_file = write_env_file(data_dir / "dev.env", env)
     print_settings(env, env_file)
+    running.enter_context(_read_api(host, api_port))
     dagster = running.enter_context(_dagster_dev(host, ui_port))
     wait_for_webserver(env["INGEST_UI_URL"], dagster)
     print(f"\nready: the Dagster UI on {env['INGEST_UI_URL']}  (Ctrl-C stops everything)\n")
@@ -152,6 +158,22 @@ def print_settings(env: dict[str, str], env_file: Path) -> None:
 
 
 @contextlib.contextmanager
+def _read_api(host: str, port: int) -> Iterator[subprocess.Popen]:
+    """`ingest-pipeline serve-api` in its own process group, once it answers /health."""
+    executable = str(Path(sys.executable).parent / "ingest-pipeline")
+    api = subprocess.Popen(
+        [executable, "serve-api", "--host", host, "--port", str(port)],
+        env=dict(os.environ),
+        start_new_session=True,
+    )
+    try:
+        wait_until_answering(f"http://{host}:{port}/health", api, "the read API", 60)
+        yield api
+    finally:
+        stop_group(api)
+
+
+@contextlib.contextmanager
 def _dagster_dev(host: str, port: int) -> Iterator[subprocess.Popen]:
     """`dagster dev` in its own process group, so it and its children stop together."""
     executable = str(Path(sys.executable).parent / "dagster")
@@ -188,15 +210,20 @@ def wait_for_webserver(
     url: str, process: subprocess.Popen, timeout: float = WEBSERVER_START_SECONDS
 ) -> None:
     """Until the Dagster webserver at `url` answers /server_info; raises if `process` exits."""
+    wait_until_answering(f"{url}/server_info", process, "dagster dev", timeout)
+
+
+def wait_until_answering(url: str, process: subprocess.Popen, name: str, timeout: float) -> None:
+    """Until `url` answers 2xx; raises if `process` (`name`) exits first or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"dagster dev exited ({process.returncode}) before serving {url}")
+            raise RuntimeError(f"{name} exited ({process.returncode}) before serving {url}")
         with contextlib.suppress(requests.RequestException):
-            if requests.get(f"{url}/server_info", timeout=2).ok:
+            if requests.get(url, timeout=2).ok:
                 return
         time.sleep(1)
-    raise RuntimeError(f"the Dagster webserver did not answer on {url}")
+    raise RuntimeError(f"{name} did not answer on {url}")
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -20,6 +20,9 @@ Rules the declarations keep:
   (an offset converts, a naive value is taken as UTC already). A validated timestamp must be
   storable by both warehouses and readable back by Python: within years 1 to 9999 once in UTC
   (`0001-01-01T00:00:00+14:00` is year 0 in UTC, `9999-12-31T23:59:59-14:00` year 10000).
+- The read API reads each table newest first by one time column (`READ_TIME_COLUMNS`), a null
+  as the earliest time, ties by key; on PostgreSQL `init_warehouse` makes the indexes of those
+  orders (`READ_INDEXES`), looked up first so that a second call takes no lock.
 - Validation is pydantic-core native (lengths, patterns, datetime parsing): about 4x the rate
   of a BaseModel with Python validators, and it yields the dict we load anyway.
 """
@@ -378,8 +381,93 @@ ALL_TABLES = (
 )
 
 
+# --------------------------------------------------------------------------- read order
+
+# The read API (`ingest_pipeline/api`) pages a table newest first by one time column, ties by
+# the key (all descending); a row without that time counts as the earliest possible one, so the
+# order is total and keyset pagination returns every row once. On PostgreSQL the indexes below
+# serve those orders (the same expression in the index and in the query) and the API's filters.
+EARLIEST_TIME = "CAST('0001-01-01 00:00:00+00' AS TIMESTAMPTZ)"
+
+
+def read_time(column: str) -> str:
+    """The time a table's rows are read in order of: the column, a null as the earliest."""
+    return f"COALESCE({column}, {EARLIEST_TIME})"
+
+
+class ReadIndex(NamedTuple):
+    """A PostgreSQL index of the read API: on `table` (schema.table), by `columns` (names or
+    expressions). One on a metrics table is made once dbt has created the table."""
+
+    name: str
+    table: str
+    columns: tuple[str, ...]
+
+
+def _by_time(name: str, table: Table, time_column: str, *leading: str) -> ReadIndex:
+    """Tenant, `leading` columns, the read time, the rest of the key: the list order, also
+    when the API's filters fix the leading columns."""
+    rest = [c for c in table.key if c not in ("tenant_id", *leading)]
+    return ReadIndex(name, table.qualified, ("tenant_id", *leading, read_time(time_column), *rest))
+
+
+READ_TIME_COLUMNS = {
+    ITEMS.name: "updated_at",
+    FEEDBACK.name: "created_at",
+    EVENTS.name: "occurred_at",
+    PAYMENTS.name: "updated_at",
+    REJECTED_RECORDS.name: "rejected_at",
+}
+# Rows ingested per source instance and window, and the newest (the API's `stats`).
+_INGESTED = ("tenant_id", "source_type", "source_instance", "ingested_at")
+READ_INDEXES = (
+    _by_time("api_items_by_time", ITEMS, "updated_at"),
+    ReadIndex("api_items_by_ingested", ITEMS.qualified, _INGESTED),
+    _by_time("api_feedback_by_time", FEEDBACK, "created_at"),
+    _by_time("api_feedback_by_type_time", FEEDBACK, "created_at", "source_type"),
+    ReadIndex("api_feedback_by_ingested", FEEDBACK.qualified, _INGESTED),
+    _by_time("api_events_by_time", EVENTS, "occurred_at"),
+    ReadIndex("api_events_by_ingested", EVENTS.qualified, _INGESTED),
+    _by_time("api_payments_by_time", PAYMENTS, "updated_at"),
+    _by_time("api_rejects_by_time", REJECTED_RECORDS, "rejected_at"),
+    _by_time(
+        "api_rejects_by_source_time",
+        REJECTED_RECORDS,
+        "rejected_at",
+        "source_type",
+        "source_instance",
+    ),
+    *(
+        ReadIndex(
+            f"api_event_metrics_{bucket}_by_time",
+            f"{METRICS_SCHEMA}.event_metrics_{bucket}",
+            ("tenant_id", "bucket_start"),
+        )
+        for bucket in ("minute", "hour", "day")
+    ),
+    *(
+        ReadIndex(f"api_{entity}_metrics_by_{order}", f"{METRICS_SCHEMA}.{entity}_metrics_daily", c)
+        for entity in ("item", "author")
+        for order, c in [
+            ("date", ("tenant_id", "metric_date", f"{entity}_id")),
+            (entity, ("tenant_id", f"{entity}_id", "metric_date")),
+        ]
+    ),
+    ReadIndex(
+        "api_trending_by_date", f"{METRICS_SCHEMA}.trending_scores", ("tenant_id", "metric_date")
+    ),
+    ReadIndex(
+        "api_leaderboards_by_date",
+        f"{METRICS_SCHEMA}.leaderboard_snapshots",
+        ("tenant_id", "window_name", "entity_type", "metric_date", "rank"),
+    ),
+)
+assert all(len(index.name) <= 63 for index in READ_INDEXES)  # PostgreSQL's limit on names
+
+
 def init_warehouse(warehouse: Warehouse) -> list[str]:
-    """Create the schemas and every normalized table if missing. Idempotent."""
+    """Create the schemas and every normalized table if missing, and on PostgreSQL the read
+    API's indexes (those of the metrics tables once dbt has made them). Idempotent."""
     dialect = warehouse.sql_dialect
     with warehouse.connect() as con:
         for schema in (NORMALIZED_SCHEMA, METRICS_SCHEMA):
@@ -387,7 +475,41 @@ def init_warehouse(warehouse: Warehouse) -> list[str]:
         for table in ALL_TABLES:
             dialect.execute(con, table.ddl(dialect))
         _add_new_columns(con, dialect)
+        if dialect.name == "postgres":
+            _create_read_indexes(con, dialect)
     return [table.qualified for table in ALL_TABLES]
+
+
+def _create_read_indexes(con: Any, dialect: Dialect) -> None:
+    """The read API's indexes that are missing, on the tables that exist. Looked up first: even
+    `CREATE INDEX IF NOT EXISTS` takes a lock that waits for (and holds up) writers. DuckDB gets
+    none: its indexes serve point lookups, not these range scans, and would slow its loads."""
+    schemas = (NORMALIZED_SCHEMA, METRICS_SCHEMA)
+    indexes = {
+        f"{schema}.{name}"
+        for schema, name in dialect.execute(
+            con,
+            "SELECT schemaname, indexname FROM pg_indexes WHERE schemaname IN (%s, %s)",
+            schemas,
+        ).fetchall()
+    }
+    tables = {
+        f"{schema}.{name}"
+        for schema, name in dialect.execute(
+            con,
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_schema IN (%s, %s)",
+            schemas,
+        ).fetchall()
+    }
+    for index in READ_INDEXES:
+        schema = index.table.split(".", 1)[0]
+        if f"{schema}.{index.name}" not in indexes and index.table in tables:
+            dialect.execute(
+                con,
+                f"CREATE INDEX IF NOT EXISTS {index.name} ON {index.table} "
+                f"({', '.join(index.columns)})",
+            )
 
 
 def _add_new_columns(con: Any, dialect: Dialect) -> None:

@@ -14,16 +14,21 @@ YAML, no `tenants` mapping, an entry without type or name, a bad tenant or insta
 same instance twice) is a `TenantsFileError` for the whole file.
 
 A tenant may also have an `intake` block: the env-var names of the secrets the intake service
-(`ingest-pipeline serve-intake`) checks its webhook signatures and upload tokens against.
+(`ingest-pipeline serve-intake`) checks its webhook signatures and upload tokens against, and
+an `api` block: the env-var name of the token that reads its data over the read API
+(`ingest-pipeline serve-api`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -34,6 +39,9 @@ from ingest_pipeline.lib.source_types import EnvName, UnknownSourceTypeError, op
 # partition keys, table and pipeline names and object keys: at most 63 characters.
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 DEFAULT_INTAKE_RATE_LIMIT_PER_MINUTE = 600
+_Block = TypeVar("_Block", bound=BaseModel)
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class TenantsFileError(ValueError):
@@ -240,9 +248,32 @@ def load_intake_configs(path: Path) -> dict[str, TenantIntake]:
 
     Raises TenantsFileError (naming the tenant) for an invalid block.
     """
-    configs: dict[str, TenantIntake] = {}
+    return _tenant_blocks(path, "intake", TenantIntake)
+
+
+class TenantApi(BaseModel):
+    """One tenant's read API settings (`ingest-pipeline serve-api`): the env var holding the
+    bearer token that reads this tenant's data (a name, never the value). A tenant without one
+    cannot be read over the API."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    read_token_env: EnvName | None = None
+
+
+def load_api_configs(path: Path) -> dict[str, TenantApi]:
+    """{tenant: its validated `api` block} for every tenant that has one.
+
+    Raises TenantsFileError (naming the tenant) for an invalid block.
+    """
+    return _tenant_blocks(path, "api", TenantApi)
+
+
+def _tenant_blocks(path: Path, key: str, model: type[_Block]) -> dict[str, _Block]:
+    """{tenant: its `key` block validated by `model`} for every tenant that has one."""
+    configs: dict[str, _Block] = {}
     for tenant, tenant_config in _tenants(path).items():
-        raw = (tenant_config or {}).get("intake") if isinstance(tenant_config, dict) else None
+        raw = (tenant_config or {}).get(key) if isinstance(tenant_config, dict) else None
         if raw is None:
             continue
         if not NAME_PATTERN.fullmatch(str(tenant)):
@@ -250,13 +281,55 @@ def load_intake_configs(path: Path) -> dict[str, TenantIntake]:
                 f"tenants file {path}: tenant {tenant!r} must match {NAME_PATTERN.pattern}"
             )
         if not isinstance(raw, dict):
-            raise TenantsFileError(
-                f"tenants file {path}: tenant {tenant}: intake must be a mapping"
-            )
+            raise TenantsFileError(f"tenants file {path}: tenant {tenant}: {key} must be a mapping")
         try:
-            configs[str(tenant)] = TenantIntake.model_validate(raw)
+            configs[str(tenant)] = model.model_validate(raw)
         except ValidationError as exc:
             raise TenantsFileError(
-                f"tenants file {path}: tenant {tenant}: intake: {describe_errors(exc)}"
+                f"tenants file {path}: tenant {tenant}: {key}: {describe_errors(exc)}"
             ) from None
     return configs
+
+
+class TenantsFileView(Generic[T]):
+    """What `load(path)` makes of the tenants file, loaded again when the file changes (the
+    intake's and the read API's view, asked at each request).
+
+    The file is stat-ed at each `get` and parsed again only when its mtime, size or inode
+    changed, so onboarding a tenant needs no restart. A file that turns invalid keeps the last
+    valid version in force (and logs why), so a typo in an edit takes no tenant down; one that
+    was never valid raises TenantsFileError at each `get`.
+    """
+
+    def __init__(self, path: Path, load: Callable[[Path], T], what: str) -> None:
+        self.path = path
+        self._load = load
+        self._what = what
+        self._lock = threading.Lock()
+        self._seen: object = object()  # the file version last parsed (valid or not)
+        self._value: T | None = None
+        self._valid = False
+        self._error: TenantsFileError | None = None
+
+    def get(self) -> T:
+        try:
+            stat = self.path.stat()
+            stamp: tuple[int, int, int] | None = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        except OSError:
+            stamp = None
+        with self._lock:
+            if stamp != self._seen:
+                self._seen = stamp
+                self._reload()
+            if not self._valid:
+                assert self._error is not None
+                raise self._error
+            return self._value  # type: ignore[return-value]
+
+    def _reload(self) -> None:
+        try:
+            self._value, self._valid, self._error = self._load(self.path), True, None
+        except TenantsFileError as exc:
+            kept = "keeping the last valid one" if self._valid else f"no {self._what}"
+            log.error("tenants file unusable (%s): %s", kept, exc)
+            self._error = exc

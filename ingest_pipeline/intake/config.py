@@ -8,15 +8,16 @@ the next delivery.
 
 from __future__ import annotations
 
-import logging
 import os
-import threading
 from pathlib import Path
 
-from ingest_pipeline.domain.tenants import TenantIntake, TenantsFileError, load_intake_configs
+from ingest_pipeline.domain.tenants import (
+    TenantIntake,
+    TenantsFileError,
+    TenantsFileView,
+    load_intake_configs,
+)
 from ingest_pipeline.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 class IntakeStartupError(RuntimeError):
@@ -24,45 +25,18 @@ class IntakeStartupError(RuntimeError):
 
 
 class TenantIntakes:
-    """{tenant: TenantIntake} of the tenants file, reloaded when the file changes.
-
-    A file that turns invalid keeps the last valid configuration in force (and logs why), so
-    a typo in an edit does not take every tenant's intake down; one that was never valid
-    raises TenantsFileError on each lookup.
-    """
+    """{tenant: TenantIntake} of the tenants file, reloaded when the file changes
+    (`TenantsFileView`: the last valid version stays in force while an edit is invalid)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.Lock()
-        self._seen: object = object()  # the file version last parsed (valid or not)
-        self._configs: dict[str, TenantIntake] | None = None
-        self._error: TenantsFileError | None = None
+        self._view = TenantsFileView(path, load_intake_configs, "intake")
 
     def all(self) -> dict[str, TenantIntake]:
-        try:
-            stat = self.path.stat()
-            stamp: tuple[int, int, int] | None = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-        except OSError:
-            stamp = None
-        with self._lock:
-            if stamp != self._seen:
-                self._seen = stamp
-                self._reload()
-            if self._configs is None:
-                assert self._error is not None
-                raise self._error
-            return self._configs
+        return self._view.get()
 
     def get(self, tenant: str) -> TenantIntake | None:
         return self.all().get(tenant)
-
-    def _reload(self) -> None:
-        try:
-            self._configs, self._error = load_intake_configs(self.path), None
-        except TenantsFileError as exc:
-            kept = "keeping the last valid one" if self._configs is not None else "no intake"
-            log.error("tenants file unusable (%s): %s", kept, exc)
-            self._error = exc
 
 
 def secret_value(env_name: str) -> str:
