@@ -284,8 +284,7 @@ class _RequestContext:
         route = scope.get("route")
         template = getattr(route, "path", None)
         label = f"{scope.get('method', '')} {template}" if template else UNMATCHED
-        self.service.metrics.requests.labels(label, str(status)).inc()
-        self.service.metrics.latency.labels(label).observe(elapsed)
+        self.service.metrics.observe(label, status, elapsed)
         state = scope.get("state") or {}
         tenant = (scope.get("path_params") or {}).get("tenant")
         fields: dict[str, Any] = {

@@ -36,6 +36,7 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
+from ingest_pipeline.lib.dialects import close_duckdb, open_duckdb
 from ingest_pipeline.lib.warehouse import Warehouse
 
 
@@ -94,9 +95,8 @@ def open_reader(
 
 # --------------------------------------------------------------------------- DuckDB
 
-# Connects and closes of one file take turns within the process (see lib/dialects.py: a connect
-# racing the database's last close can get a half torn-down database).
-_DUCKDB_OPEN_CLOSE = threading.Lock()
+# Connects and closes take turns with the rest of the process's (`open_duckdb`, `close_duckdb`:
+# a connect racing the database's last close can get a half torn-down database).
 
 
 class DuckDBReader(Reader):
@@ -121,13 +121,11 @@ class DuckDBReader(Reader):
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = self._open()
-        try:
+        with contextlib.ExitStack() as opened:
+            con = self._open()
+            opened.callback(close_duckdb, con)
             con.execute("SET TimeZone = 'UTC'")
             yield con
-        finally:
-            with _DUCKDB_OPEN_CLOSE:
-                con.close()
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         if not self.path.is_file():
@@ -136,8 +134,7 @@ class DuckDBReader(Reader):
         pause = 0.02
         while True:
             try:
-                with _DUCKDB_OPEN_CLOSE:
-                    return duckdb.connect(str(self.path), read_only=True)
+                return open_duckdb(self.path, read_only=True)
             except (duckdb.IOException, duckdb.ConnectionException) as exc:
                 if not _held_by_a_writer(exc):
                     raise WarehouseUnavailable(str(exc).splitlines()[0]) from None

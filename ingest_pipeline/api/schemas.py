@@ -70,11 +70,16 @@ def page_model(name: str, row: type[BaseModel]) -> type[BaseModel]:
     )
 
 
-ItemsPage = page_model("ItemsPage", ItemRow)
-FeedbackPage = page_model("FeedbackPage", FeedbackRow)
-EventsPage = page_model("EventsPage", EventRow)
-PaymentsPage = page_model("PaymentsPage", PaymentRow)
-RejectsPage = page_model("RejectsPage", RejectRow)
+ItemsPage, FeedbackPage, EventsPage, PaymentsPage, RejectsPage = (
+    page_model(f"{name}Page", row)
+    for name, row in [
+        ("Items", ItemRow),
+        ("Feedback", FeedbackRow),
+        ("Events", EventRow),
+        ("Payments", PaymentRow),
+        ("Rejects", RejectRow),
+    ]
+)
 
 
 class Error(BaseModel):
@@ -149,11 +154,16 @@ def data_model(name: str, row: type[BaseModel]) -> type[BaseModel]:
     return create_model(name, data=(list[row], ...))  # type: ignore[valid-type]
 
 
-EventMetrics = data_model("EventMetrics", EventMetric)
-ItemMetrics = data_model("ItemMetrics", ItemMetric)
-AuthorMetrics = data_model("AuthorMetrics", AuthorMetric)
-Trending = data_model("Trending", TrendingScore)
-Leaderboard = data_model("Leaderboard", LeaderboardEntry)
+EventMetrics, ItemMetrics, AuthorMetrics, Trending, Leaderboard = (
+    data_model(name, row)
+    for name, row in [
+        ("EventMetrics", EventMetric),
+        ("ItemMetrics", ItemMetric),
+        ("AuthorMetrics", AuthorMetric),
+        ("Trending", TrendingScore),
+        ("Leaderboard", LeaderboardEntry),
+    ]
+)
 
 
 class LastRun(BaseModel):

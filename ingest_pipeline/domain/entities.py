@@ -475,7 +475,7 @@ def init_warehouse(warehouse: Warehouse) -> list[str]:
         for table in ALL_TABLES:
             dialect.execute(con, table.ddl(dialect))
         _add_new_columns(con, dialect)
-        if dialect.name == "postgres":
+        if dialect.range_indexes:
             _create_read_indexes(con, dialect)
     return [table.qualified for table in ALL_TABLES]
 

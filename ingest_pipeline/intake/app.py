@@ -416,8 +416,7 @@ class Intake:
             )
         )
         self._charge_client(record, status)
-        self.metrics.requests.labels(label, str(status)).inc()
-        self.metrics.latency.labels(label).observe(elapsed)
+        self.metrics.observe(label, status, elapsed)
         if record.provider:
             tenant = record.tenant if record.known_tenant and record.tenant else None
             self.metrics.deliveries.labels(

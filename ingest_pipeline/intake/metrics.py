@@ -3,35 +3,20 @@ benchmarks can build several apps in one process without duplicate-metric errors
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import Counter, Gauge
+
+from ingest_pipeline.lib.http_metrics import HttpMetrics
 
 UNKNOWN_TENANT_LABEL = "_unknown"  # any tenant not in the tenants file: bounded label values
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-class IntakeMetrics:
-    content_type = CONTENT_TYPE_LATEST
-
+class IntakeMetrics(HttpMetrics):
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        super().__init__("intake")
         self.deliveries = Counter(
             "intake_deliveries",
             "Webhook deliveries and upload-URL requests by provider, tenant and verdict.",
             ["provider", "tenant", "verdict"],
-            registry=self.registry,
-        )
-        self.requests = Counter(
-            "intake_requests",
-            "Requests by route template and status code.",
-            ["route", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "intake_request_duration_seconds",
-            "Time from request to the end of the answer, by route template.",
-            ["route"],
-            buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.audit_pending = Gauge(
@@ -56,6 +41,3 @@ class IntakeMetrics:
             ["reason"],
             registry=self.registry,
         )
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)

@@ -66,6 +66,9 @@ class Dialect(ABC):
     # One process at a time opens the database (a DuckDB file): a tool that holds it until it
     # exits (dbt) must have exited before this process opens it again.
     single_process: ClassVar[bool] = False
+    # Secondary indexes serve the read API's range scans (PostgreSQL); DuckDB's serve point
+    # lookups only, and would slow its loads.
+    range_indexes: ClassVar[bool] = False
 
     def sql_type(self, kind: str) -> str:
         return self.sql_types[kind]
@@ -136,7 +139,7 @@ class DuckDBDialect(Dialect):
             con.execute("ROLLBACK")
             raise
         finally:
-            _close_duckdb(con)
+            close_duckdb(con)
 
     def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> Any:
         return con.execute(sql.replace("%s", "?"), list(params))
@@ -191,7 +194,7 @@ class DuckDBDialect(Dialect):
             if held and time.monotonic() - since < HOLD_SECONDS:
                 return
             if held:
-                _close_duckdb(held.pop())
+                close_duckdb(held.pop())
             held.append(self._connection())
             since = time.monotonic()
 
@@ -200,13 +203,11 @@ class DuckDBDialect(Dialect):
             yield turn
         finally:
             if held:
-                _close_duckdb(held.pop())
+                close_duckdb(held.pop())
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        return retry_while_locked(
-            self.path, lambda: _open_duckdb(self.path), self.lock_wait_seconds
-        )
+        return retry_while_locked(self.path, lambda: open_duckdb(self.path), self.lock_wait_seconds)
 
 
 # Threads of one process share one DuckDB database object per file: the first connect makes
@@ -219,12 +220,14 @@ class DuckDBDialect(Dialect):
 _DUCKDB_OPEN_CLOSE = threading.Lock()
 
 
-def _open_duckdb(path: Path) -> duckdb.DuckDBPyConnection:
+def open_duckdb(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection to the file, opened in turn with this process's other opens and closes."""
     with _DUCKDB_OPEN_CLOSE:
-        return duckdb.connect(str(path))
+        return duckdb.connect(str(path), read_only=read_only)
 
 
-def _close_duckdb(con: duckdb.DuckDBPyConnection) -> None:
+def close_duckdb(con: duckdb.DuckDBPyConnection) -> None:
+    """Close a connection of `open_duckdb`, in turn with this process's other opens and closes."""
     with _DUCKDB_OPEN_CLOSE:
         con.close()
 
@@ -233,6 +236,7 @@ def _close_duckdb(con: duckdb.DuckDBPyConnection) -> None:
 class PostgresDialect(Dialect):
     dsn: str
     name: ClassVar[str] = "postgres"
+    range_indexes: ClassVar[bool] = True
     sql_types: ClassVar[dict[str, str]] = {**_SQL_TYPES, "json": "JSONB"}
 
     @contextlib.contextmanager
