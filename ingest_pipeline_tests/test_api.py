@@ -1052,6 +1052,11 @@ def test_init_makes_the_read_indexes_once_and_the_pages_use_them(api: Api):
     cases = [
         (queries.EVENTS_LIST, {"cursor": cursor}, "api_events_by_time"),
         (
+            queries.EVENTS_LIST,
+            {"since": datetime(2026, 1, 1, tzinfo=UTC), "until": datetime(2026, 2, 1, tzinfo=UTC)},
+            "api_events_by_time",
+        ),
+        (
             queries.FEEDBACK_LIST,
             {"equal": {"source_type": "playstore"}},
             "api_feedback_by_type_time",

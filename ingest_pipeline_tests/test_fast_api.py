@@ -98,6 +98,20 @@ def test_a_page_query_is_the_tenants_and_binds_every_value():
     assert "source_instance, external_id) < (%s, %s, %s)" in sql
 
 
+def test_a_time_range_is_written_on_the_index_expression_alone():
+    """With the raw column compared beside the index's expression, PostgreSQL multiplied the two
+    estimates (37 rows for 4,079 in a 6-hour range of 1M events) and sorted the whole range
+    instead of reading the index backwards: 82 ms a page instead of 1.8."""
+    since, until = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    sql, params = page_query(EVENTS_LIST, "acme", since=since, until=until, limit=100)
+    where = sql.split(" WHERE ")[1].split(" ORDER BY ")[0]
+    ordered = "COALESCE(occurred_at, CAST('0001-01-01 00:00:00+00' AS TIMESTAMPTZ))"
+    assert where == (
+        f"tenant_id = %s AND occurred_at IS NOT NULL AND {ordered} >= %s AND {ordered} < %s"
+    )
+    assert params == ["acme", since, until, 101]
+
+
 @pytest.fixture
 def tenants(tmp_path, monkeypatch):
     path = tmp_path / "tenants.yaml"

@@ -170,12 +170,18 @@ def page_query(
     for column, value in equal.items():
         where.append(f"{column} = %s")
         params.append(value)
+    # A bound leaves out the rows without a time; it is written on the ordered expression alone
+    # (the index's), so the planner estimates the range once: with the raw column compared as
+    # well it multiplied the two and, 100x short, sorted the whole range instead of reading the
+    # index backwards for one page (82 ms against about 1 for 1M events).
+    if since is not None or until is not None:
+        where.append(f"{time_column} IS NOT NULL")
     if since is not None:
-        where += [f"{time_column} >= %s", f"{ordered} >= %s"]
-        params += [since, since]
+        where.append(f"{ordered} >= %s")
+        params.append(since)
     if until is not None:
-        where += [f"{time_column} < %s", f"{ordered} < %s"]
-        params += [until, until]
+        where.append(f"{ordered} < %s")
+        params.append(until)
     if cursor is not None:
         after_time, after_key = decode_cursor(cursor, route.name, len(route.key))
         free = [(c, v) for c, v in zip(route.key, after_key, strict=True) if c not in equal]
