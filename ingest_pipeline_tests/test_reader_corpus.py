@@ -153,7 +153,11 @@ def test_open_text_reads_text_or_raises_a_log_file_error(data: bytes) -> None:
 
 
 bad_bytes = st.one_of(
-    st.binary(min_size=1, max_size=60).map(lambda b: b.replace(b"\n", b"") + b"\x00"),
+    st.binary(min_size=1, max_size=60)
+    .map(lambda b: b.replace(b"\n", b"") + b"\x00")
+    # A body that starts with gzip's magic is read as gzip (by content, whatever its name), and
+    # refused whole when it is not: not a bad line among good ones (hypothesis drew one in CI).
+    .filter(lambda b: not b.startswith(b"\x1f\x8b")),
     st.sampled_from([b"caf\xe9", b"\xff\xfe", b"\x1b[31mok\x07", b"\xc3"]),
 )
 
