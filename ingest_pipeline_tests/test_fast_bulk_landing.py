@@ -336,3 +336,17 @@ def test_the_last_line_of_a_key_wins_across_bulk_and_record_rows() -> None:
 
 def read_events_into(writer: LandingWriter, body: bytes) -> None:
     _write(writer, event_batches(EVENTS_OBJECT, io.BytesIO(body), NOW), "landing")
+
+
+def test_a_read_fault_after_over_long_lines_names_the_line_lines_names() -> None:
+    """A truncated gzip body of over-long lines and a blank one: the blocks reader counted the
+    lines it had read past the last over-long one out of the fault's line number (7, not 8;
+    hypothesis drew it)."""
+    data = (
+        b"\x1f\x8b\x08\x00\x9dr\x16k\x02\xff\xabVJ-K\xcd+\x89\xcfLQ\xb2RPJ5T\xaa\xe5\xaa\xa6"
+        b"\xad\x10\x17"
+    )
+    expected = drain(sniff(io.BytesIO(data)).lines(16))
+    got, error = drain(sniff(io.BytesIO(data)).blocks(16, 7))
+    assert (as_lines(got), error) == expected
+    assert error is not None and error.endswith("(reading line 8)")

@@ -428,6 +428,12 @@ class Sniffed:
                         return
                     offset, buf = offset + skipped + 1, buf[newline + 1 :]
         except TextBodyError as exc:  # only reading raises it: the line is the one being read
+            # Whole lines read after an over-long one and before the fault are handed out
+            # first, and counted, as `lines` does (they were counted out of the error's number).
+            cut = buf.rfind(b"\n") + 1
+            if cut:
+                yield from _judged(buf[:cut], line_no, offset, max_line_bytes)
+                line_no += buf.count(b"\n", 0, cut)
             raise TextBodyError(f"{exc} (reading line {line_no + 1})") from exc
         if buf:  # the last line, without a newline
             yield from _judged(buf, line_no, offset, max_line_bytes)
