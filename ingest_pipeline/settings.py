@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     duckdb_lock_wait_seconds: float = Field(default=120.0, gt=0)
     # First day of the metrics' daily partitions (UTC).
     metrics_start_date: str = "2025-01-01"
+    # How often the metrics of the days new rows touched (today's above all) are re-built while
+    # new rows arrive; read when the definitions load (the freshness sensor's interval).
+    metrics_refresh_minutes: float = Field(default=10.0, gt=0)
     # The intake service (`serve-intake`) with debug on: tracebacks in error answers, debug
     # logging. Refused in production.
     intake_debug: bool = False

@@ -70,6 +70,7 @@ def test_defs_load_with_stable_keys_checks_and_jobs():
     assert {s.name for s in defs.sensors} == {
         "tenants_file_sensor",
         "normalize_automation_sensor",
+        "metrics_freshness_sensor",
     } | {f"landing_{kind}_sensor" for kind in landing_kinds}
     for key in ("normalized/events", "normalized/log_records", "landing/crawl", "landing/webhooks"):
         assert (key, "all_objects_completed") in checks

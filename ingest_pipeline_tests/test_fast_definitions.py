@@ -47,9 +47,13 @@ def test_sensors_snapshot(defs: dg.Definitions) -> None:
     assert found == {
         "tenants_file_sensor": [],
         "normalize_automation_sensor": [],
+        "metrics_freshness_sensor": ["metrics_daily"],
         **{f"landing_{kind}_sensor": [f"land_{kind}"] for kind in LANDED},
     }
-    assert {s.minimum_interval_seconds for s in defs.sensors} == {30}
+    # The metrics refresh every INGEST_METRICS_REFRESH_MINUTES (default 10); the rest every 30 s.
+    intervals = {s.name: s.minimum_interval_seconds for s in defs.sensors}
+    assert intervals.pop("metrics_freshness_sensor") == 600
+    assert set(intervals.values()) == {30}
     assert {s.default_status for s in defs.sensors} == {dg.DefaultSensorStatus.RUNNING}
 
 

@@ -317,6 +317,7 @@ class Payment(TypedDict, total=False):
     status: str | None
     created_at: datetime | None
     updated_at: datetime | None
+    ingested_at: IngestedAt  # when this row last changed (what a metrics refresh looks for)
 
 
 class RejectedRecord(SourceRecord):
@@ -348,6 +349,16 @@ class IntakeAudit(TypedDict, total=False):
     object_key: str | None  # the landed object (or the upload's key)
 
 
+class MetricsBuild(TypedDict):
+    """What a metrics run wrote: one row per (run, dbt model, day of its window)."""
+
+    run_id: str
+    model: str
+    metric_date: str  # the partition key: the UTC day, YYYY-MM-DD
+    rows_written: BigInt
+    built_at: datetime
+
+
 ITEMS = entity(Item, table="items", key=SOURCE_KEY)
 FEEDBACK = entity(Feedback, table="feedback", key=SOURCE_KEY)
 EVENTS = entity(AppEvent, table="events", key=("tenant_id", "event_id"))
@@ -367,6 +378,9 @@ NORMALIZED_LOADS = entity(
 # One row per request to the intake service (`ingest-pipeline serve-intake`): who, which route,
 # what was decided and why. Never a secret, a token or a signature header.
 INTAKE_AUDIT = entity(IntakeAudit, table="intake_audit", key=("audit_id",))
+METRICS_BUILDS = entity(
+    MetricsBuild, table="metrics_builds", key=("run_id", "model", "metric_date")
+)
 
 ALL_TABLES = (
     ITEMS,
@@ -378,6 +392,7 @@ ALL_TABLES = (
     REJECTED_RECORDS,
     NORMALIZED_LOADS,
     INTAKE_AUDIT,
+    METRICS_BUILDS,
 )
 
 

@@ -122,6 +122,9 @@ def upsert_payments(warehouse: Warehouse, rows: Sequence[Mapping[str, Any]]) -> 
         merged[key] = merge_payment_rows(merged[key], row) if key in merged else dict(row)
     if not merged:
         return
+    now = datetime.now(UTC)
+    for row in merged.values():
+        row["ingested_at"] = now
     warehouse.upsert(PAYMENTS, merged.values(), on_conflict=_on_conflict())
 
 
@@ -144,7 +147,11 @@ def _on_conflict() -> str:
     # least/greatest skip nulls on both databases.
     values["created_at"] = "least(t.created_at, excluded.created_at)"
     values["updated_at"] = "greatest(t.updated_at, excluded.updated_at)"
-    sets = ", ".join(f"{column} = {value}" for column, value in values.items())
+    # The time of the write follows a real change and never counts as one.
+    sets = ", ".join(
+        [f"{column} = {value}" for column, value in values.items()]
+        + ["ingested_at = excluded.ingested_at"]
+    )
     changed = " OR ".join(
         f"({value}) IS DISTINCT FROM t.{column}" for column, value in values.items()
     )

@@ -32,6 +32,7 @@ from ingest_pipeline.defs.landing.kinds import LANDING_KINDS, LandingKind, landi
 from ingest_pipeline.defs.landing.loaders import LandedFileError, LandingWriter, LoadCounts
 from ingest_pipeline.defs.landing.resources import LandingBucketResource
 from ingest_pipeline.domain.entities import UPLOADS, init_warehouse
+from ingest_pipeline.domain.touched_days import touched_days, touched_days_metadata
 from ingest_pipeline.domain.uploads import (
     LandedObject,
     UploadResult,
@@ -102,6 +103,7 @@ def landing_asset(kind: LandingKind) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         wh = warehouse.get()
         init_warehouse(wh)
+        started = datetime.now(UTC)
         objects = [LandedObject(**o.model_dump()) for o in config.objects] or pending_uploads(
             wh, kind.name, config.retry_failed
         )
@@ -121,14 +123,18 @@ def landing_asset(kind: LandingKind) -> dg.AssetsDefinition:
             context.log.warning(f"upload {upload_id} Queued again: {reason}")
         done = len(objects) - len(failed) - len(retried)
         context.log.info(f"{done} of {len(objects)} objects completed")
+        loaded = sum(r.rows_loaded for r in results)
+        rejected = sum(r.rows_rejected for r in results)
+        days = touched_days(wh, kind.entities, started, wrote_rows=loaded + rejected > 0)
         return dg.MaterializeResult(
             metadata={
                 "objects": len(objects),
                 "objects_failed": len(failed),
                 "objects_retried": len(retried),
-                "rows_loaded": sum(r.rows_loaded for r in results),
-                "rows_rejected": sum(r.rows_rejected for r in results),
+                "rows_loaded": loaded,
+                "rows_rejected": rejected,
                 "failed": dg.MetadataValue.json(failed),
+                **touched_days_metadata(days),
             },
             check_results=[
                 dg.AssetCheckResult(

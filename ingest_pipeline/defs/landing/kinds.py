@@ -52,6 +52,11 @@ class LandingKind:
         return self.layout.kind
 
     @property
+    def entities(self) -> tuple[str, ...]:
+        """The entities whose tables it writes: those it shares, else the one its asset is."""
+        return self.shares_entities or (self.asset_key.path[-1],)
+
+    @property
     def job_name(self) -> str:
         """The job a landing run is a run of; run history and the UI know it by this name."""
         return f"land_{self.name}"

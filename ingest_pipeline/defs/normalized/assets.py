@@ -7,6 +7,8 @@ instance's raw run. Its parents are the raw assets of its source types and the l
 that write the same table (Dagster allows one producer per key, so those are deps).
 """
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
 from ingest_pipeline.defs.landing.kinds import landing_parents
@@ -48,6 +50,7 @@ def normalized_asset(entity: Entity, description: str) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         wh = warehouse.get()
         init_warehouse(wh)
+        started = datetime.now(UTC)
         instances = load_source_instances(get_settings().tenants_file)
         per_instance: dict[str, dict[str, int]] = {}
         quarantined: list[dict[str, object]] = []
@@ -74,6 +77,7 @@ def normalized_asset(entity: Entity, description: str) -> dg.AssetsDefinition:
             [t.name for t in source_types],
             per_instance,
             "ingested_at DESC, external_id",
+            started,
         )
         # Raw loads that could not be normalized at all (a replay retries them): shown per run.
         metadata["quarantined_loads"] = dg.MetadataValue.json(quarantined)

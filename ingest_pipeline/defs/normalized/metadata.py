@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
 
 from ingest_pipeline.domain.entities import REJECTED_RECORDS, Table
+from ingest_pipeline.domain.touched_days import touched_days, touched_days_metadata
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.sources.dlt_pipelines import raw_dataset
 
@@ -45,9 +47,13 @@ def normalized_metadata(
     source_types: Iterable[str],
     per_instance: Mapping[str, Mapping[str, int]],
     order_by: str,
+    started: datetime,
 ) -> dict[str, Any]:
     """A normalized asset's metadata: this run's counts (in total and per `type:tenant.instance`),
-    the table's and the rejects' sizes, the raw columns (for the schema-drift check), a preview."""
+    the table's and the rejects' sizes, the raw columns (for the schema-drift check), a preview,
+    and the metrics days the rows written since `started` touched."""
+    wrote = any(v["normalized"] or v["rejected"] for v in per_instance.values())
+    days = touched_days(wh, [table.name], started, wrote)
     [(total,)] = wh.fetch_all(f"SELECT count(*) FROM {table.qualified}")
     [(rejected,)] = wh.fetch_all(f"SELECT count(*) FROM {REJECTED_RECORDS.qualified}")
     return {
@@ -58,4 +64,5 @@ def normalized_metadata(
         "rejected_records_total": dg.MetadataValue.int(rejected),
         "raw_columns": dg.MetadataValue.json(raw_columns(wh, source_types)),
         "preview": dg.MetadataValue.md(preview_markdown(wh, table, order_by)),
+        **touched_days_metadata(days),
     }

@@ -136,6 +136,7 @@ def normalized_payments(
 ) -> dg.MaterializeResult:
     wh = warehouse.get()
     init_warehouse(wh)
+    started = datetime.now(UTC)
     per_instance: dict[str, dict[str, int]] = {}
     quarantined: list[dict[str, object]] = []
     source_types = types_of_entity(ENTITY)
@@ -156,6 +157,7 @@ def normalized_payments(
         [t.name for t in source_types],
         per_instance,
         "updated_at DESC, payment_id",
+        started,
     )
     metadata["events_ignored"] = sum(v["ignored"] for v in per_instance.values())
     # Raw loads that could not be normalized at all (a replay retries them), as items/feedback.
