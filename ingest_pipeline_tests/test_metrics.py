@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from ingest_pipeline.cli.metrics_runs import build_metrics
+import dagster as dg
+
+from ingest_pipeline.cli.metrics_runs import QUIET_CONSOLE, build_metrics
 from ingest_pipeline.domain.entities import (
     EVENTS,
     FEEDBACK,
@@ -195,6 +197,22 @@ def test_event_feedback_log_and_pipeline_rollups(metrics_env):
         model: rows(metrics_env, f"SELECT count(*) FROM metrics.{model}")[0][0] for model in MARTS
     }
     assert counts["event_metrics_day"] == 5 and counts["feedback_daily"] == 1
+    # And the rows it wrote per day of its window: in the metadata and in metrics_builds.
+    written = {
+        e.step_materialization_data.materialization.asset_key.path[-1]: (
+            e.step_materialization_data.materialization.metadata["rows_by_day"].value
+        )
+        for e in result.get_asset_materialization_events()
+        if "rows_by_day" in e.step_materialization_data.materialization.metadata
+    }
+    assert written["event_metrics_day"] == {"2026-01-10": 5}
+    assert set(written) == set(MARTS)
+    assert rows(
+        metrics_env,
+        f"SELECT model, metric_date, rows_written FROM normalized.metrics_builds "
+        f"WHERE run_id = '{result.run_id}' AND model IN ('event_metrics_day', 'feedback_daily')"
+        " ORDER BY model",
+    ) == [("event_metrics_day", "2026-01-10", 5), ("feedback_daily", "2026-01-10", 1)]
     day = "metric_date = '2026-01-10'"
     assert rows(
         metrics_env,
@@ -290,3 +308,23 @@ def test_late_event_rematerialized_and_rerun_identical(metrics_env):
         "SELECT rank, item_id, score FROM metrics.leaderboard_snapshots "
         "WHERE window_name = 'daily' AND entity_type = 'item' ORDER BY rank",
     ) == [(1, "i1", 27), (2, "i3", 6), (3, "i2", 4)]
+
+
+def test_one_mart_alone_on_a_fresh_warehouse(metrics_env):
+    """Nothing of the metrics was ever built: a mart selected alone builds, the views and marts
+    it reads are created first (marts empty: their days are not this run's)."""
+    job = metrics_env.defs.resolve_job_def("metrics_daily")
+    for model in ("trending_scores", "event_metrics_day"):
+        result = job.execute_in_process(
+            instance=metrics_env.instance,
+            partition_key=D.date().isoformat(),
+            asset_selection=[dg.AssetKey(["metrics", model])],
+            run_config=QUIET_CONSOLE,
+            raise_on_error=False,
+        )
+        assert result.success, model
+        built = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+        assert built == {model}
+    assert rows(metrics_env, "SELECT count(*) FROM metrics.item_metrics_daily") == [(0,)]
+    assert rows(metrics_env, "SELECT count(*) FROM metrics.trending_scores") == [(0,)]
+    assert rows(metrics_env, "SELECT sum(events) FROM metrics.event_metrics_day") == [(19,)]
