@@ -8,9 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 import dagster as dg
+import pytest
 
 from ingest_pipeline.cli.metrics_runs import QUIET_CONSOLE, build_metrics
 from ingest_pipeline.domain.entities import (
@@ -20,6 +19,8 @@ from ingest_pipeline.domain.entities import (
     PAYMENTS,
     REJECTED_RECORDS,
 )
+from ingest_pipeline.domain.payments import upsert_payments
+from ingest_pipeline.domain.touched_days import touched_days
 from ingest_pipeline_tests.test_definitions import METRICS_MODELS
 
 D = datetime(2026, 1, 10, tzinfo=UTC)
@@ -328,3 +329,34 @@ def test_one_mart_alone_on_a_fresh_warehouse(metrics_env):
     assert rows(metrics_env, "SELECT count(*) FROM metrics.item_metrics_daily") == [(0,)]
     assert rows(metrics_env, "SELECT count(*) FROM metrics.trending_scores") == [(0,)]
     assert rows(metrics_env, "SELECT sum(events) FROM metrics.event_metrics_day") == [(19,)]
+
+
+def test_touched_days_are_the_days_of_the_rows_written_since(metrics_env):
+    """The days a write touched, read back from the warehouse: only rows written since the
+    run's start count (the fixture's rows are older), payments included (upsert_payments stamps
+    them), a feedback row without its own time on the day it was ingested, plus today."""
+    since = datetime.now(UTC)
+    late, older = D - timedelta(days=3), D - timedelta(days=20)
+    load(metrics_env, EVENTS, [{**event(50, "VIEW", late, "i1", "a1", "A"), "ingested_at": since}])
+    upsert_payments(
+        metrics_env.warehouse,
+        [{"tenant_id": "t1", "payment_id": "pi_9", "status": "succeeded", "created_at": older}],
+    )
+    feedback = {"tenant_id": "t1", "source_type": "playstore", "source_instance": "main"}
+    load(
+        metrics_env,
+        FEEDBACK,
+        [{**feedback, "external_id": "r9", "raw_load_id": "L", "ingested_at": since}],
+    )
+    tables = ("events", "payments", "feedback", "log_records", "items")
+    today = since.date()
+    assert touched_days(metrics_env.warehouse, tables, since, wrote_rows=True) == sorted(
+        [older.date(), late.date(), today]
+    )
+    # Re-sending the same payment changes nothing, so it touches nothing.
+    after = datetime.now(UTC)
+    upsert_payments(
+        metrics_env.warehouse,
+        [{"tenant_id": "t1", "payment_id": "pi_9", "status": "succeeded", "created_at": older}],
+    )
+    assert touched_days(metrics_env.warehouse, tables, after, wrote_rows=False) == []
