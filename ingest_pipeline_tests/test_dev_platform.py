@@ -54,7 +54,10 @@ def _wait(what: str, check, timeout: float, every: float = 3.0):
 
 def test_every_schedule_requests_runs_and_no_tick_fails(platform: Platform):
     watched_from = time.time()
-    longest = max(i["interval"] for i in platform.instigators().values())
+    # Watched for a few ticks of the frequent ones; the metrics refresh (every
+    # INGEST_METRICS_REFRESH_MINUTES, 10) ticks once at the start and must not fail.
+    intervals = {name: i["interval"] for name, i in platform.instigators().items()}
+    longest = max(seconds for seconds in intervals.values() if seconds <= 60)
 
     def schedules_requested_runs_and_sensors_ticked():
         found = platform.instigators()
@@ -71,9 +74,11 @@ def test_every_schedule_requests_runs_and_no_tick_fails(platform: Platform):
         assert state["status"] == "RUNNING", name
         failed = [t["error"]["message"][:300] for t in state["ticks"] if t["status"] == "FAILURE"]
         assert not failed, f"{name}: {failed[0]}"
-        if name.endswith("_sensor"):
+        if name.endswith("_sensor") and intervals[name] <= 60:
             recent = [t for t in state["ticks"] if t["timestamp"] >= watched_from - 1]
             assert len(recent) >= TICK_INTERVALS_WATCHED - 1, (name, len(recent))
+        elif name.endswith("_sensor"):
+            assert state["ticks"], name
     platform.stop_schedules()
 
 
