@@ -15,8 +15,12 @@ from pathlib import Path
 
 import dagster as dg
 
-# Left out of `ingest_defs()`: what only the metrics runs and the landing sensors need.
-NOT_FOR_INGEST = ("ingest_pipeline.defs.metrics", "ingest_pipeline.defs.landing.sensors")
+# Left out of `ingest_defs()`: what only the metrics runs and the sensors need.
+NOT_FOR_INGEST = (
+    "ingest_pipeline.defs.metrics",
+    "ingest_pipeline.defs.landing.sensors",
+    "ingest_pipeline.defs.alerts",
+)
 
 
 @dg.definitions

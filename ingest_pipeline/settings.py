@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".data")
@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     # How often the metrics of the days new rows touched (today's above all) are re-built while
     # new rows arrive; read when the definitions load (the freshness sensor's interval).
     metrics_refresh_minutes: float = Field(default=10.0, gt=0)
+    # Alerts (defs/alerts): one JSON POST per alert, Slack's incoming-webhook format. The URL of
+    # a Slack webhook is its secret: a SecretStr, never shown or logged. Empty: no alerts sent.
+    alert_webhook_url: SecretStr = SecretStr("")
+    # A repeat of the same alert within this many minutes is folded into the first.
+    alert_quiet_minutes: float = Field(default=60.0, ge=0)
+    # Where an alert's link points: the Dagster UI as its readers reach it.
+    ui_base_url: str = "http://127.0.0.1:3000"
     # The intake service (`serve-intake`) with debug on: tracebacks in error answers, debug
     # logging. Refused in production.
     intake_debug: bool = False

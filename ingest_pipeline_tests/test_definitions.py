@@ -71,6 +71,9 @@ def test_defs_load_with_stable_keys_checks_and_jobs():
         "tenants_file_sensor",
         "normalize_automation_sensor",
         "metrics_freshness_sensor",
+        "alert_run_failure_sensor",
+        "alert_check_sensor",
+        "alert_tick_failure_sensor",
     } | {f"landing_{kind}_sensor" for kind in landing_kinds}
     for key in ("normalized/events", "normalized/log_records", "landing/crawl", "landing/webhooks"):
         assert (key, "all_objects_completed") in checks

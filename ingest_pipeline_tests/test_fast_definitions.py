@@ -48,6 +48,9 @@ def test_sensors_snapshot(defs: dg.Definitions) -> None:
         "tenants_file_sensor": [],
         "normalize_automation_sensor": [],
         "metrics_freshness_sensor": ["metrics_daily"],
+        "alert_run_failure_sensor": [],
+        "alert_check_sensor": [],
+        "alert_tick_failure_sensor": [],
         **{f"landing_{kind}_sensor": [f"land_{kind}"] for kind in LANDED},
     }
     # The metrics refresh every INGEST_METRICS_REFRESH_MINUTES (default 10); the rest every 30 s.

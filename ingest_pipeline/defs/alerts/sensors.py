@@ -1,0 +1,152 @@
+"""The alerting sensors, default running: a failed run, a failed check (ERROR or WARN), a sensor
+or schedule whose ticks fail three times in a row. Each finding becomes one Alert
+(lib/alerts.py: the payload, folding of repeats, delivery); none of them can fail a run.
+
+- `alert_run_failure_sensor`: Dagster's run-failure sensor; the error is the first failed step's
+  (what went wrong), else the run's own message.
+- `alert_check_sensor`: the asset-check evaluations stored after its cursor (an event storage
+  id); it starts at the newest one, so adding it to a long-lived instance alerts on no history.
+- `alert_tick_failure_sensor`: every sensor and schedule whose three newest ticks failed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from ingest_pipeline.lib.alerts import Alert, asset_url, first_line, run_url, send
+from ingest_pipeline.settings import get_settings
+
+FAILED_TICKS_IN_A_ROW = 3
+CHECKS_PER_TICK = 500
+INTERVAL_SECONDS = 30
+
+
+def run_failure_alert(run: dg.DagsterRun, error: str | None) -> Alert:
+    settings = get_settings()
+    tags = run.tags
+    partition = tags.get("dagster/partition") or _range(tags)
+    tenant, instance = tags.get("ingest/tenant"), tags.get("ingest/source")
+    where = " ".join(part for part in (tenant and f"{tenant}.{instance}", partition) if part)
+    return Alert(
+        kind="run_failure",
+        text=f"Run of {run.job_name}{f' ({where})' if where else ''} failed: {error}",
+        subject=f"{run.job_name}|{tenant}|{instance}|{partition}|{error}",
+        job=run.job_name,
+        run_id=run.run_id,
+        tenant=tenant,
+        source_instance=instance,
+        partition=partition,
+        severity="ERROR",
+        error=error,
+        url=run_url(settings, run.run_id),
+    )
+
+
+def _range(tags: dict[str, str] | Any) -> str | None:
+    start = tags.get("dagster/asset_partition_range_start")
+    end = tags.get("dagster/asset_partition_range_end")
+    return f"{start}...{end}" if start and end else None
+
+
+@dg.run_failure_sensor(
+    name="alert_run_failure_sensor",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=INTERVAL_SECONDS,
+    description="One alert per failed run (INGEST_ALERT_WEBHOOK_URL), repeats folded.",
+)
+def alert_run_failure_sensor(context: dg.RunFailureSensorContext) -> None:
+    steps = context.get_step_failure_events()
+    error = steps[0].event_specific_data.error if steps else None  # type: ignore[union-attr]
+    message = error.message if error is not None else context.failure_event.message
+    send(
+        run_failure_alert(context.dagster_run, first_line(message)),
+        context.instance,
+        get_settings(),
+    )
+
+
+def check_alert(evaluation: Any, run_id: str) -> Alert | None:
+    """The alert of a failed check evaluation (None if it passed)."""
+    if evaluation.passed:
+        return None
+    settings = get_settings()
+    key: dg.AssetKey = evaluation.asset_key
+    severity = evaluation.severity.value if evaluation.severity else "ERROR"
+    asset = key.to_user_string()
+    description = evaluation.description or ""
+    return Alert(
+        kind="check",
+        text=f"Check {evaluation.check_name} on {asset} failed ({severity})"
+        + (f": {first_line(description)}" if description else ""),
+        subject=f"{asset}|{evaluation.check_name}|{severity}",
+        run_id=run_id,
+        asset=asset,
+        check=evaluation.check_name,
+        severity=severity,
+        error=first_line(description),
+        url=asset_url(settings, key),
+    )
+
+
+@dg.sensor(
+    name="alert_check_sensor",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=INTERVAL_SECONDS,
+    description="One alert per asset check that failed with severity ERROR or WARN.",
+)
+def alert_check_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    instance = context.instance
+    if context.cursor is None:  # first tick: from now on
+        newest = instance.event_log_storage.get_maximum_record_id() or 0
+        return dg.SensorResult(cursor=str(newest))
+    records = instance.get_event_records(
+        dg.EventRecordsFilter(
+            event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+            after_cursor=int(context.cursor),
+        ),
+        limit=CHECKS_PER_TICK,
+        ascending=True,
+    )
+    sent = 0
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        alert = check_alert(event.event_specific_data, record.run_id) if event else None
+        sent += bool(alert and send(alert, instance, get_settings()))
+    cursor = records[-1].storage_id if records else int(context.cursor)
+    return dg.SensorResult(
+        cursor=str(cursor), skip_reason=None if records else "no new check evaluations"
+    )
+
+
+@dg.sensor(
+    name="alert_tick_failure_sensor",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=INTERVAL_SECONDS,
+    description="One alert per sensor or schedule whose last three ticks failed.",
+)
+def alert_tick_failure_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    instance, settings = context.instance, get_settings()
+    failing = []
+    for state in instance.all_instigator_state():
+        if state.name == "alert_tick_failure_sensor":
+            continue
+        ticks = instance.get_ticks(
+            state.instigator_origin_id, state.selector_id, limit=FAILED_TICKS_IN_A_ROW
+        )
+        if len(ticks) == FAILED_TICKS_IN_A_ROW and all(
+            t.status.value == "FAILURE" for t in ticks
+        ):
+            error = first_line(ticks[0].error.message if ticks[0].error else None)
+            failing.append(state.name)
+            alert = Alert(
+                kind="tick_failure",
+                text=f"{state.name}: its last {FAILED_TICKS_IN_A_ROW} ticks failed: {error}",
+                subject=state.name,
+                error=error,
+                severity="ERROR",
+                url=f"{settings.ui_base_url.rstrip('/')}/automation",
+            )
+            send(alert, instance, settings)
+    return dg.SkipReason(f"failing: {failing}" if failing else "no sensor or schedule failing")
