@@ -9,9 +9,15 @@ from pathlib import Path
 from ingest_pipeline.lib.repo_files import POSTGRES_CONFIG, SQLITE_CONFIG
 from ingest_pipeline.settings import Settings
 
+# A range run (a single-run backfill) plans each asset once with its partition range, not once
+# per day (a year's backfill otherwise writes 365 planned events per model). Dagster reads it
+# where runs are created (CLI, webserver, daemon): set for every process the CLI starts.
+RANGE_PLANNING_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+
 
 def ensure_dagster_home(settings: Settings) -> Path:
     """Point DAGSTER_HOME at a folder holding the right dagster.yaml; return it."""
+    os.environ.setdefault(RANGE_PLANNING_ENV, "true")
     home = Path(os.environ.get("DAGSTER_HOME") or (settings.data_dir / "dagster")).resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)

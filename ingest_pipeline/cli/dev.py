@@ -25,7 +25,7 @@ from pathlib import Path
 
 import requests
 
-from ingest_pipeline.cli.dagster_home import ensure_dagster_home
+from ingest_pipeline.cli.dagster_home import RANGE_PLANNING_ENV, ensure_dagster_home
 from ingest_pipeline.lib.ports import free_port
 from ingest_pipeline.lib.repo_files import REPO_ROOT
 from ingest_pipeline.sandbox.demo_world import port_or_free, start_demo_world
@@ -86,6 +86,7 @@ def start_platform(
     settings = get_settings()
     _prepare_store_and_warehouse(settings)
     env["DAGSTER_HOME"] = str(ensure_dagster_home(settings))
+    env[RANGE_PLANNING_ENV] = os.environ[RANGE_PLANNING_ENV]
     intake_port = port_or_free(INTAKE_PORT) if default_ports else 0
     env["INGEST_INTAKE_URL"] = running.enter_context(running_intake(settings, port=intake_port))
     ui_port = (port_or_free(port) if default_ports else 0) or free_port(host)

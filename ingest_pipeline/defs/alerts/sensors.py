@@ -11,6 +11,7 @@ or schedule whose ticks fail three times in a row. Each finding becomes one Aler
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import dagster as dg
@@ -97,27 +98,34 @@ def check_alert(evaluation: Any, run_id: str) -> Alert | None:
     description="One alert per asset check that failed with severity ERROR or WARN.",
 )
 def alert_check_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    instance = context.instance
-    if context.cursor is None:  # first tick: from now on
-        newest = instance.event_log_storage.get_maximum_record_id() or 0
-        return dg.SensorResult(cursor=str(newest))
-    records = instance.get_event_records(
-        dg.EventRecordsFilter(
-            event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION,
-            after_cursor=int(context.cursor),
-        ),
-        limit=CHECKS_PER_TICK,
-        ascending=True,
-    )
-    sent = 0
-    for record in records:
-        event = record.event_log_entry.dagster_event
+    storage = context.instance.event_log_storage
+    check_keys = context.repository_def.asset_graph.asset_check_keys
+    records = [
+        record
+        for key in check_keys
+        for record in storage.get_asset_check_execution_history(key, limit=CHECKS_PER_TICK)
+    ]
+    if context.cursor is None:  # the first tick starts from now: no alerts on history
+        return dg.SensorResult(cursor=str(max((r.id for r in records), default=0)))
+    after = int(context.cursor)
+    new = sorted((r for r in records if r.id > after), key=lambda r: r.id)
+    for record in new:
+        event = record.event.dagster_event if record.event else None
         alert = check_alert(event.event_specific_data, record.run_id) if event else None
-        sent += bool(alert and send(alert, instance, get_settings()))
-    cursor = records[-1].storage_id if records else int(context.cursor)
+        if record.status.value == "FAILED" and alert:
+            send(alert, context.instance, get_settings())
     return dg.SensorResult(
-        cursor=str(cursor), skip_reason=None if records else "no new check evaluations"
+        cursor=str(check_cursor(new, after)),
+        skip_reason=None if new else "no new check evaluations",
     )
+
+
+def check_cursor(new: list[Any], after: int) -> int:
+    """Past every evaluation read, but not past one still planned (its run has not evaluated
+    it yet) unless it is older than an hour (its run died: it never will be)."""
+    stale = time.time() - 3600
+    planned = [r.id for r in new if r.status.value == "PLANNED" and r.create_timestamp > stale]
+    return min(planned) - 1 if planned else max((r.id for r in new), default=after)
 
 
 @dg.sensor(
@@ -135,9 +143,7 @@ def alert_tick_failure_sensor(context: dg.SensorEvaluationContext) -> dg.SkipRea
         ticks = instance.get_ticks(
             state.instigator_origin_id, state.selector_id, limit=FAILED_TICKS_IN_A_ROW
         )
-        if len(ticks) == FAILED_TICKS_IN_A_ROW and all(
-            t.status.value == "FAILURE" for t in ticks
-        ):
+        if len(ticks) == FAILED_TICKS_IN_A_ROW and all(t.status.value == "FAILURE" for t in ticks):
             error = first_line(ticks[0].error.message if ticks[0].error else None)
             failing.append(state.name)
             alert = Alert(

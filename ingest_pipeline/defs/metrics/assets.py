@@ -38,8 +38,10 @@ from ingest_pipeline.lib.warehouse import Warehouse
 # over the same days would delete and insert each other's rows. On DuckDB the warehouse's own
 # pool (one writer) already does it. dagster.yaml gives every pool one slot.
 METRICS_POOL = "metrics_build"
-# A range's per-day counts up to this many days also go into the materialization's metadata.
-MAX_DAYS_IN_METADATA = 31
+# A run of up to this many days records a materialization per day and model (Dagster's own
+# way: the UI shows each day built) with the day's row counts; a longer one (a backfill) one
+# per model carrying its range (see one_materialization_per_model).
+MAX_DAYS_RECORDED_PER_DAY = 31
 
 
 class MetricsTranslator(DagsterDbtTranslator):
@@ -88,7 +90,38 @@ def metrics_assets(
     with dbt_env_vars(wh):
         create_missing_upstream(context, dbt, wh)
         events = dbt.cli(["build", "--vars", json.dumps(variables)], context=context).stream()
-        yield from with_build_counts(wh, events, variables, context.run_id)
+        events = with_build_counts(wh, events, variables, context.run_id)
+        if len(context.partition_keys) > MAX_DAYS_RECORDED_PER_DAY:
+            events = one_materialization_per_model(context, events)
+        yield from events
+
+
+def one_materialization_per_model(
+    context: dg.AssetExecutionContext, events: Iterable[Any]
+) -> Iterator[Any]:
+    """A long range run's dbt outputs as one materialization per model carrying the range.
+
+    Dagster turns an Output of a range run into one materialization per day and model (365
+    days x 16 models = 5,840 event-log writes, about 8.5 ms each on SQLite): that, not dbt,
+    was most of a year's backfill (120 s beside dbt's 13-23 s). One event per model names the
+    range it rebuilt instead; the price is that the UI's partition view does not count those
+    days as materialized (the rows per day are in normalized.metrics_builds)."""
+    keys = context.partition_keys
+    first, last = keys[0], keys[-1]
+    for event in events:
+        if isinstance(event, dg.Output):
+            yield dg.AssetMaterialization(
+                asset_key=context.asset_key_for_output(event.output_name),
+                description=f"dbt rebuilt partitions {first} .. {last} ({len(keys)} days)",
+                metadata={
+                    **event.metadata,
+                    "partition_range_start": first,
+                    "partition_range_end": last,
+                    "partition_count": len(keys),
+                },
+            )
+        else:
+            yield event
 
 
 def create_missing_upstream(
@@ -176,7 +209,7 @@ def build_metadata(total: int, by_day: dict[str, int]) -> dict[str, Any]:
         "dagster/row_count": total,
         "rows_written": sum(by_day.values()),
     }
-    if len(by_day) <= MAX_DAYS_IN_METADATA:
+    if len(by_day) <= MAX_DAYS_RECORDED_PER_DAY:
         metadata["rows_by_day"] = dg.MetadataValue.json(by_day)
     return metadata
 

@@ -1,0 +1,158 @@
+"""Alerts to a loopback webhook receiver, as Slack's incoming webhook would get them.
+
+Under the real daemon: a scheduled run that fails gives one alert; each landing sensor whose
+ticks fail three times in a row gives one, and only one while they go on failing (repeats
+folded); the receiver answering 500 once is retried without failing anything. With real Dagster
+runs: a landing run whose object fails ends with a failed WARN check, which gives one alert, and
+a second such run none (folded).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from ingest_pipeline.defs.alerts.sensors import alert_check_sensor
+from ingest_pipeline_tests.conftest import csv_instance
+from ingest_pipeline_tests.platform import running_daemon, wait_for_daemon
+
+pytestmark = pytest.mark.integration
+
+SECRET = "s3cr3t-webhook-path"
+LANDING_KINDS_NAMES = ("logs", "events", "crawl", "webhooks")
+
+
+class Receiver:
+    """A webhook receiver on a free loopback port; the first `fail_first` posts get a 500."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.alerts: list[dict[str, Any]] = []
+        self.answered_500 = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if receiver.answered_500 < fail_first:
+                    receiver.answered_500 += 1
+                    self.send_response(500)
+                else:
+                    receiver.alerts.append(body)
+                    self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/{SECRET}"
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [a for a in self.alerts if a["kind"] == kind]
+
+
+@pytest.fixture
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    found = Receiver(fail_first=1)
+    monkeypatch.setenv("INGEST_ALERT_WEBHOOK_URL", found.url)
+    monkeypatch.setenv("INGEST_ALERT_QUIET_MINUTES", "60")
+    monkeypatch.setenv("INGEST_UI_BASE_URL", "http://ui.example:3000")
+    yield found
+    found.server.shutdown()
+
+
+FIELDS = {
+    "text", "kind", "job", "run_id", "tenant", "source_instance", "partition", "asset",
+    "check", "severity", "error", "url",
+}  # fmt: skip
+
+
+def test_failed_runs_and_failing_ticks_alert_once_under_the_daemon(
+    duck_env, s3_endpoint, receiver, tmp_path, monkeypatch
+):
+    import boto3
+
+    # The warehouse cannot be opened (its folder is a file): every scheduled csv run fails the
+    # same way, and the landing sensor, which has an object to queue, fails every tick.
+    (tmp_path / "not_a_folder").write_text("")
+    monkeypatch.setenv("INGEST_WAREHOUSE_URL", f"duckdb:///{tmp_path}/not_a_folder/wh.duckdb")
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    (folder / "items.csv").write_text("id,title\n1,a\n")
+    duck_env.write_tenants({"acme": [csv_instance(folder, schedule="* * * * *")]})
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket="landing")
+    s3.put_object(Bucket="landing", Key="logs/acme/a.log", Body=b"x INFO y\n")
+
+    home, log = tmp_path / "dagster_home", tmp_path / "daemon.log"
+    with (
+        running_daemon(home, log) as daemon,
+        dg.DagsterInstance.from_config(str(home)) as instance,
+    ):
+
+        def failed_runs() -> list[dg.DagsterRun]:
+            return instance.get_runs(
+                dg.RunsFilter(job_name="ingest_csv", statuses=[dg.DagsterRunStatus.FAILURE])
+            )
+
+        def seen() -> bool:
+            ticks = receiver.of_kind("tick_failure")
+            return bool(receiver.of_kind("run_failure")) and len(ticks) >= len(LANDING_KINDS_NAMES)
+
+        wait_for_daemon(daemon, log, 300, seen, "a failed-run alert and the tick-failure alerts")
+        # One more interval of the alert sensors: the landing sensors failed again meanwhile,
+        # and a repeat would have been sent by now.
+        time.sleep(35)
+        runs = failed_runs()
+    # One alert for the failed run.
+    [alert] = receiver.of_kind("run_failure")
+    assert set(alert) == FIELDS
+    assert alert["job"] == "ingest_csv" and alert["run_id"] in {r.run_id for r in runs}
+    assert alert["tenant"] == "acme" and alert["source_instance"] == "catalog"
+    assert alert["severity"] == "ERROR" and alert["error"] and "\n" not in alert["error"]
+    assert alert["url"] == f"http://ui.example:3000/runs/{alert['run_id']}"
+    assert alert["check"] is None and alert["asset"] is None
+    # One per landing sensor (each fails at the warehouse), none twice.
+    failing = [alert["text"].split(":")[0] for alert in receiver.of_kind("tick_failure")]
+    assert sorted(failing) == sorted(f"landing_{kind}_sensor" for kind in LANDING_KINDS_NAMES)
+    assert all(alert["error"] for alert in receiver.of_kind("tick_failure"))
+    # The first post got a 500 and was retried; the webhook's secret is in no log.
+    assert receiver.answered_500 == 1
+    assert SECRET not in log.read_text(errors="replace")
+
+
+def test_a_failed_warn_check_alerts_once(duck_env, s3_endpoint, receiver):
+    import boto3
+
+    from ingest_pipeline.cli.landing_runs import process_landing
+    from ingest_pipeline.defs.landing.kinds import landing_kind
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket="landing")
+    duck_env.write_tenants({"acme": []})
+
+    def tick(cursor: str | None) -> str | None:
+        context = dg.build_sensor_context(
+            instance=duck_env.instance, cursor=cursor, definitions=duck_env.defs
+        )
+        return alert_check_sensor(context).cursor
+
+    cursor = tick(None)  # the first tick starts from now
+    for attempt in range(2):
+        # A gzip body that is not gzip: the upload fails, the run's check fails (WARN).
+        s3.put_object(Bucket="landing", Key=f"logs/acme/bad-{attempt}.log.gz", Body=b"\x1f\x8bno")
+        [landed] = process_landing(duck_env.defs, duck_env.instance, (landing_kind("logs"),))
+        assert (landed.runs, landed.failed_runs) == (1, 0)
+        cursor = tick(cursor)
+    [alert] = receiver.of_kind("check")
+    assert alert["asset"] == "normalized/log_records"
+    assert alert["check"] == "all_objects_completed" and alert["severity"] == "WARN"
+    assert alert["url"] == "http://ui.example:3000/assets/normalized/log_records"
