@@ -20,7 +20,7 @@ from ingest_pipeline.lib.alerts import Alert, asset_url, first_line, run_url, se
 from ingest_pipeline.settings import get_settings
 
 FAILED_TICKS_IN_A_ROW = 3
-CHECKS_PER_TICK = 500
+CHECKS_PAGE = 25
 INTERVAL_SECONDS = 30
 
 
@@ -101,15 +101,14 @@ def check_alert(evaluation: Any, run_id: str) -> Alert | None:
 def alert_check_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     storage = context.instance.event_log_storage
     check_keys = context.repository_def.asset_graph.asset_check_keys
-    records = [
-        record
-        for key in check_keys
-        for record in storage.get_asset_check_execution_history(key, limit=CHECKS_PER_TICK)
-    ]
     if context.cursor is None:  # the first tick starts from now: no alerts on history
-        return dg.SensorResult(cursor=str(max((r.id for r in records), default=0)))
+        newest = [storage.get_asset_check_execution_history(key, limit=1) for key in check_keys]
+        return dg.SensorResult(cursor=str(max((r[0].id for r in newest if r), default=0)))
     after = int(context.cursor)
-    new = sorted((r for r in records if r.id > after), key=lambda r: r.id)
+    new = sorted(
+        (record for key in check_keys for record in executions_after(storage, key, after)),
+        key=lambda record: record.id,
+    )
     for record in new:
         event = record.event.dagster_event if record.event else None
         alert = check_alert(event.event_specific_data, record.run_id) if event else None
@@ -119,6 +118,18 @@ def alert_check_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         cursor=str(check_cursor(new, after)),
         skip_reason=None if new else "no new check evaluations",
     )
+
+
+def executions_after(storage: Any, key: dg.AssetCheckKey, after: int) -> list[Any]:
+    """The check's executions with an id past `after`, read newest first a page at a time."""
+    found: list[Any] = []
+    page: int | None = None
+    while True:
+        batch = storage.get_asset_check_execution_history(key, limit=CHECKS_PAGE, cursor=page)
+        found += [record for record in batch if record.id > after]
+        if len(batch) < CHECKS_PAGE or batch[-1].id <= after:
+            return found
+        page = batch[-1].id
 
 
 def check_cursor(new: list[Any], after: int) -> int:
