@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".data")
+DURATION_PATTERN = r"^\d+[hd]$"  # 12h, 30d
 
 
 class Settings(BaseSettings):
@@ -47,6 +48,13 @@ class Settings(BaseSettings):
     alert_webhook_url: SecretStr = SecretStr("")
     # A repeat of the same alert within this many minutes is folded into the first.
     alert_quiet_minutes: float = Field(default=60.0, ge=0)
+    # Retention windows (durations `12h`, `7d`), each tenant's unless its `retention:` block
+    # says otherwise; applied daily by `retention_daily` (domain/retention.py).
+    retention_raw: str = Field(default="90d", pattern=DURATION_PATTERN)
+    retention_rejects: str = Field(default="30d", pattern=DURATION_PATTERN)
+    retention_audit: str = Field(default="30d", pattern=DURATION_PATTERN)
+    retention_events: str = Field(default="365d", pattern=DURATION_PATTERN)
+    retention_log_records: str = Field(default="30d", pattern=DURATION_PATTERN)
     # Where an alert's link points: the Dagster UI as its readers reach it.
     ui_base_url: str = "http://127.0.0.1:3000"
     # The intake service (`serve-intake`) with debug on: tracebacks in error answers, debug

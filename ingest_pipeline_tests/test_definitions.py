@@ -49,6 +49,8 @@ def test_defs_load_with_stable_keys_checks_and_jobs():
         "landing/webhooks",
         # written by every normalizing step; a real asset that records the rejects' counts
         "normalized/rejected_records",
+        # deletes what the tenants' retention windows no longer keep, daily
+        "operations/retention",
     }
     checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
     for entity in ("items", "feedback", "payments"):
@@ -58,11 +60,13 @@ def test_defs_load_with_stable_keys_checks_and_jobs():
     landing_kinds = ["logs", "events", "crawl", "webhooks"]
     assert {job.name for job in defs.jobs} == {f"ingest_{t}" for t in types} | {
         "metrics_daily",
+        "retention_daily",
         *(f"land_{kind}" for kind in landing_kinds),
         *(f"normalize_{entity}" for entity in ("items", "feedback", "payments")),
     }
     assert {s.name for s in defs.schedules} == {f"ingest_{t}_schedule" for t in types} | {
-        "metrics_daily_schedule"
+        "metrics_daily_schedule",
+        "retention_daily_schedule",
     }
     # dbt's YAML tests are asset checks on the metrics assets.
     metric_checks = {name for key, name in checks if key == "metrics/leaderboard_snapshots"}

@@ -37,6 +37,7 @@ def test_schedules_snapshot(defs: dg.Definitions) -> None:
     found = {(s.name, s.cron_schedule, s.execution_timezone, s.job_name) for s in defs.schedules}
     assert found == {
         ("metrics_daily_schedule", "30 0 * * *", "UTC", "metrics_daily"),
+        ("retention_daily_schedule", "0 2 * * *", "UTC", "retention_daily"),
         *((f"ingest_{t}_schedule", "* * * * *", "UTC", f"ingest_{t}") for t in SOURCES),
     }
     assert {s.default_status for s in defs.schedules} == {dg.DefaultScheduleStatus.RUNNING}

@@ -248,7 +248,7 @@ def load_intake_configs(path: Path) -> dict[str, TenantIntake]:
 
     Raises TenantsFileError (naming the tenant) for an invalid block.
     """
-    return _tenant_blocks(path, "intake", TenantIntake)
+    return tenant_blocks(path, "intake", TenantIntake)
 
 
 class TenantApi(BaseModel):
@@ -266,10 +266,10 @@ def load_api_configs(path: Path) -> dict[str, TenantApi]:
 
     Raises TenantsFileError (naming the tenant) for an invalid block.
     """
-    return _tenant_blocks(path, "api", TenantApi)
+    return tenant_blocks(path, "api", TenantApi)
 
 
-def _tenant_blocks(path: Path, key: str, model: type[_Block]) -> dict[str, _Block]:
+def tenant_blocks(path: Path, key: str, model: type[_Block]) -> dict[str, _Block]:
     """{tenant: its `key` block validated by `model`} for every tenant that has one."""
     configs: dict[str, _Block] = {}
     for tenant, tenant_config in _tenants(path).items():

@@ -69,6 +69,8 @@ class Dialect(ABC):
     # Secondary indexes serve the read API's range scans (PostgreSQL); DuckDB's serve point
     # lookups only, and would slow its loads.
     range_indexes: ClassVar[bool] = False
+    # A row's physical id, to delete a bounded batch of rows chosen by a subquery.
+    row_id: ClassVar[str] = "rowid"
 
     def sql_type(self, kind: str) -> str:
         return self.sql_types[kind]
@@ -237,6 +239,7 @@ class PostgresDialect(Dialect):
     dsn: str
     name: ClassVar[str] = "postgres"
     range_indexes: ClassVar[bool] = True
+    row_id: ClassVar[str] = "ctid"
     sql_types: ClassVar[dict[str, str]] = {**_SQL_TYPES, "json": "JSONB"}
 
     @contextlib.contextmanager
