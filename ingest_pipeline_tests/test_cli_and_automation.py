@@ -29,6 +29,7 @@ def test_init_is_idempotent_on_both_warehouses(env, capsys):
         "intake_audit",
         "items",
         "log_records",
+        "metrics_builds",
         "normalized_loads",
         "payments",
         "rejected_records",

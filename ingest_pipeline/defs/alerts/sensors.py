@@ -110,10 +110,12 @@ def alert_check_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         key=lambda record: record.id,
     )
     for record in new:
+        # A planned execution's event is the plan (no outcome yet): only a failed one alerts.
         event = record.event.dagster_event if record.event else None
-        alert = check_alert(event.event_specific_data, record.run_id) if event else None
-        if record.status.value == "FAILED" and alert:
-            send(alert, context.instance, get_settings())
+        if record.status.value == "FAILED" and event is not None:
+            alert = check_alert(event.event_specific_data, record.run_id)
+            if alert is not None:
+                send(alert, context.instance, get_settings())
     return dg.SensorResult(
         cursor=str(check_cursor(new, after)),
         skip_reason=None if new else "no new check evaluations",
