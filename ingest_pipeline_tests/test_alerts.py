@@ -13,13 +13,14 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import dagster as dg
 import pytest
 
-from ingest_pipeline.defs.alerts.sensors import alert_check_sensor
+from ingest_pipeline.defs.alerts.sensors import alert_check_sensor, alert_run_failure_sensor
 from ingest_pipeline_tests.conftest import csv_instance
 from ingest_pipeline_tests.platform import running_daemon, wait_for_daemon
 
@@ -171,3 +172,79 @@ def test_a_failed_warn_check_alerts_once(duck_env, s3_endpoint, receiver):
     assert alert["asset"] == "normalized/log_records"
     assert alert["check"] == "all_objects_completed" and alert["severity"] == "WARN"
     assert alert["url"] == "http://ui.example:3000/assets/normalized/log_records"
+
+
+def run_failure_tick(env, run: dg.DagsterRun) -> None:
+    """alert_run_failure_sensor on a failed run, as the daemon calls it."""
+    [failure] = env.instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    context = dg.build_run_status_sensor_context(
+        sensor_name="alert_run_failure_sensor",
+        dagster_event=failure.dagster_event,
+        dagster_instance=env.instance,
+        dagster_run=run,
+    ).for_run_failure()
+    alert_run_failure_sensor(context)
+
+
+def test_auth_failures_in_a_row_pause_the_instance_until_resumed(
+    duck_env, catalog_api, receiver, monkeypatch
+):
+    from ingest_pipeline.defs.tenants.pauses import paused, resume
+    from ingest_pipeline_tests.conftest import rest_api_instance
+
+    monkeypatch.setenv("ACME_API_TOKEN", "not-the-token")  # every run: 401
+    every_minute = {**rest_api_instance(catalog_api), "schedule": "* * * * *"}
+    duck_env.write_tenants({"acme": [every_minute]})
+    tag = "rest_api.acme.catalog-api"
+    for attempt in range(3):
+        assert not paused(duck_env.instance, [tag]), attempt
+        [outcome] = duck_env.ingest("acme")
+        assert outcome.status == "failed"
+        [run] = duck_env.instance.get_runs(dg.RunsFilter(tags={"ingest/instance": tag}), limit=1)
+        run_failure_tick(duck_env, run)
+    assert tag in paused(duck_env.instance, [tag])
+    [alert] = receiver.of_kind("paused")
+    assert alert["tenant"] == "acme" and alert["source_instance"] == "catalog-api"
+    assert "ingest-pipeline resume acme catalog-api" in alert["text"]
+    assert "401" in alert["error"] and "not-the-token" not in json.dumps(receiver.alerts)
+    assert len(receiver.of_kind("run_failure")) == 1  # the same failure thrice: folded
+    # The UI shows it on the instance's raw partition; its schedule skips it.
+    key = dg.AssetKey(["raw", "rest_api", "records"])
+    [observation] = duck_env.instance.fetch_observations(key, limit=1).records
+    assert observation.asset_observation.metadata["paused"].value is True
+    schedule = duck_env.defs.resolve_schedule_def("ingest_rest_api_schedule")
+
+    def tick() -> Any:
+        return schedule(
+            dg.build_schedule_context(
+                instance=duck_env.instance, scheduled_execution_time=datetime.now(UTC)
+            )
+        )
+
+    skipped = tick()
+    assert isinstance(skipped, dg.SkipReason)
+    assert "paused: rest_api.acme.catalog-api" in str(skipped.skip_message)
+    assert resume(duck_env.instance, "acme", "catalog-api") == [tag]
+    assert [r.partition_key for r in tick()] == ["acme.catalog-api"]
+    [lifted] = duck_env.instance.fetch_observations(key, limit=1).records
+    assert lifted.asset_observation.metadata["paused"].value is False
+
+
+def test_the_cli_resumes_a_paused_instance(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from ingest_pipeline.defs.tenants.pauses import pause, paused
+
+    home = tmp_path / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("INGEST_DATA_DIR", str(tmp_path / "data"))
+    cli = [sys.executable, "-m", "ingest_pipeline.cli", "resume", "acme", "catalog-api"]
+    first = subprocess.run(cli, capture_output=True, text=True, check=True)
+    assert first.stdout.strip() == "acme.catalog-api is not paused"
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        pause(instance, "rest_api.acme.catalog-api", "3 runs in a row failed on authentication")
+    done = subprocess.run(cli, capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("resumed: rest_api.acme.catalog-api")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert paused(instance, ["rest_api.acme.catalog-api"]) == {}

@@ -168,6 +168,7 @@ def test_options_read_as_a_dict_with_the_given_keys_and_the_defaults(tmp_path: P
     [instance] = load_source_instances(path)
     assert instance.options == {
         "schedule": "*/15 * * * *",  # the type's default cron
+        "pause_after_auth_failures": 3,  # every instance's default
         "token_env": "ACME_INTERCOM_TOKEN",
         "base_url": "https://api.intercom.io",
         "api_version": "2.11",

@@ -34,6 +34,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ingest.add_argument("--tenant", help="only this tenant's instances")
     ingest.add_argument("--source", help="only instances with this name")
     commands.add_parser("init", help="create the warehouse schemas and normalized tables")
+    resume = commands.add_parser(
+        "resume", help="lift the pause of a source instance that failed on authentication"
+    )
+    resume.add_argument("tenant")
+    resume.add_argument("instance", help="the instance's name in the tenants file")
     upload = commands.add_parser(
         "upload-url", help="print a presigned PUT URL for a new upload", formatter_class=_LazyHelp
     )
@@ -101,6 +106,10 @@ def _run(args: argparse.Namespace) -> int:
         return cmd_init()
     if args.command == "ingest":
         return cmd_ingest(args.tenant, args.source)
+    if args.command == "resume":
+        from ingest_pipeline.cli.commands import cmd_resume
+
+        return cmd_resume(args.tenant, args.instance)
     if args.command == "upload-url":
         return cmd_upload_url(args.tenant, args.kind, args.filename, args.expires)
     if args.command == "serve-intake":

@@ -95,6 +95,23 @@ def cmd_serve_api(host: str, port: int, workers: int = 1) -> int:
     return 0
 
 
+def cmd_resume(tenant: str, instance_name: str) -> int:
+    """Lift the auto-pause of a source instance (defs/tenants/pauses.py)."""
+    import dagster as dg
+
+    from ingest_pipeline.cli.dagster_home import ensure_dagster_home
+    from ingest_pipeline.defs.tenants.pauses import resume
+
+    ensure_dagster_home(get_settings())
+    with dg.DagsterInstance.get() as instance:
+        lifted = resume(instance, tenant, instance_name)
+    if not lifted:
+        print(f"{tenant}.{instance_name} is not paused")
+        return 0
+    print(f"resumed: {', '.join(lifted)} (its schedule asks for runs again)")
+    return 0
+
+
 def cmd_ingest(tenant: str | None = None, source: str | None = None) -> int:
     import dagster as dg
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from croniter import croniter
-from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 if TYPE_CHECKING:
     import contextlib
@@ -68,6 +68,9 @@ class SourceOptions(BaseModel):
 
     # Cron (UTC) of the instance's ingest runs; a type's Options sets its default cron here.
     schedule: str = HOURLY
+    # Runs failed on an authentication error in a row after which the instance is paused
+    # (skipped by its schedule until `ingest-pipeline resume`); 0 never pauses it.
+    pause_after_auth_failures: int = Field(default=3, ge=0)
 
     @field_validator("schedule")
     @classmethod

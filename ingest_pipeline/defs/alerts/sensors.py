@@ -16,6 +16,15 @@ from typing import Any
 
 import dagster as dg
 
+from ingest_pipeline.defs.tenants.pauses import (
+    DEFAULT_AUTH_FAILURES,
+    failed_on_auth_in_a_row,
+    is_auth_error,
+    pause,
+    paused,
+    run_error,
+)
+from ingest_pipeline.domain.tenants import TenantsFileError, load_source_instances
 from ingest_pipeline.lib.alerts import Alert, asset_url, first_line, run_url, send
 from ingest_pipeline.settings import get_settings
 
@@ -61,12 +70,57 @@ def _range(tags: dict[str, str] | Any) -> str | None:
 def alert_run_failure_sensor(context: dg.RunFailureSensorContext) -> None:
     steps = context.get_step_failure_events()
     error = steps[0].event_specific_data.error if steps else None  # type: ignore[union-attr]
+    # Dagster wraps a step's own exception ("Error occurred while executing op ..."): the
+    # innermost cause says what went wrong.
+    while error is not None and error.cause is not None:
+        error = error.cause
     message = error.message if error is not None else context.failure_event.message
-    send(
-        run_failure_alert(context.dagster_run, first_line(message)),
-        context.instance,
-        get_settings(),
+    error_line = first_line(message)
+    send(run_failure_alert(context.dagster_run, error_line), context.instance, get_settings())
+    pause_after_auth_failures(context.instance, context.dagster_run, error_line)
+
+
+def pause_after_auth_failures(
+    instance: dg.DagsterInstance, run: dg.DagsterRun, error: str | None
+) -> None:
+    """Pause the run's source instance once its runs failed on authentication often enough
+    in a row (its `pause_after_auth_failures`), and alert that once."""
+    tag = run.tags.get("ingest/instance")
+    if not tag or not is_auth_error(run_error(instance, run.run_id)) or paused(instance, [tag]):
+        return
+    times = auth_failures_allowed(run.tags.get("ingest/tenant"), run.tags.get("ingest/source"))
+    if not failed_on_auth_in_a_row(instance, tag, times):
+        return
+    tenant, name = run.tags.get("ingest/tenant"), run.tags.get("ingest/source")
+    reason = f"{times} runs in a row failed on authentication: {error}"
+    pause(instance, tag, reason)
+    settings = get_settings()
+    alert = Alert(
+        kind="paused",
+        text=f"{tenant}.{name} paused: {reason}; `ingest-pipeline resume {tenant} {name}` lifts it",
+        subject=tag,
+        job=run.job_name,
+        run_id=run.run_id,
+        tenant=tenant,
+        source_instance=name,
+        partition=run.tags.get("dagster/partition"),
+        severity="ERROR",
+        error=error,
+        url=run_url(settings, run.run_id),
     )
+    send(alert, instance, settings)
+
+
+def auth_failures_allowed(tenant: str | None, name: str | None) -> int:
+    """The instance's `pause_after_auth_failures` (the default if the file no longer has it)."""
+    try:
+        instances = load_source_instances(get_settings().tenants_file)
+    except TenantsFileError:
+        return DEFAULT_AUTH_FAILURES
+    for source in instances:
+        if (source.tenant, source.name) == (tenant, name):
+            return int(source.options.get("pause_after_auth_failures", DEFAULT_AUTH_FAILURES))
+    return DEFAULT_AUTH_FAILURES
 
 
 def check_alert(evaluation: Any, run_id: str) -> Alert | None:

@@ -4,7 +4,8 @@ One schedule per source type ticks every minute and asks for a run of each insta
 is due at that minute, one run per instance, so one instance's failure stays its own. The
 tenants file is read at each tick: added instances are scheduled, removed ones stop. An
 instance whose previous run is still queued or running is not asked for again (its runs would
-only pile up in the queue); the tick says so.
+only pile up in the queue), nor one paused after failing on authentication (pauses.py); the
+tick says so.
 """
 
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import dagster as dg
 from croniter import croniter
 
+from ingest_pipeline.defs.tenants.pauses import paused
 from ingest_pipeline.domain.tenants import SourceInstance, TenantsFileError, instances_of_type
 from ingest_pipeline.lib.source_types import SOURCE_TYPES, SourceType
 from ingest_pipeline.settings import get_settings
@@ -60,6 +62,13 @@ def instance_schedule(source_type: SourceType) -> dg.ScheduleDefinition:
             if i.partition_key in known
             and is_due(i.options.get("schedule", source_type.default_cron), tick)
         ]
+        stopped = paused(context.instance, [i.run_tags["ingest/instance"] for i in due])
+        for i in [i for i in due if i.run_tags["ingest/instance"] in stopped]:
+            context.log.warning(
+                f"{i.partition_key}: paused after failing on authentication; "
+                f"`ingest-pipeline resume {i.tenant} {i.name}` lifts it"
+            )
+        due = [i for i in due if i.run_tags["ingest/instance"] not in stopped]
         busy = [i for i in due if _has_active_run(context.instance, i)]
         for i in busy:
             context.log.info(
@@ -79,6 +88,7 @@ def instance_schedule(source_type: SourceType) -> dg.ScheduleDefinition:
         return dg.SkipReason(
             f"no {source_type.name} instance due at {tick:%H:%M} UTC"
             + (f" ({len(busy)} still running)" if busy else "")
+            + (f" (paused: {', '.join(sorted(stopped))})" if stopped else "")
         )
 
     return ingest_due_instances
