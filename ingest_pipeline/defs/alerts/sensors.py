@@ -3,9 +3,12 @@ or schedule whose ticks fail three times in a row. Each finding becomes one Aler
 (lib/alerts.py: the payload, folding of repeats, delivery); none of them can fail a run.
 
 - `alert_run_failure_sensor`: Dagster's run-failure sensor; the error is the first failed step's
-  (what went wrong), else the run's own message.
-- `alert_check_sensor`: the asset-check evaluations stored after its cursor (an event storage
-  id); it starts at the newest one, so adding it to a long-lived instance alerts on no history.
+  innermost cause (what went wrong), else the run's own message. It also pauses a source
+  instance whose runs keep failing on authentication (defs/tenants/pauses.py), alerting once.
+- `alert_check_sensor`: each check's executions past its cursor (an execution id), read newest
+  first down to it; a failed one alerts, a planned one (its run has not evaluated it yet) holds
+  the cursor back. It starts at the newest, so adding it to a long-lived instance alerts on no
+  history.
 - `alert_tick_failure_sensor`: every sensor and schedule whose three newest ticks failed.
 """
 
