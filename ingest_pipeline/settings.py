@@ -12,8 +12,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ingest_pipeline.lib.durations import DURATION_PATTERN
+
 DEFAULT_DATA_DIR = Path(".data")
-DURATION_PATTERN = r"^\d+[hd]$"  # 12h, 30d
 
 
 class Settings(BaseSettings):

@@ -248,3 +248,35 @@ def test_the_cli_resumes_a_paused_instance(tmp_path, monkeypatch):
     assert done.stdout.startswith("resumed: rest_api.acme.catalog-api")
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert paused(instance, ["rest_api.acme.catalog-api"]) == {}
+
+
+def test_a_stale_instance_fails_its_freshness_check_and_alerts_once(duck_env, receiver, tmp_path):
+    from ingest_pipeline.defs.tenants.freshness import instance_freshness_sensor
+
+    folders = {}
+    for name in ("fresh", "late"):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        (folders[name] / "items.csv").write_text(
+            "sku,name,link,updated\n1,a,https://x/1,2026-01-01\n"
+        )
+    duck_env.write_tenants(
+        {"acme": [csv_instance(folders[n], n, freshness="1h") for n in ("fresh", "late")]}
+    )
+    [outcome] = duck_env.ingest("acme", "fresh")  # only `fresh` loads
+    assert outcome.status == "ok"
+    # The sensor has watched `late` for two hours: never loaded in that time, it is stale.
+    two_hours_ago = time.time() - 7200
+    cursor = json.dumps({"acme.late": two_hours_ago, "acme.fresh": two_hours_ago})
+    for _ in range(2):
+        context = dg.build_sensor_context(instance=duck_env.instance, cursor=cursor)
+        cursor = instance_freshness_sensor(context).cursor
+    key = dg.AssetCheckKey(dg.AssetKey(["raw", "csv", "rows"]), "instances_fresh")
+    [latest] = duck_env.instance.event_log_storage.get_asset_check_execution_history(key, 1)
+    evaluation = latest.event.dagster_event.event_specific_data
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert set(evaluation.metadata["stale"].value) == {"acme.late"}
+    [alert] = receiver.of_kind("stale")  # the second tick's repeat was folded
+    assert alert["source_instance"] == "late" and alert["check"] == "instances_fresh"
+    assert alert["asset"] == "raw/csv/rows" and "expected within 1.0 h" in alert["text"]
+    assert not receiver.of_kind("check")  # the check sensor leaves this check to it

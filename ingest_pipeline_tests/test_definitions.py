@@ -53,6 +53,9 @@ def test_defs_load_with_stable_keys_checks_and_jobs():
         "operations/retention",
     }
     checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
+    for key in keys:
+        if key.startswith("raw/"):
+            assert (key, "instances_fresh") in checks
     for entity in ("items", "feedback", "payments"):
         for name in ("natural_key_unique", "raw_schema_unchanged", "row_count_not_anomalous"):
             assert (f"normalized/{entity}", name) in checks
@@ -78,6 +81,7 @@ def test_defs_load_with_stable_keys_checks_and_jobs():
         "alert_run_failure_sensor",
         "alert_check_sensor",
         "alert_tick_failure_sensor",
+        "instance_freshness_sensor",
     } | {f"landing_{kind}_sensor" for kind in landing_kinds}
     for key in ("normalized/events", "normalized/log_records", "landing/crawl", "landing/webhooks"):
         assert (key, "all_objects_completed") in checks

@@ -52,11 +52,13 @@ def test_sensors_snapshot(defs: dg.Definitions) -> None:
         "alert_run_failure_sensor": [],
         "alert_check_sensor": [],
         "alert_tick_failure_sensor": [],
+        "instance_freshness_sensor": [],
         **{f"landing_{kind}_sensor": [f"land_{kind}"] for kind in LANDED},
     }
     # The metrics refresh every INGEST_METRICS_REFRESH_MINUTES (default 10); the rest every 30 s.
     intervals = {s.name: s.minimum_interval_seconds for s in defs.sensors}
     assert intervals.pop("metrics_freshness_sensor") == 600
+    assert intervals.pop("instance_freshness_sensor") == 300
     assert set(intervals.values()) == {30}
     assert {s.default_status for s in defs.sensors} == {dg.DefaultSensorStatus.RUNNING}
 
@@ -91,5 +93,11 @@ def test_python_checks_snapshot(defs: dg.Definitions) -> None:
             (f"normalized/{entity}", name)
             for entity in ("items", "feedback", "payments")
             for name in ("natural_key_unique", "raw_schema_unchanged", "row_count_not_anomalous")
+        ),
+        # Every instance of a type loaded within its freshness expectation.
+        *(
+            (key.to_user_string(), "instances_fresh")
+            for key in defs.resolve_asset_graph().get_all_asset_keys()
+            if key.path[0] == "raw"
         ),
     }

@@ -71,5 +71,6 @@ def test_the_ingest_definitions_are_the_code_locations_own_but_metrics_and_landi
     assert {s.name for s in ingest.sensors} == {
         "tenants_file_sensor",
         "normalize_automation_sensor",
+        "instance_freshness_sensor",
     }
     assert set(ingest.resources or {}) == set(whole.resources or {}) - {"dbt"}

@@ -18,34 +18,19 @@ Rules kept here:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 from ingest_pipeline.domain.tenants import tenant_blocks, tenant_names
+from ingest_pipeline.lib.durations import Duration, parse_duration
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.settings import Settings
 
 BATCH_ROWS = 10_000
-_DURATION = re.compile(r"(\d+)\s*([hd])")
-
-
-def parse_duration(value: Any) -> timedelta:
-    """`12h`, `7d` as a timedelta; anything else is a ValueError naming the form."""
-    if isinstance(value, timedelta):
-        return value
-    found = _DURATION.fullmatch(str(value).strip())
-    if not found:
-        raise ValueError(f"{value!r} is not a duration like 12h or 30d")
-    amount, unit = int(found[1]), found[2]
-    return timedelta(hours=amount) if unit == "h" else timedelta(days=amount)
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 class TenantRetention(BaseModel):

@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 from croniter import croniter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from ingest_pipeline.lib.durations import DURATION_PATTERN
+
 if TYPE_CHECKING:
     import contextlib
 
@@ -71,6 +73,9 @@ class SourceOptions(BaseModel):
     # Runs failed on an authentication error in a row after which the instance is paused
     # (skipped by its schedule until `ingest-pipeline resume`); 0 never pauses it.
     pause_after_auth_failures: int = Field(default=3, ge=0)
+    # How old its last successful load may be (`2h`, `1d`) before it is stale; by default
+    # twice the interval of its schedule (defs/tenants/freshness.py).
+    freshness: str | None = Field(default=None, pattern=DURATION_PATTERN)
 
     @field_validator("schedule")
     @classmethod

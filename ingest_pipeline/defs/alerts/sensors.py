@@ -19,6 +19,7 @@ from typing import Any
 
 import dagster as dg
 
+from ingest_pipeline.defs.tenants.freshness import CHECK_NAME as FRESHNESS_CHECK
 from ingest_pipeline.defs.tenants.pauses import (
     DEFAULT_AUTH_FAILURES,
     failed_on_auth_in_a_row,
@@ -169,7 +170,9 @@ def alert_check_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     for record in new:
         # A planned execution's event is the plan (no outcome yet): only a failed one alerts.
         event = record.event.dagster_event if record.event else None
-        if record.status.value == "FAILED" and event is not None:
+        # The freshness check alerts per stale instance itself (tenants/freshness.py).
+        fresh_check = record.key.name == FRESHNESS_CHECK
+        if record.status.value == "FAILED" and event is not None and not fresh_check:
             alert = check_alert(event.event_specific_data, record.run_id)
             if alert is not None:
                 send(alert, context.instance, get_settings())

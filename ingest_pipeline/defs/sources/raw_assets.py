@@ -155,7 +155,8 @@ def ingest_job(kind: SourceType, raw_assets: dg.AssetsDefinition) -> Any:
     source_type = kind.name
     return dg.define_asset_job(
         name=kind.job_name,
-        selection=dg.AssetSelection.assets(raw_assets),
+        # Without the freshness check of every instance (instance_freshness_sensor records it).
+        selection=dg.AssetSelection.assets(raw_assets).without_checks(),
         partitions_def=instance_partitions(source_type),
         tags=max_runtime_tags(LOAD_MAX_RUNTIME_SECONDS),
         description=f"Load one {source_type} source instance (a partition) into raw; "
