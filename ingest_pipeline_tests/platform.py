@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import requests
 import yaml
 
@@ -184,6 +185,10 @@ def running_daemon(
     config = yaml.safe_load((REPO / "dagster.yaml").read_text(encoding="utf-8"))
     config["run_monitoring"].update(run_monitoring or {})
     (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    # The instance's SQLite storages are created here, before the daemon starts: a test that
+    # opens the instance while the daemon creates them races it ("table jobs already exists").
+    with dg.DagsterInstance.from_config(str(dagster_home)):
+        pass
     with log_path.open("wb") as log:
         daemon = subprocess.Popen(
             [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
