@@ -21,7 +21,7 @@ from ingest_pipeline_tests.platform import running_daemon, wait_for_daemon
 
 pytestmark = pytest.mark.integration
 
-# Landing sensor (30 s) + landing run + refresh interval (60 s) + one metrics run, with room.
+# Landing sensor (30 s) + landing run + refresh interval (30 s) + one metrics run, with room.
 DEADLINE_SECONDS = 300
 
 
@@ -47,7 +47,7 @@ def test_touched_days_are_rebuilt_by_the_daemon(env, s3_endpoint, tmp_path, monk
         pytest.skip("too close to midnight UTC: today would end during the test")
     late = (now - timedelta(days=3)).replace(hour=12, minute=0)
     today = now.date()
-    monkeypatch.setenv("INGEST_METRICS_REFRESH_MINUTES", "1")
+    monkeypatch.setenv("INGEST_METRICS_REFRESH_MINUTES", "0.5")
     monkeypatch.setenv("INGEST_METRICS_START_DATE", (today - timedelta(days=40)).isoformat())
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="landing")
     env.write_tenants({"acme": []})
@@ -78,7 +78,7 @@ def test_touched_days_are_rebuilt_by_the_daemon(env, s3_endpoint, tmp_path, monk
         took = time.monotonic() - landed
         with dg.DagsterInstance.from_config(str(home)) as instance:
             first = metrics_runs(instance)
-            time.sleep(75)  # more than one refresh interval without a new row
+            time.sleep(45)  # more than one refresh interval (30 s) without a new row
             quiet = metrics_runs(instance)
     tail = log.read_text(errors="replace")[-4000:]
 
