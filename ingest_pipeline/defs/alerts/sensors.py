@@ -14,6 +14,7 @@ or schedule whose ticks fail three times in a row. Each finding becomes one Aler
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -92,27 +93,20 @@ def pause_after_auth_failures(
     tag = run.tags.get("ingest/instance")
     if not tag or not is_auth_error(run_error(instance, run.run_id)) or paused(instance, [tag]):
         return
-    times = auth_failures_allowed(run.tags.get("ingest/tenant"), run.tags.get("ingest/source"))
+    tenant, name = run.tags.get("ingest/tenant"), run.tags.get("ingest/source")
+    times = auth_failures_allowed(tenant, name)
     if not failed_on_auth_in_a_row(instance, tag, times):
         return
-    tenant, name = run.tags.get("ingest/tenant"), run.tags.get("ingest/source")
     reason = f"{times} runs in a row failed on authentication: {error}"
     pause(instance, tag, reason)
-    settings = get_settings()
-    alert = Alert(
+    # The failed run's own alert (job, run, tenant, instance, partition, error, link), as a pause.
+    alert = dataclasses.replace(
+        run_failure_alert(run, error),
         kind="paused",
         text=f"{tenant}.{name} paused: {reason}; `ingest-pipeline resume {tenant} {name}` lifts it",
         subject=tag,
-        job=run.job_name,
-        run_id=run.run_id,
-        tenant=tenant,
-        source_instance=name,
-        partition=run.tags.get("dagster/partition"),
-        severity="ERROR",
-        error=error,
-        url=run_url(settings, run.run_id),
     )
-    send(alert, instance, settings)
+    send(alert, instance, get_settings())
 
 
 def auth_failures_allowed(tenant: str | None, name: str | None) -> int:
