@@ -33,6 +33,16 @@ LOAD_MAX_RUNTIME_SECONDS = 600
 METRICS_MAX_RUNTIME_SECONDS = 3600
 
 
+# A run in one of these has not ended: it still holds (or waits for) a slot.
+UNFINISHED_RUN_STATUSES = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
 def max_runtime_tags(seconds: int) -> dict[str, str]:
     return {"dagster/max_runtime": str(seconds)}
 

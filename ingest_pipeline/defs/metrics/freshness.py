@@ -34,18 +34,12 @@ from ingest_pipeline.defs.landing.kinds import LANDING_KINDS
 from ingest_pipeline.defs.metrics.assets import metrics_assets
 from ingest_pipeline.defs.metrics.schedules import metrics_daily_job
 from ingest_pipeline.domain.touched_days import TOUCHED_DAYS
+from ingest_pipeline.lib.resources import UNFINISHED_RUN_STATUSES
 from ingest_pipeline.settings import get_settings
 
 # The longest rolling window of a rollup (the monthly leaderboard: a day and the 29 before it,
 # dbt_metrics/macros/leaderboard.sql).
 WINDOW_DAYS = 30
-ACTIVE = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
 PAGE = 1000
 
 
@@ -120,7 +114,7 @@ def metrics_freshness_sensor(
     context: dg.SensorEvaluationContext,
 ) -> dg.SensorResult | dg.SkipReason:
     active = context.instance.get_runs(
-        dg.RunsFilter(job_name=metrics_daily_job.name, statuses=ACTIVE), limit=1
+        dg.RunsFilter(job_name=metrics_daily_job.name, statuses=UNFINISHED_RUN_STATUSES), limit=1
     )
     if active:
         return dg.SkipReason(f"metrics run {active[0].run_id} is not done: the days wait for it")

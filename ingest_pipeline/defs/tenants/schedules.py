@@ -15,17 +15,11 @@ from croniter import croniter
 
 from ingest_pipeline.defs.tenants.pauses import paused
 from ingest_pipeline.domain.tenants import SourceInstance, TenantsFileError, instances_of_type
+from ingest_pipeline.lib.resources import UNFINISHED_RUN_STATUSES
 from ingest_pipeline.lib.source_types import SOURCE_TYPES, SourceType
 from ingest_pipeline.settings import get_settings
 
 EVERY_MINUTE = "* * * * *"
-UNFINISHED = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
 
 
 def is_due(cron: str, moment: Any) -> bool:
@@ -34,7 +28,7 @@ def is_due(cron: str, moment: Any) -> bool:
 
 def _has_active_run(instance: dg.DagsterInstance, source: SourceInstance) -> bool:
     tag = {"ingest/instance": source.run_tags["ingest/instance"]}
-    runs_filter = dg.RunsFilter(tags=tag, statuses=UNFINISHED)
+    runs_filter = dg.RunsFilter(tags=tag, statuses=UNFINISHED_RUN_STATUSES)
     return bool(instance.get_run_records(filters=runs_filter, limit=1))
 
 
