@@ -190,19 +190,25 @@ def test_auth_failures_in_a_row_pause_the_instance_until_resumed(
     duck_env, catalog_api, receiver, monkeypatch
 ):
     from ingest_pipeline.defs.tenants.pauses import paused, resume
-    from ingest_pipeline_tests.conftest import rest_api_instance
+    from ingest_pipeline.sandbox.instances import catalog_api_instance
+    from ingest_pipeline_tests.conftest import API_TOKEN, rest_api_instance
 
-    monkeypatch.setenv("ACME_API_TOKEN", "not-the-token")  # every run: 401
+    monkeypatch.setenv("ACME_API_TOKEN", "not-the-token")  # every run of catalog-api: 401
+    monkeypatch.setenv("ACME_GOOD_TOKEN", API_TOKEN)  # beside it, one that loads
     every_minute = {**rest_api_instance(catalog_api), "schedule": "* * * * *"}
-    duck_env.write_tenants({"acme": [every_minute]})
-    tag = "rest_api.acme.catalog-api"
+    good = catalog_api_instance(catalog_api.server.url, "ACME_GOOD_TOKEN", "good-api")
+    duck_env.write_tenants({"acme": [every_minute, {**good, "schedule": "* * * * *"}]})
+    tag, good_tag = "rest_api.acme.catalog-api", "rest_api.acme.good-api"
     for attempt in range(3):
         assert not paused(duck_env.instance, [tag]), attempt
-        [outcome] = duck_env.ingest("acme")
+        [outcome] = duck_env.ingest("acme", "catalog-api")
         assert outcome.status == "failed"
         [run] = duck_env.instance.get_runs(dg.RunsFilter(tags={"ingest/instance": tag}), limit=1)
         run_failure_tick(duck_env, run)
+        [loaded] = duck_env.ingest("acme", "good-api")
+        assert loaded.status == "ok"
     assert tag in paused(duck_env.instance, [tag])
+    assert good_tag not in paused(duck_env.instance, [good_tag])
     [alert] = receiver.of_kind("paused")
     assert alert["tenant"] == "acme" and alert["source_instance"] == "catalog-api"
     assert "ingest-pipeline resume acme catalog-api" in alert["text"]
@@ -221,11 +227,10 @@ def test_auth_failures_in_a_row_pause_the_instance_until_resumed(
             )
         )
 
-    skipped = tick()
-    assert isinstance(skipped, dg.SkipReason)
-    assert "paused: rest_api.acme.catalog-api" in str(skipped.skip_message)
+    # Only the paused instance is skipped: the good one beside it is still asked for.
+    assert [r.partition_key for r in tick()] == ["acme.good-api"]
     assert resume(duck_env.instance, "acme", "catalog-api") == [tag]
-    assert [r.partition_key for r in tick()] == ["acme.catalog-api"]
+    assert sorted(r.partition_key for r in tick()) == ["acme.catalog-api", "acme.good-api"]
     [lifted] = duck_env.instance.fetch_observations(key, limit=1).records
     assert lifted.asset_observation.metadata["paused"].value is False
 
