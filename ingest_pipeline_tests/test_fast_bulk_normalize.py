@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from ingest_pipeline.defs.normalized.arrow_batches import ROW
 from ingest_pipeline.defs.normalized.normalize import (
     ENTITIES,
+    InstancePrivacy,
     Refused,
     Validated,
     _validate,
@@ -371,7 +372,7 @@ def by_ref(rejects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def validate(
     rows: list[dict[str, Any]], instances: Mapping[tuple[str, str], SourceInstance]
 ) -> tuple[list[Validated], list[dict[str, Any]]]:
-    return _validate(rows, QUALIFIED, ITEM, "csv", map_csv_row, instances, AT)
+    return _validate(rows, QUALIFIED, ITEM, "csv", map_csv_row, InstancePrivacy(instances), AT)
 
 
 def refusals(refused: list[tuple[dict[str, Any], Exception]]) -> list[dict[str, Any]]:
@@ -415,7 +416,9 @@ def new_path(
         rejects.extend(found)
         return validated
 
-    records = normalize_in_bulk(raw, ITEMS, map_csv_batch, instances, LINEAGE, by_record)
+    records = normalize_in_bulk(
+        raw, ITEMS, map_csv_batch, InstancePrivacy(instances), LINEAGE, by_record
+    )
     lines = raw.column("_line").to_pylist()
     stored = records.drop_columns([ROW]).to_pylist()
     outcome = {

@@ -33,6 +33,7 @@ from typing import Any, Generic, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ingest_pipeline.domain.privacy import PRIVACY_KEYS, PrivacyRules, TenantPrivacy
 from ingest_pipeline.lib.source_types import EnvName, UnknownSourceTypeError, options_model
 
 # Checked with fullmatch: `$` alone would let a trailing newline through. Names go into
@@ -62,6 +63,8 @@ class SourceInstance(BaseModel):
     type: str
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
+    # Its `pii`/`pii_drop` with its tenant's key (domain/privacy.py); None: nothing personal.
+    privacy: PrivacyRules | None = None
 
     @field_validator("tenant", "name")
     @classmethod
@@ -152,8 +155,9 @@ def read_source_instances(path: Path) -> TenantsSources:
     or settings are invalid. Raises TenantsFileError for a fault of the file itself."""
     sources = TenantsSources()
     for tenant, tenant_config in _tenants(path).items():
+        privacy = _privacy(tenant_config)
         for raw in (tenant_config or {}).get("sources") or []:
-            parsed = _parse_instance(path, str(tenant), raw)
+            parsed = _parse_instance(path, str(tenant), raw, privacy)
             target = sources.invalid if isinstance(parsed, InvalidInstance) else sources.instances
             target.append(parsed)
     _reject_duplicates(path, [*sources.instances, *sources.invalid])
@@ -166,7 +170,27 @@ def load_source_instances(path: Path) -> list[SourceInstance]:
     return read_source_instances(path).instances
 
 
-def _parse_instance(path: Path, tenant: str, raw: Any) -> SourceInstance | InvalidInstance:
+def _privacy(tenant_config: Any) -> TenantPrivacy | str:
+    """The tenant's privacy settings, or why they are invalid (for its instances that need them)."""
+    given = tenant_config if isinstance(tenant_config, dict) else {}
+    try:
+        return TenantPrivacy.model_validate({k: given[k] for k in PRIVACY_KEYS if k in given})
+    except ValidationError as exc:
+        return f"invalid privacy settings of the tenant: {describe_errors(exc)}"
+
+
+def tenant_privacy(path: Path, tenant: str) -> TenantPrivacy:
+    """A tenant's privacy settings (its key's env var, pii_keep_raw, its landed kinds' rules).
+    TenantsFileError if they are invalid."""
+    privacy = _privacy(_tenants(path).get(tenant))
+    if isinstance(privacy, str):
+        raise TenantsFileError(f"tenants file {path}: tenant {tenant}: {privacy}")
+    return privacy
+
+
+def _parse_instance(
+    path: Path, tenant: str, raw: Any, privacy: TenantPrivacy | str
+) -> SourceInstance | InvalidInstance:
     if not isinstance(raw, dict) or "type" not in raw or "name" not in raw:
         raise TenantsFileError(
             f"tenants file {path}: tenant {tenant}: each source needs type, name"
@@ -183,7 +207,19 @@ def _parse_instance(path: Path, tenant: str, raw: Any) -> SourceInstance | Inval
     except ValidationError as exc:
         reason = f"invalid settings: {describe_errors(exc)}"
         return InvalidInstance(tenant, identity.type, identity.name, reason)
-    return identity.model_copy(update={"options": options.as_dict()})
+    try:
+        rules = _instance_rules(options, privacy)
+    except ValueError as exc:
+        return InvalidInstance(tenant, identity.type, identity.name, str(exc))
+    return identity.model_copy(update={"options": options.as_dict(), "privacy": rules})
+
+
+def _instance_rules(options: Any, privacy: TenantPrivacy | str) -> PrivacyRules | None:
+    if not (options.pii or options.pii_drop):
+        return None
+    if isinstance(privacy, str):
+        raise ValueError(privacy)
+    return privacy.rules(options.pii or (), options.pii_drop or ())
 
 
 def describe_errors(exc: ValidationError) -> str:

@@ -60,6 +60,7 @@ def check_env_name(value: str) -> str:
 
 
 EnvName = Annotated[str, AfterValidator(check_env_name)]
+PiiField = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 
 
 class SourceOptions(BaseModel):
@@ -76,6 +77,10 @@ class SourceOptions(BaseModel):
     # How old its last successful load may be (`2h`, `1d`) before it is stale; by default
     # twice the interval of its schedule (defs/tenants/freshness.py).
     freshness: str | None = Field(default=None, pattern=DURATION_PATTERN)
+    # Fields of the instance's normalized entity to pseudonymize, and to drop, before the
+    # normalized layer (domain/privacy.py; the key is the tenant's `pii_key_env`).
+    pii: list[PiiField] | None = None
+    pii_drop: list[PiiField] | None = None
 
     @field_validator("schedule")
     @classmethod

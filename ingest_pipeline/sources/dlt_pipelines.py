@@ -11,6 +11,7 @@ import pyarrow as pa
 from dlt.common.runtime.collector import LogCollector
 
 from ingest_pipeline.domain.tenants import SourceInstance
+from ingest_pipeline.lib.source_types import SOURCE_TYPES
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.settings import Settings
 
@@ -48,16 +49,52 @@ def spec_pipeline(source_type: str) -> dlt.Pipeline:
 
 
 def instance_columns(instance: SourceInstance) -> Callable[[Any], Any]:
-    """A dlt map step adding tenant and instance columns to dict rows or Arrow batches."""
+    """A dlt map step adding tenant and instance columns to dict rows or Arrow batches, and
+    pseudonymizing what the instance's privacy rules name unless its tenant keeps raw as sent
+    (domain/privacy.py)."""
+    private = raw_privacy(instance)
 
     def add(item: Any) -> Any:
         if isinstance(item, pa.Table | pa.RecordBatch):
             n = item.num_rows
             item = item.append_column(TENANT_COLUMN, pa.array([instance.tenant] * n, pa.string()))
-            return item.append_column(INSTANCE_COLUMN, pa.array([instance.name] * n, pa.string()))
-        return {**item, TENANT_COLUMN: instance.tenant, INSTANCE_COLUMN: instance.name}
+            item = item.append_column(INSTANCE_COLUMN, pa.array([instance.name] * n, pa.string()))
+        else:
+            item = {**item, TENANT_COLUMN: instance.tenant, INSTANCE_COLUMN: instance.name}
+        return private(item) if private else item
 
     return add
+
+
+def raw_privacy(instance: SourceInstance) -> Callable[[Any], Any] | None:
+    """The instance's raw rows as raw may keep them: each mapped as the normalizer maps it,
+    then the values that became personal fields pseudonymized where they are (Pseudonymizer.
+    raw_row, raw_table). None when nothing is personal or the tenant keeps raw as sent. The
+    key is read here: an unset one fails the instance's run before anything is loaded."""
+    rules = instance.privacy
+    if rules is None or rules.keep_raw:
+        return None
+    pseudonymizer = rules.pseudonymizer()
+    kind = SOURCE_TYPES[instance.type]
+    mapper, batch_mapper = kind.mapper, kind.batch_mapper
+
+    def row(raw: dict[str, Any]) -> dict[str, Any]:
+        try:
+            mapped = mapper(raw, instance)
+        except Exception:  # a row its mapper cannot read: a reject later; addresses still go
+            mapped = {}
+        return pseudonymizer.raw_row(raw, mapped)
+
+    def scrub(item: Any) -> Any:
+        if not isinstance(item, pa.Table | pa.RecordBatch):
+            return row(item)
+        table = pa.Table.from_batches([item]) if isinstance(item, pa.RecordBatch) else item
+        mapped = batch_mapper(table, instance) if batch_mapper else None
+        if mapped is not None:
+            return pseudonymizer.raw_table(table, mapped)
+        return pa.Table.from_pylist([row(r) for r in table.to_pylist()], schema=table.schema)
+
+    return scrub
 
 
 def instance_key(*columns: str) -> tuple[str, ...]:

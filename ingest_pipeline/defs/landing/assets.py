@@ -195,8 +195,8 @@ def _process_one(
     obj: LandedObject,
     attempts: dict[str, int],
 ) -> UploadResult:
-    writer.begin(obj)
     try:
+        writer.begin(obj)
         # IfMatch: exactly the version the sensor queued; a newer one has its own run.
         body = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)["Body"]
         with contextlib.closing(body):

@@ -76,7 +76,13 @@ LANDING_KINDS = (
     LandingKind(
         key_layout("logs"),
         read_logs,
-        partial(LandingWriter, table=LOG_RECORDS, source="logs", replaces_object_rows=True),
+        partial(
+            LandingWriter,
+            table=LOG_RECORDS,
+            source="logs",
+            replaces_object_rows=True,
+            landed_kind="logs",
+        ),
         dg.AssetKey(["normalized", "log_records"]),
         "Uploaded log files (logs/<tenant>/...), one row per line keyed (object key, line "
         "number); lines that do not parse go to normalized.rejected_records.",
@@ -84,7 +90,7 @@ LANDING_KINDS = (
     LandingKind(
         key_layout("events"),
         read_events,
-        partial(LandingWriter, table=EVENTS, source=EVENTS_SOURCE),
+        partial(LandingWriter, table=EVENTS, source=EVENTS_SOURCE, landed_kind="events"),
         dg.AssetKey(["normalized", "events"]),
         "App event batches (events/<tenant>/..., NDJSON or CSV), unique on "
         "(tenant_id, event_id): re-sent and overlapping batches add nothing.",
@@ -92,7 +98,7 @@ LANDING_KINDS = (
     LandingKind(
         key_layout("crawl"),
         read_crawl,
-        partial(LandingWriter, table=ITEMS, source="crawl"),
+        partial(LandingWriter, table=ITEMS, source="crawl", landed_kind="crawl"),
         # Crawl batches land in normalized.items, which normalized/items (the pulled item
         # sources) also writes; one table, two assets that each own their rows (source_type
         # 'crawl').

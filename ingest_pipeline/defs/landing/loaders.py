@@ -64,7 +64,14 @@ from ingest_pipeline.domain.landing import MAX_WEBHOOK_BYTES, key_layout
 from ingest_pipeline.domain.landing_cursor import batched
 from ingest_pipeline.domain.log_formats import BadLine, LogFileError, parse_lines
 from ingest_pipeline.domain.payments import payment_from_event, upsert_payments
-from ingest_pipeline.domain.tenants import TenantsFileError, load_source_instances
+from ingest_pipeline.domain.privacy import PrivacyRules, Pseudonymizer
+from ingest_pipeline.domain.tenants import (
+    MissingSecretError,
+    SourceInstance,
+    TenantsFileError,
+    load_source_instances,
+    tenant_privacy,
+)
 from ingest_pipeline.domain.uploads import IN_LIST_SIZE, LandedObject
 from ingest_pipeline.lib.json_depth import MAX_JSON_DEPTH, TOO_DEEP, json_too_deep
 from ingest_pipeline.lib.text_bodies import (
@@ -135,8 +142,12 @@ class LandingWriter:
         source: str,
         replaces_object_rows: bool = False,
         not_older_than: str | None = None,
+        landed_kind: str | None = None,
     ):
         self.warehouse, self.table, self.source = warehouse, table, source
+        self.landed_kind = landed_kind  # whose `landing:` privacy rules apply (None: none)
+        self.pseudonymizer: Pseudonymizer | None = None  # the object's tenant's, from begin()
+        self._pseudonymizers: dict[str, Pseudonymizer | None] = {}
         self.replaces_object_rows = replaces_object_rows
         self.not_older_than = not_older_than
         self.rows: dict[tuple, dict[str, Any]] = {}
@@ -154,10 +165,32 @@ class LandingWriter:
     def begin(self, obj: LandedObject) -> None:
         """Rows from here on belong to `obj`; `counts` are its own."""
         self.obj, self.counts = obj, LoadCounts()
+        self.pseudonymizer = self._pseudonymizer_of(obj.tenant_id)
         if self.replaces_object_rows:  # its old rows go before its first rows are written
             self.replaced_keys.append(obj.key)
 
+    def _pseudonymizer_of(self, tenant: str | None) -> Pseudonymizer | None:
+        """The tenant's privacy rules for this writer's rows (domain/privacy.py), made once per
+        tenant; a fault in them (no key, an unknown field) fails the object, naming it."""
+        if tenant not in self._pseudonymizers:
+            try:
+                rules = self.privacy_rules(tenant)
+                if rules is not None:
+                    rules.check_fields(self.table.name, self.table.column_names)
+                self._pseudonymizers[tenant] = rules.pseudonymizer() if rules else None
+            except (TenantsFileError, ValueError, MissingSecretError) as exc:
+                raise LandedFileError(f"privacy rules of tenant {tenant}: {exc}") from None
+        return self._pseudonymizers[tenant]
+
+    def privacy_rules(self, tenant: str | None) -> PrivacyRules | None:
+        """The rules of the tenant's `landing: {<kind>: ...}` block for this writer's kind."""
+        if self.landed_kind is None or tenant is None:
+            return None
+        return tenant_privacy(get_settings().tenants_file, tenant).landed(self.landed_kind)
+
     def add(self, row: dict[str, Any]) -> None:
+        if self.pseudonymizer is not None:
+            row = self.pseudonymizer.record(row)
         key = tuple(row[k] for k in self.table.key)
         self.rows[key] = row
         self.row_order[key] = self.order
@@ -170,6 +203,8 @@ class LandingWriter:
         """Validated rows as an Arrow table of the table's schema, in the order they came."""
         if rows.num_rows == 0:
             return
+        if self.pseudonymizer is not None:
+            rows = self.pseudonymizer.table(rows)
         self.batches.append((self.order, rows))
         self.order += rows.num_rows
         self.batched_rows += rows.num_rows
@@ -189,6 +224,8 @@ class LandingWriter:
         self, line_no: int, reason: str, payload: str, instance: str, source: str | None = None
     ) -> None:
         assert self.obj is not None
+        if self.pseudonymizer is not None:
+            payload = self.pseudonymizer.payload(payload)
         self.rejects.append(
             {
                 "tenant_id": self.obj.tenant_id,
@@ -774,6 +811,11 @@ class WebhooksWriter(LandingWriter):
         self.payments: list[dict[str, Any]] = []
         self.intercom_instances = _intercom_instances()
 
+    def privacy_rules(self, tenant: str | None) -> PrivacyRules | None:
+        """A pushed conversation is pseudonymized by the rules of the pull source it joins."""
+        instance = self.intercom_instances.get(tenant or "")
+        return instance.privacy if instance else None
+
     def add_payment(self, row: dict[str, Any]) -> None:
         self.payments.append(row)
         self.counts.loaded += 1
@@ -786,16 +828,16 @@ class WebhooksWriter(LandingWriter):
         self.payments = []
 
 
-def _intercom_instances() -> dict[str, str]:
+def _intercom_instances() -> dict[str, SourceInstance]:
     """tenant → its Intercom pull instance: pushed conversations join the pulled rows."""
     try:
         instances = load_source_instances(get_settings().tenants_file)
     except TenantsFileError:
         return {}
-    found: dict[str, str] = {}
+    found: dict[str, SourceInstance] = {}
     for instance in instances:
         if instance.type == "intercom":
-            found.setdefault(instance.tenant, instance.name)
+            found.setdefault(instance.tenant, instance)
     return found
 
 
@@ -851,7 +893,8 @@ def _intercom_delivery(
     topic = str(notification.get("topic") or "")
     if not topic.startswith("conversation.") or not isinstance(item, dict):
         return  # a topic without a conversation (ping, contact.*): nothing to store
-    instance = writer.intercom_instances.get(obj.tenant_id, WEBHOOK_INSTANCE)
+    pulled = writer.intercom_instances.get(obj.tenant_id)
+    instance = pulled.name if pulled else WEBHOOK_INSTANCE
     try:
         row = FEEDBACK_SHAPE.validate_python(
             {

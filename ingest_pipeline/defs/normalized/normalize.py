@@ -72,7 +72,8 @@ from ingest_pipeline.domain.entities import (
     REJECTED_RECORDS,
     Table,
 )
-from ingest_pipeline.domain.tenants import SourceInstance
+from ingest_pipeline.domain.privacy import Pseudonymizer
+from ingest_pipeline.domain.tenants import MissingSecretError, SourceInstance
 from ingest_pipeline.lib.warehouse import Warehouse, WarehouseBusyError
 from ingest_pipeline.sources.csv.source import RAW_LINE_COLUMN, REJECT_REASON_COLUMN
 from ingest_pipeline.sources.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, raw_dataset
@@ -121,6 +122,36 @@ ENTITIES = {"items": Entity("items", ITEMS), "feedback": Entity("feedback", FEED
 
 # A validated record and the raw row it came from (a refused record is rejected with its row).
 Validated = tuple[dict[str, Any], dict[str, Any]]
+WITHHELD = "(withheld: the tenant's pii key is missing)"
+
+
+class InstancePrivacy:
+    """Each instance's pseudonymizer (domain/privacy.py), made on first use. An instance whose
+    key cannot be read has its rows rejected with that reason and their payload withheld: never
+    written in clear, and replayed from raw once the key is back."""
+
+    def __init__(self, instances: Mapping[tuple[str, str], SourceInstance]):
+        self.instances = instances
+        self._made: dict[tuple[str, str], Pseudonymizer | None] = {}
+
+    def of(self, instance: SourceInstance) -> Pseudonymizer | None:
+        """Raises MissingSecretError if the instance's key is not set."""
+        key = (instance.tenant, instance.name)
+        if key not in self._made:
+            rules = instance.privacy
+            self._made[key] = rules.pseudonymizer() if rules else None
+        return self._made[key]
+
+    def payload(self, row: Mapping[str, Any], text: str) -> str:
+        """A reject's payload as the row's instance may keep it."""
+        instance = self.instances.get((row[TENANT_COLUMN], row[INSTANCE_COLUMN]))
+        if instance is None or instance.privacy is None:
+            return text
+        try:
+            pseudonymizer = self.of(instance)
+        except MissingSecretError:
+            return WITHHELD
+        return pseudonymizer.payload(text) if pseudonymizer else text
 
 
 @dataclass(frozen=True)
@@ -177,19 +208,20 @@ def normalize_source_type(
     path."""
     stats = NormalizeStats()
     by_key = {(i.tenant, i.name): i for i in instances}
+    privacy = InstancePrivacy(by_key)
     ingested_at = datetime.now(UTC)
     rejected: list[dict[str, Any]] = []  # the record path's rejects, written by finish()
 
     def by_record(rows: list[dict[str, Any]], qualified: str) -> list[Validated]:
         validated, rejects = _validate(
-            rows, qualified, entity, source_type, mapper, by_key, ingested_at
+            rows, qualified, entity, source_type, mapper, privacy, ingested_at
         )
         rejected.extend(rejects)
         return validated
 
     def finish(qualified: str, written: Mapping[str, int], refused: list[Refused]) -> None:
         rejects = rejected + [
-            reject_row(r, qualified, source_type, e, ingested_at) for r, e in refused
+            reject_row(r, qualified, source_type, e, ingested_at, privacy) for r, e in refused
         ]
         rejected.clear()
         if refused:
@@ -213,7 +245,7 @@ def normalize_source_type(
             raw,
             entity.table,
             batch_mapper,
-            by_key,
+            privacy,
             lineage,
             partial(by_record, qualified=qualified),
         )
@@ -236,7 +268,7 @@ def normalize_in_bulk(
     raw: pa.Table,
     table: Table,
     batch_mapper: BatchMapper,
-    instances: Mapping[tuple[str, str], SourceInstance],
+    privacy: InstancePrivacy,
     lineage: Mapping[str, Any],
     by_record: Callable[[list[dict[str, Any]]], list[Validated]],
 ) -> pa.Table:
@@ -250,8 +282,10 @@ def normalize_in_bulk(
     load_ids = as_array(raw.column("_dlt_load_id"))
     for (tenant, name), rows in instance_groups(raw):
         rows = rows.filter(pc.invert(flagged.take(rows)))
-        instance = instances.get((tenant, name))
+        instance = privacy.instances.get((tenant, name))
         mapped = batch_mapper(raw.take(rows), instance) if instance and len(rows) else None
+        if mapped is not None and instance is not None and instance.privacy is not None:
+            mapped = _pseudonymized(privacy, instance, mapped)
         if mapped is None:  # nothing the bulk path can do with them
             to_record_path.append(rows)
             continue
@@ -271,6 +305,18 @@ def normalize_in_bulk(
         ROW, pa.array([position[id(source)] for _, source in validated], pa.int64())
     )
     return last_per_key(pa.concat_tables([*settled, recorded]), table.key)
+
+
+def _pseudonymized(
+    privacy: InstancePrivacy, instance: SourceInstance, mapped: Mapping[str, Any]
+) -> Mapping[str, Any] | None:
+    """A mapped batch under its instance's privacy rules; None (the record path, which rejects
+    them with the reason) if its key cannot be read."""
+    try:
+        pseudonymizer = privacy.of(instance)
+    except MissingSecretError:
+        return None
+    return pseudonymizer.columns(mapped) if pseudonymizer else mapped
 
 
 Refused = tuple[dict[str, Any], Exception]  # a raw row and why the warehouse cannot store it
@@ -637,7 +683,7 @@ def _validate(
     entity: Entity,
     source_type: str,
     mapper: Mapper,
-    instances: Mapping[tuple[str, str], SourceInstance],
+    privacy: InstancePrivacy,
     ingested_at: datetime,
 ) -> tuple[list[Validated], list[dict[str, Any]]]:
     """Records with the raw row of each, and rejects."""
@@ -647,13 +693,15 @@ def _validate(
     rejects: list[dict[str, Any]] = []
     for row in rows:
         tenant, name = row[TENANT_COLUMN], row[INSTANCE_COLUMN]
-        instance = instances.get((tenant, name))
+        instance = privacy.instances.get((tenant, name))
         try:
             if instance is None:
                 raise ValueError(f"{source_type} source {tenant}.{name} is not in the tenants file")
             if reason := row.get(REJECT_REASON_COLUMN):  # the source found the row bad already
                 raise ValueError(reason)
             fields = blank_to_none(mapper(row, instance))
+            if (pseudonymizer := privacy.of(instance)) is not None:
+                fields = pseudonymizer.record(fields)
             record = entity.adapter.validate_python(
                 {
                     **fields,
@@ -664,23 +712,29 @@ def _validate(
                     "ingested_at": ingested_at,
                 }
             )
-        except (ValidationError, ValueError, TypeError) as exc:
-            rejects.append(reject_row(row, qualified, source_type, exc, ingested_at))
+        except (ValidationError, ValueError, TypeError, MissingSecretError) as exc:
+            rejects.append(reject_row(row, qualified, source_type, exc, ingested_at, privacy))
             continue
         records[tuple(record[k] for k in entity.table.key)] = (record, row)
     return list(records.values()), dedupe_rejects(rejects)
 
 
 def reject_row(
-    row: Mapping[str, Any], qualified: str, source_type: str, exc: Exception, at: datetime
+    row: Mapping[str, Any],
+    qualified: str,
+    source_type: str,
+    exc: Exception,
+    at: datetime,
+    privacy: InstancePrivacy | None = None,
 ) -> dict[str, Any]:
+    payload = _payload(row)
     return {
         "tenant_id": row[TENANT_COLUMN],
         "source_type": source_type,
         "source_instance": row[INSTANCE_COLUMN],
         "record_ref": printable(f"{qualified}:{_row_ref(row)}"),
         "reason": printable(rejection_reason(exc)),
-        "payload": _payload(row),
+        "payload": privacy.payload(row, payload) if privacy else payload,
         "raw_load_id": row["_dlt_load_id"],
         "rejected_at": at,
     }

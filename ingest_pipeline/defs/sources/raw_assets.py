@@ -17,7 +17,8 @@ import dagster as dg
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
-from ingest_pipeline.domain.tenants import find_instance
+from ingest_pipeline.domain.entities import FEEDBACK, ITEMS
+from ingest_pipeline.domain.tenants import SourceInstance, find_instance
 from ingest_pipeline.lib.resources import (
     LOAD_MAX_RUNTIME_SECONDS,
     max_runtime_tags,
@@ -27,6 +28,9 @@ from ingest_pipeline.lib.source_types import SOURCE_TYPES, SourceType
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.settings import get_settings
 from ingest_pipeline.sources.dlt_pipelines import instance_pipeline, spec_pipeline
+
+# The entities whose pulled sources may name personal fields (domain/privacy.py).
+PRIVATE_ENTITIES = {"items": ITEMS, "feedback": FEEDBACK}
 
 
 def raw_asset_key(source_type: str) -> dg.AssetKey:
@@ -90,6 +94,7 @@ def build_raw_assets(kind: SourceType) -> dg.AssetsDefinition:
     def raw_assets(context: dg.AssetExecutionContext, dlt: DagsterDltResource) -> Iterator[Any]:
         settings = get_settings()
         instance = find_instance(settings.tenants_file, source_type, context.partition_key)
+        check_privacy_fields(instance, kind.entity)
         pipeline = instance_pipeline(instance, settings)
 
         def load() -> list[Any]:
@@ -114,6 +119,23 @@ def build_raw_assets(kind: SourceType) -> dg.AssetsDefinition:
         yield _one_result(results, raw_asset_key(source_type), instance, pipeline)
 
     return raw_assets
+
+
+def check_privacy_fields(instance: SourceInstance, entity: str) -> None:
+    """Fail the instance's run, naming it, if its `pii`/`pii_drop` list a field its entity does
+    not have: a typo never loads a personal field in clear."""
+    if instance.privacy is None:
+        return
+    table = PRIVATE_ENTITIES.get(entity)
+    try:
+        if table is None:
+            raise ValueError(f"normalized.{entity} has no personal fields to pseudonymize")
+        instance.privacy.check_fields(entity, table.column_names)
+    except ValueError as exc:
+        raise dg.Failure(
+            description=f"{instance.type} source {instance.partition_key}: {exc}",
+            metadata={"tenant": instance.tenant, "source_instance": instance.name},
+        ) from None
 
 
 def load_waiting_for_the_warehouse(settings: Any, load: Callable[[], list[Any]]) -> list[Any]:
