@@ -49,6 +49,17 @@ class Settings(BaseSettings):
     alert_webhook_url: SecretStr = SecretStr("")
     # A repeat of the same alert within this many minutes is folded into the first.
     alert_quiet_minutes: float = Field(default=60.0, ge=0)
+    # Alerts by e-mail too (or instead): one message per alert to these recipients
+    # (comma-separated; empty: no e-mail), through this SMTP server. STARTTLS when
+    # `alert_email_starttls` (port 587's usual submission), plain otherwise (a relay on port 25);
+    # a login only when a user is given. The password is a SecretStr, never shown or logged.
+    alert_email_to: str = ""
+    alert_email_from: str = "ingest-pipeline@localhost"
+    alert_email_smtp_host: str = ""
+    alert_email_smtp_port: int = Field(default=587, ge=1, le=65535)
+    alert_email_smtp_user: str = ""
+    alert_email_smtp_password: SecretStr = SecretStr("")
+    alert_email_starttls: bool = True
     # Retention windows (durations `12h`, `7d`), each tenant's unless its `retention:` block
     # says otherwise; applied daily by `retention_daily` (domain/retention.py).
     retention_raw: str = Field(default="90d", pattern=DURATION_PATTERN)
@@ -85,6 +96,18 @@ class Settings(BaseSettings):
         return value.upper() if info.field_name == "log_level" else value.lower()
 
     @model_validator(mode="after")
+    def _email_alerts_need_a_server(self) -> Settings:
+        # Recipients without a server would drop every alert in silence: refused at start-up.
+        recipients = self.alert_email_recipients
+        if recipients and not self.alert_email_smtp_host:
+            raise ValueError(
+                "INGEST_ALERT_EMAIL_TO is set: INGEST_ALERT_EMAIL_SMTP_HOST must be too"
+            )
+        if not_addresses := [r for r in recipients if "@" not in r]:
+            raise ValueError(f"INGEST_ALERT_EMAIL_TO: not e-mail addresses: {not_addresses}")
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unsafe_production_defaults(self) -> Settings:
         if self.env != "production":
             return self
@@ -98,6 +121,10 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("production mode refuses unsafe defaults: " + "; ".join(problems))
         return self
+
+    @property
+    def alert_email_recipients(self) -> list[str]:
+        return [part.strip() for part in self.alert_email_to.split(",") if part.strip()]
 
     @property
     def resolved_warehouse_url(self) -> str:

@@ -1,11 +1,14 @@
 """Alert payloads: every field there (null where it does not apply), checks by severity, errors as
-one line with secrets masked, folding keyed by kind and subject."""
+one line with secrets masked, folding keyed by kind and subject; the e-mail an alert makes."""
+
+import json
 
 import dagster as dg
 import pytest
 
 from ingest_pipeline.defs.alerts.sensors import check_alert, run_failure_alert
-from ingest_pipeline.lib.alerts import first_line
+from ingest_pipeline.lib.alerts import email_message, first_line, webhook_body
+from ingest_pipeline.settings import Settings
 
 FIELDS = {
     "kind", "text", "job", "run_id", "tenant", "source_instance", "partition", "asset", "check",
@@ -61,3 +64,28 @@ def test_an_error_is_one_line_without_secrets(monkeypatch) -> None:
     message = "\n  401 Unauthorized for url: http://x/?token=tok-123456\nTraceback ..."
     assert first_line(message) == "401 Unauthorized for url: http://x/?token=***"
     assert first_line(None) is None and first_line("x" * 500) == "x" * 300
+
+
+def test_an_alert_as_an_e_mail() -> None:
+    run = dg.DagsterRun(job_name="ingest_csv", run_id="r1", tags={"ingest/tenant": "acme"})
+    alert = run_failure_alert(run, "boom")
+    settings = Settings(
+        alert_email_to=" ops@example.com,,oncall@example.com ",
+        alert_email_from="alerts@pipeline.example",
+        alert_email_smtp_host="smtp.example",
+    )
+    assert settings.alert_email_recipients == ["ops@example.com", "oncall@example.com"]
+    message = email_message(alert, settings)
+    assert message["Subject"] == f"[ingest-pipeline] {alert.text}"
+    assert message["From"] == "alerts@pipeline.example"
+    assert message["To"] == "ops@example.com, oncall@example.com"
+    text = message.get_body(("plain",)).get_content()
+    assert text.splitlines() == [
+        f"{name}: {'-' if value is None else value}" for name, value in alert.payload().items()
+    ]
+    assert "job: ingest_csv" in text and "check: -" in text
+    [attachment] = message.iter_attachments()
+    assert json.loads(attachment.get_content()) == webhook_body(alert)
+    # A line break in the text (never expected) is not a header injection: one line.
+    broken = email_message(run_failure_alert(run, "a\nBcc: x@evil.example"), settings)
+    assert "\n" not in broken["Subject"] and broken["Bcc"] is None

@@ -45,6 +45,22 @@ def test_env_example_lists_every_setting():
 
 
 @pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"alert_email_to": "ops@example.com"}, "INGEST_ALERT_EMAIL_SMTP_HOST must be"),
+        (
+            {"alert_email_to": "ops@example.com, oncall", "alert_email_smtp_host": "smtp"},
+            "not e-mail addresses: \\['oncall'\\]",
+        ),
+        ({"alert_email_smtp_port": 0, "alert_email_smtp_host": "smtp"}, "greater than or equal"),
+    ],
+)
+def test_email_alerts_refuse_an_incomplete_configuration(values, message):
+    with pytest.raises(ValidationError, match=message):
+        Settings(**values)
+
+
+@pytest.mark.parametrize(
     ("text", "message"),
     [
         ("tenants: [1, 2]", "must be a mapping"),
