@@ -28,12 +28,13 @@ from ingest_pipeline.lib.source_types import SOURCE_TYPES, DemoPart
 
 FEEDBACK_TENANT = "initech"
 
-# The demo values of the intake's and the read API's secrets the demo tenants name; each source
-# type's own secrets come with its demo part (its sandbox module's `DEMO`).
+# The demo values of the intake's, the read API's and the privacy secrets the demo tenants name;
+# each source type's own secrets come with its demo part (its sandbox module's `DEMO`).
 DEMO_INTAKE_SECRETS = {
     "DEMO_ACME_INTAKE_TOKEN": "demo-acme-intake-token",
     "DEMO_ACME_READ_TOKEN": "demo-acme-read-token",
     "DEMO_ACME_STRIPE_WHSEC": "demo-acme-stripe-whsec",
+    "DEMO_ACME_PII_KEY": "demo-acme-pii-key",
     "DEMO_INITECH_INTERCOM_WEBHOOK": "demo-initech-intercom-webhook",
 }
 
