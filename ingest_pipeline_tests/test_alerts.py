@@ -21,6 +21,7 @@ import dagster as dg
 import pytest
 
 from ingest_pipeline.defs.alerts.sensors import alert_check_sensor, alert_run_failure_sensor
+from ingest_pipeline.defs.tenants.sensors import sync_partitions
 from ingest_pipeline_tests.conftest import csv_instance
 from ingest_pipeline_tests.platform import running_daemon, wait_for_daemon
 
@@ -285,3 +286,43 @@ def test_a_stale_instance_fails_its_freshness_check_and_alerts_once(duck_env, re
     assert alert["source_instance"] == "late" and alert["check"] == "instances_fresh"
     assert alert["asset"] == "raw/csv/rows" and "expected within 1.0 h" in alert["text"]
     assert not receiver.of_kind("check")  # the check sensor leaves this check to it
+    # Stale in raw is stale in normalized too (its check says so), alerted once, for raw.
+    key = dg.AssetCheckKey(dg.AssetKey(["normalized", "items"]), "instances_fresh")
+    [latest] = duck_env.instance.event_log_storage.get_asset_check_execution_history(key, 1)
+    assert set(latest.event.dagster_event.event_specific_data.metadata["stale"].value) == {
+        "csv:acme.late"
+    }
+
+
+def test_loaded_but_not_normalized_is_stale_in_the_normalized_asset(duck_env, receiver, tmp_path):
+    from ingest_pipeline.defs.tenants.freshness import instance_freshness_sensor
+
+    (tmp_path / "items.csv").write_text("sku,name,link,updated\n1,a,https://x/1,2026-01-01\n")
+    duck_env.write_tenants({"acme": [csv_instance(tmp_path, "shop", freshness="1h")]})
+    sync_partitions(duck_env.instance)
+    # Loaded now (raw only), never normalized, watched by the sensor for two hours.
+    ingest = duck_env.defs.resolve_job_def("ingest_csv")
+    assert ingest.execute_in_process(instance=duck_env.instance, partition_key="acme.shop").success
+    cursor = json.dumps({"acme.shop": time.time() - 7200})
+
+    def checks() -> dict[str, Any]:
+        instance_freshness_sensor(
+            dg.build_sensor_context(instance=duck_env.instance, cursor=cursor)
+        )
+        history = duck_env.instance.event_log_storage.get_asset_check_execution_history
+        return {
+            asset: history(dg.AssetCheckKey(dg.AssetKey(asset.split("/")), "instances_fresh"), 1)[
+                0
+            ].event.dagster_event.event_specific_data
+            for asset in ("raw/csv/rows", "normalized/items")
+        }
+
+    found = checks()
+    assert found["raw/csv/rows"].passed and not found["normalized/items"].passed
+    assert set(found["normalized/items"].metadata["stale"].value) == {"csv:acme.shop"}
+    [alert] = receiver.of_kind("stale")
+    assert alert["asset"] == "normalized/items" and alert["source_instance"] == "shop"
+    assert "last normalized 2.0 h ago" in alert["text"]
+    normalize = duck_env.defs.resolve_job_def("normalize_items")
+    assert normalize.execute_in_process(instance=duck_env.instance).success
+    assert checks()["normalized/items"].passed

@@ -100,4 +100,6 @@ def test_python_checks_snapshot(defs: dg.Definitions) -> None:
             for key in defs.resolve_asset_graph().get_all_asset_keys()
             if key.path[0] == "raw"
         ),
+        # ... and normalized within it (the entities of pulled sources).
+        *((f"normalized/{e}", "instances_fresh") for e in ("items", "feedback", "payments")),
     }

@@ -16,12 +16,14 @@ since this asset was last requested, and no run of it is in progress":
   before the sensor's first tick are not seen (the next raw load triggers the run).
 
 The checks of each asset have no condition of their own, so they ride along with every
-materialization the sensor requests.
+materialization the sensor requests; but the freshness check, which instance_freshness_sensor
+records.
 """
 
 import dagster as dg
 
 from ingest_pipeline.defs.sources.raw_assets import normalized_asset_key
+from ingest_pipeline.defs.tenants.freshness import FRESHNESS_CHECK_KEYS
 
 SENSOR_NAME = "normalize_automation_sensor"
 AUTOMATED_ENTITIES = ("items", "feedback", "payments", "rejected_records")
@@ -37,7 +39,8 @@ def normalize_condition() -> dg.AutomationCondition:
 
 normalize_automation_sensor = dg.AutomationConditionSensorDefinition(
     SENSOR_NAME,
-    target=dg.AssetSelection.assets(*(normalized_asset_key(e) for e in AUTOMATED_ENTITIES)),
+    target=dg.AssetSelection.assets(*(normalized_asset_key(e) for e in AUTOMATED_ENTITIES))
+    - dg.AssetSelection.checks(*FRESHNESS_CHECK_KEYS),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Normalizes new raw and landed data: runs normalized/items, feedback, payments "
