@@ -22,6 +22,7 @@ import pytest
 
 from ingest_pipeline.defs.alerts.sensors import alert_check_sensor, alert_run_failure_sensor
 from ingest_pipeline.defs.tenants.sensors import sync_partitions
+from ingest_pipeline.domain.entities import FEEDBACK, ITEMS
 from ingest_pipeline_tests.conftest import csv_instance
 from ingest_pipeline_tests.platform import running_daemon, wait_for_daemon
 
@@ -326,3 +327,43 @@ def test_loaded_but_not_normalized_is_stale_in_the_normalized_asset(duck_env, re
     normalize = duck_env.defs.resolve_job_def("normalize_items")
     assert normalize.execute_in_process(instance=duck_env.instance).success
     assert checks()["normalized/items"].passed
+
+
+def test_dbt_source_freshness_records_a_check_per_table_and_a_stale_one_alerts(duck_env, receiver):
+    from datetime import timedelta
+
+    def check_tick(cursor: str | None) -> str | None:
+        context = dg.build_sensor_context(
+            instance=duck_env.instance, cursor=cursor, definitions=duck_env.defs
+        )
+        return alert_check_sensor(context).cursor
+
+    cursor = check_tick(None)  # the check sensor starts from now
+    old = datetime.now(UTC) - timedelta(hours=30)  # _sources.yml: warn after 24 hours
+    row = {"source_type": "playstore", "source_instance": "main", "raw_load_id": "L"}
+    duck_env.warehouse.upsert(
+        FEEDBACK,
+        [{**row, "tenant_id": "acme", "external_id": "r1", "ingested_at": old}],
+    )
+    duck_env.warehouse.upsert(
+        ITEMS,
+        [{**row, "source_type": "rss", "tenant_id": "acme", "external_id": "i1",
+          "ingested_at": datetime.now(UTC)}],
+    )  # fmt: skip
+    job = duck_env.defs.resolve_job_def("dbt_source_freshness")
+    assert job.execute_in_process(instance=duck_env.instance).success
+    history = duck_env.instance.event_log_storage.get_asset_check_execution_history
+    found = {
+        table: history(dg.AssetCheckKey(dg.AssetKey(["normalized", table]), "dbt_source_fresh"), 1)[
+            0
+        ].event.dagster_event.event_specific_data
+        for table in ("items", "feedback", "events")
+    }
+    assert found["items"].passed and found["events"].passed  # fresh; empty (nothing expected)
+    assert found["events"].description == "no rows yet"
+    assert not found["feedback"].passed
+    assert found["feedback"].severity == dg.AssetCheckSeverity.WARN
+    assert found["feedback"].description.startswith("warn: newest row 30.0 h old")
+    check_tick(cursor)
+    [alert] = receiver.of_kind("check")
+    assert (alert["asset"], alert["check"]) == ("normalized/feedback", "dbt_source_fresh")

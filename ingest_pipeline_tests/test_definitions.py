@@ -64,12 +64,14 @@ def test_defs_load_with_stable_keys_checks_and_jobs():
     assert {job.name for job in defs.jobs} == {f"ingest_{t}" for t in types} | {
         "metrics_daily",
         "retention_daily",
+        "dbt_source_freshness",
         *(f"land_{kind}" for kind in landing_kinds),
         *(f"normalize_{entity}" for entity in ("items", "feedback", "payments")),
     }
     assert {s.name for s in defs.schedules} == {f"ingest_{t}_schedule" for t in types} | {
         "metrics_daily_schedule",
         "retention_daily_schedule",
+        "dbt_source_freshness_schedule",
     }
     # dbt's YAML tests are asset checks on the metrics assets.
     metric_checks = {name for key, name in checks if key == "metrics/leaderboard_snapshots"}

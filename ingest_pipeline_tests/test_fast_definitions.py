@@ -38,6 +38,7 @@ def test_schedules_snapshot(defs: dg.Definitions) -> None:
     assert found == {
         ("metrics_daily_schedule", "30 0 * * *", "UTC", "metrics_daily"),
         ("retention_daily_schedule", "0 2 * * *", "UTC", "retention_daily"),
+        ("dbt_source_freshness_schedule", "45 * * * *", "UTC", "dbt_source_freshness"),
         *((f"ingest_{t}_schedule", "* * * * *", "UTC", f"ingest_{t}") for t in SOURCES),
     }
     assert {s.default_status for s in defs.schedules} == {dg.DefaultScheduleStatus.RUNNING}
@@ -102,4 +103,9 @@ def test_python_checks_snapshot(defs: dg.Definitions) -> None:
         ),
         # ... and normalized within it (the entities of pulled sources).
         *((f"normalized/{e}", "instances_fresh") for e in ("items", "feedback", "payments")),
+        # dbt source freshness of the normalized tables with an expectation in _sources.yml.
+        *(
+            (f"normalized/{table}", "dbt_source_fresh")
+            for table in ("items", "feedback", "events", "log_records", "payments")
+        ),
     }

@@ -16,17 +16,17 @@ since this asset was last requested, and no run of it is in progress":
   before the sensor's first tick are not seen (the next raw load triggers the run).
 
 The checks of each asset have no condition of their own, so they ride along with every
-materialization the sensor requests; but the freshness check, which instance_freshness_sensor
-records.
+materialization the sensor requests; the checks recorded on a clock of their own
+(instances_fresh, dbt_source_fresh) do not.
 """
 
 import dagster as dg
 
+from ingest_pipeline.defs.normalized.checks import with_own_checks
 from ingest_pipeline.defs.sources.raw_assets import normalized_asset_key
-from ingest_pipeline.defs.tenants.freshness import FRESHNESS_CHECK_KEYS
 
 SENSOR_NAME = "normalize_automation_sensor"
-AUTOMATED_ENTITIES = ("items", "feedback", "payments", "rejected_records")
+CHECKED_ENTITIES = ("items", "feedback", "payments")  # each with its checks; and the rejects
 
 
 def normalize_condition() -> dg.AutomationCondition:
@@ -39,8 +39,8 @@ def normalize_condition() -> dg.AutomationCondition:
 
 normalize_automation_sensor = dg.AutomationConditionSensorDefinition(
     SENSOR_NAME,
-    target=dg.AssetSelection.assets(*(normalized_asset_key(e) for e in AUTOMATED_ENTITIES))
-    - dg.AssetSelection.checks(*FRESHNESS_CHECK_KEYS),
+    target=with_own_checks(*(normalized_asset_key(e) for e in CHECKED_ENTITIES))
+    | dg.AssetSelection.assets(normalized_asset_key("rejected_records")),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Normalizes new raw and landed data: runs normalized/items, feedback, payments "

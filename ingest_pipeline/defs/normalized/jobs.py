@@ -10,18 +10,18 @@ from typing import Any
 
 import dagster as dg
 
+from ingest_pipeline.defs.normalized.checks import with_own_checks
 from ingest_pipeline.defs.normalized.rejected import REJECTS_KEY
 from ingest_pipeline.defs.sources.raw_assets import normalize_job_name, normalized_asset_key
-from ingest_pipeline.defs.tenants.freshness import FRESHNESS_CHECK_KEYS
 from ingest_pipeline.lib.resources import LOAD_MAX_RUNTIME_SECONDS, max_runtime_tags
 
 
 def normalize_job(entity: str) -> Any:
-    # Selecting an asset selects its checks too; the freshness check is the sensor's.
+    # The asset's own checks; those recorded on a clock of their own are not run here.
     return dg.define_asset_job(
         normalize_job_name(entity),
-        selection=dg.AssetSelection.assets(normalized_asset_key(entity), REJECTS_KEY)
-        - dg.AssetSelection.checks(*FRESHNESS_CHECK_KEYS),
+        selection=with_own_checks(normalized_asset_key(entity))
+        | dg.AssetSelection.assets(REJECTS_KEY),
         executor_def=dg.in_process_executor,
         tags=max_runtime_tags(LOAD_MAX_RUNTIME_SECONDS),
         description=f"Normalize every raw load of normalized/{entity} not yet normalized, run "

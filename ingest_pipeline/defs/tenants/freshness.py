@@ -15,7 +15,7 @@ Rules kept here:
   history of the asset; the same check evaluated by hand from the UI gives the same result. Each
   stale instance is alerted (kind `stale`, repeats folded): once for its raw asset, and for its
   normalized asset only while its raw is fresh (a stale load makes both stale: one alert). The
-  check sensor leaves this check to it, and the normalize runs leave it out (`FRESHNESS_CHECK_KEYS`).
+  check sensor leaves this check to it, and the normalize runs leave it out.
 """
 
 import json
@@ -239,5 +239,3 @@ FRESHNESS_CHECKS = [
     *(freshness_check(t) for t in SOURCE_TYPES),
     *(normalized_freshness_check(e, types) for e, types in pulled_entities().items()),
 ]
-# Recorded by the sensor: left out of the runs of the assets they are on.
-FRESHNESS_CHECK_KEYS = [key for check in FRESHNESS_CHECKS for key in check.check_keys]
