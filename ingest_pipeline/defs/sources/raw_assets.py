@@ -90,7 +90,7 @@ def build_raw_assets(kind: SourceType) -> dg.AssetsDefinition:
     def raw_assets(context: dg.AssetExecutionContext, dlt: DagsterDltResource) -> Iterator[Any]:
         settings = get_settings()
         instance = find_instance(settings.tenants_file, source_type, context.partition_key)
-        pipeline = instance_pipeline(instance, settings)
+        pipeline = instance_pipeline(instance, settings, context.log)
 
         def load() -> list[Any]:
             return list(
