@@ -16,7 +16,7 @@ from typing import Any
 
 import dagster as dg
 
-from ingest_pipeline.cli.metrics_runs import QUIET_CONSOLE
+from ingest_pipeline.cli.metrics_runs import console_config
 from ingest_pipeline.defs.sources.raw_assets import normalize_job_name
 from ingest_pipeline.domain.tenants import SourceInstance
 from ingest_pipeline.lib.source_types import SOURCE_TYPES
@@ -60,11 +60,12 @@ def ingest_instance(
     kind = SOURCE_TYPES[source.type]
     started = time.monotonic()
     tags = source.run_tags
-    raw_run = defs.resolve_job_def(kind.job_name).execute_in_process(
+    raw_job = defs.resolve_job_def(kind.job_name)
+    raw_run = raw_job.execute_in_process(
         instance=instance_store,
         partition_key=source.partition_key,
         raise_on_error=False,
-        run_config=QUIET_CONSOLE,
+        run_config=console_config(raw_job),
         tags=tags,
     )
     raw = _materialization_metadata(raw_run).get(("raw", source.type), {})
@@ -74,10 +75,11 @@ def ingest_instance(
     # Nothing loaded and nothing left from before: no normalize run (a re-run on unchanged
     # input is the raw run's check alone).
     if raw_run.success and (int(raw.get("rows_loaded", 0)) or _pending(source.type)):
-        last = defs.resolve_job_def(normalize_job_name(kind.entity)).execute_in_process(
+        normalize_job = defs.resolve_job_def(normalize_job_name(kind.entity))
+        last = normalize_job.execute_in_process(
             instance=instance_store,
             raise_on_error=False,
-            run_config=QUIET_CONSOLE,
+            run_config=console_config(normalize_job),
             tags={**tags, AFTER_RUN_TAG: raw_run.run_id},
         )
         normalized = _materialization_metadata(last).get(("normalized", kind.entity), {})

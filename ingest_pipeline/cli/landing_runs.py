@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from ingest_pipeline.cli.metrics_runs import QUIET_CONSOLE
+from ingest_pipeline.cli.metrics_runs import console_config
 from ingest_pipeline.defs.landing.kinds import LANDING_KINDS, LandingKind
 
 
@@ -38,7 +38,7 @@ def process_landing(
         failed = 0
         for request in result.run_requests or []:
             run = job.execute_in_process(
-                run_config={**request.run_config, **QUIET_CONSOLE},
+                run_config={**request.run_config, **console_config(job)},
                 instance=instance,
                 tags=request.tags,
                 raise_on_error=False,

@@ -11,7 +11,8 @@ Rules it keeps:
 - Structured fields travel as `extra={"fields": {...}}`; each is a JSON value. A field never
   holds a secret: callers log names of secrets, never values.
 - Calling it again replaces its handler (tests, a second command in one process): lines are
-  never written twice.
+  never written twice. Nor is a line a Dagster run captured (its own loggers write it:
+  `lib/dagster_logs.py` in JSON).
 """
 
 from __future__ import annotations
@@ -27,21 +28,28 @@ _HANDLER_NAME = "ingest_pipeline"
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line."""
+    """One JSON object per line. A subclass may say what the message is and add fields
+    (`lib/dagster_logs.py`: the lines of Dagster runs); the four first keys always win."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "time": _time(record),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": self.message(record),
         }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            line.update({k: v for k, v in fields.items() if k not in line})
+        line.update({k: v for k, v in self.fields(record).items() if k not in line})
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str, ensure_ascii=False)
+
+    def message(self, record: logging.LogRecord) -> str:
+        return record.getMessage()
+
+    def fields(self, record: logging.LogRecord) -> dict[str, Any]:
+        """The record's structured fields (`extra={"fields": {...}}`)."""
+        fields = getattr(record, "fields", None)
+        return fields if isinstance(fields, dict) else {}
 
 
 class TextFormatter(logging.Formatter):
@@ -64,9 +72,10 @@ def configure_logging(
     root = logging.getLogger()
     for handler in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(handler)
-    handler = logging.StreamHandler(stream) if stream else _StderrHandler()
+    handler = logging.StreamHandler(stream) if stream else StderrHandler()
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.addFilter(_not_captured_by_a_dagster_run)
     root.addHandler(handler)
     number = logging.getLevelName(level.upper())
     number = number if isinstance(number, int) else logging.INFO
@@ -75,7 +84,7 @@ def configure_logging(
         logging.getLogger(name).setLevel(number)
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever `sys.stderr` is at the time of each line (a test harness swaps it)."""
 
     @property  # type: ignore[override]
@@ -85,6 +94,13 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, value: TextIO) -> None:
         pass
+
+
+def _not_captured_by_a_dagster_run(record: logging.LogRecord) -> bool:
+    """A record a Dagster run captured (`get_dagster_logger` within a step: it carries the run's
+    `dagster_meta`) is written by the run's own loggers; on its way up to the root it would be
+    written a second time, without the run's context."""
+    return not hasattr(record, "dagster_meta")
 
 
 def _time(record: logging.LogRecord) -> str:

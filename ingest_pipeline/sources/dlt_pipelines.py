@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -28,8 +29,11 @@ def raw_dataset(source_type: str) -> str:
     return f"raw_{source_type}"
 
 
-def instance_pipeline(instance: SourceInstance, settings: Settings) -> dlt.Pipeline:
-    """The dlt pipeline of one source instance: its own name, so its own incremental state."""
+def instance_pipeline(
+    instance: SourceInstance, settings: Settings, run_log: logging.Logger | None = None
+) -> dlt.Pipeline:
+    """The dlt pipeline of one source instance: its own name, so its own incremental state.
+    `run_log`: the log of the run it loads in (Dagster's `context.log`), for its progress."""
     # Arrow batches skip dlt's row normalizer; the load id is what lineage and the normalized
     # layer's bookkeeping stand on, so have dlt add it to Arrow rows too.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
@@ -38,9 +42,17 @@ def instance_pipeline(instance: SourceInstance, settings: Settings) -> dlt.Pipel
         pipelines_dir=str((settings.data_dir / "dlt").resolve()),
         destination=Warehouse(settings.resolved_warehouse_url).dlt_destination(),
         dataset_name=raw_dataset(instance.type),
-        # A bar on a terminal, plain log lines otherwise (dlt's own progress collectors).
-        progress="tqdm" if sys.stderr.isatty() else LOG_PROGRESS,
+        progress=_progress(settings, run_log),
     )
+
+
+def _progress(settings: Settings, run_log: logging.Logger | None) -> Any:
+    """dlt's progress: a bar on a terminal, plain lines otherwise (dlt's own collectors). With
+    INGEST_LOG_FORMAT=json, messages of the run's log: each one JSON line with the run's
+    context (defs/run_logs.py), not lines of text among them."""
+    if settings.log_format == "json" and run_log is not None:
+        return LogCollector(log_period=10.0, logger=run_log, dump_system_stats=False)
+    return "tqdm" if sys.stderr.isatty() else LOG_PROGRESS
 
 
 def spec_pipeline(source_type: str) -> dlt.Pipeline:

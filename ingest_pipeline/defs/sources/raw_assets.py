@@ -95,7 +95,7 @@ def build_raw_assets(kind: SourceType) -> dg.AssetsDefinition:
         settings = get_settings()
         instance = find_instance(settings.tenants_file, source_type, context.partition_key)
         check_privacy_fields(instance, kind.entity)
-        pipeline = instance_pipeline(instance, settings)
+        pipeline = instance_pipeline(instance, settings, context.log)
 
         def load() -> list[Any]:
             return list(
