@@ -395,6 +395,8 @@ class _FileReader:
                 return None
         if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
             return None  # a lone `\r`: Arrow would end a line there, the csv module refuse it
+        if data.startswith(codecs.BOM_UTF8):
+            return None  # Arrow would drop it as a byte order mark: here it is a cell's text
         lines = data.count(b"\n") + (not data.endswith(b"\n"))
         try:
             table = pa_csv.read_csv(pa.py_buffer(data), **self._arrow_options(len(data)))
