@@ -126,3 +126,34 @@ def test_a_bad_duration_is_refused_naming_the_tenant(env):
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     message = failure.event_specific_data.error.to_string()
     assert "tenant acme: retention" in message and "12h or 30d" in message
+
+
+def test_child_rows_go_with_their_root_rows(env):
+    # dlt's child table of a nested list: no tenant column, linked by _dlt_root_id.
+    env.write_tenants({"acme": []})
+    wh = env.warehouse
+    wh.execute("CREATE SCHEMA IF NOT EXISTS raw_rest_api")
+    wh.execute(
+        "CREATE TABLE raw_rest_api.products (id TEXT, _tenant_id TEXT, _source_instance TEXT, "
+        "_dlt_load_id TEXT, _dlt_id TEXT)"
+    )
+    wh.execute(
+        "CREATE TABLE raw_rest_api.products__tags (value TEXT, _dlt_root_id TEXT, "
+        "_dlt_parent_id TEXT, _dlt_list_idx BIGINT, _dlt_id TEXT)"
+    )
+    old, new = str(ago(100).timestamp()), str(ago(1).timestamp())
+    for product, load in (("p1", old), ("p2", new)):
+        wh.execute(
+            "INSERT INTO raw_rest_api.products VALUES (%s, 'acme', 'api', %s, %s)",
+            (product, load, f"id-{product}"),
+        )
+        for n in range(3):
+            wh.execute(
+                "INSERT INTO raw_rest_api.products__tags VALUES (%s, %s, %s, %s, %s)",
+                (f"t{n}", f"id-{product}", f"id-{product}", n, f"{product}-{n}"),
+            )
+    result = env.defs.resolve_job_def("retention_daily").execute_in_process(instance=env.instance)
+    [materialization] = result.asset_materializations_for_node("operations__retention")
+    assert materialization.metadata["removed"].value["acme"]["raw"] == 1
+    assert materialization.metadata["raw_child_rows"].value == 3
+    assert env.rows("SELECT DISTINCT _dlt_root_id FROM raw_rest_api.products__tags") == [("id-p2",)]

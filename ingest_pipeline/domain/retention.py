@@ -6,7 +6,9 @@ Rules kept here:
   (`INGEST_RETENTION_<NAME>`), and a tenant without the block has every default.
 - What each window deletes, by which time (only the tenant's own rows):
   `raw`: rows of every raw dlt table holding the tenant column, by their load's time
-  (`_dlt_load_id` is the load's epoch seconds; dlt's child tables are left alone);
+  (`_dlt_load_id` is the load's epoch seconds); then the rows of dlt's child tables (nested
+  lists: no tenant column of their own) whose root row is gone (`_dlt_root_id`), all tenants at
+  once, counted apart (`raw_child_rows`);
   `rejects`: normalized.rejected_records by `rejected_at`; `audit`: normalized.intake_audit by
   `received_at`; `events`: normalized.events by `occurred_at`; `log_records`:
   normalized.log_records by the line's own time, else when it was ingested.
@@ -89,6 +91,28 @@ def delete_in_batches(wh: Warehouse, table: str, condition: str, params: tuple[A
         removed += len(deleted)
         if len(deleted) < BATCH_ROWS:
             return removed
+
+
+def delete_orphans(wh: Warehouse, children: dict[str, str]) -> int:
+    """Delete the rows of each child table (schema.table: its root table) whose root row is
+    gone, in batches; how many."""
+    return sum(
+        delete_in_batches(wh, child, f"_dlt_root_id NOT IN (SELECT _dlt_id FROM {root})", ())
+        for child, root in children.items()
+    )
+
+
+def child_tables(tables: dict[str, list[str]]) -> dict[str, str]:
+    """{child table: its root table} of one dlt dataset's {table: columns}: a child has
+    `_dlt_root_id`; its root is the longest table name, without it, that prefixes `<root>__`."""
+    roots = [name for name, columns in tables.items() if "_dlt_root_id" not in columns]
+    found = {}
+    for name, columns in tables.items():
+        if "_dlt_root_id" in columns:
+            candidates = [root for root in roots if name.startswith(f"{root}__")]
+            if candidates:
+                found[name] = max(candidates, key=len)
+    return found
 
 
 def apply_retention(

@@ -11,7 +11,12 @@ from __future__ import annotations
 import dagster as dg
 
 from ingest_pipeline.domain.entities import init_warehouse
-from ingest_pipeline.domain.retention import apply_retention, tenant_windows
+from ingest_pipeline.domain.retention import (
+    apply_retention,
+    child_tables,
+    delete_orphans,
+    tenant_windows,
+)
 from ingest_pipeline.lib.resources import (
     LOAD_MAX_RUNTIME_SECONDS,
     WarehouseResource,
@@ -22,6 +27,15 @@ from ingest_pipeline.lib.source_types import type_names
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.settings import get_settings
 from ingest_pipeline.sources.dlt_pipelines import TENANT_COLUMN, raw_dataset
+
+
+def raw_child_tables(wh: Warehouse) -> dict[str, str]:
+    """dlt's child tables of the raw datasets (schema.table): their root tables."""
+    return {
+        f"{raw_dataset(source_type)}.{child}": f"{raw_dataset(source_type)}.{root}"
+        for source_type in type_names()
+        for child, root in child_tables(wh.table_columns(raw_dataset(source_type))).items()
+    }
 
 
 def raw_tables_with_tenant(wh: Warehouse) -> list[str]:
@@ -49,10 +63,12 @@ def retention(warehouse: WarehouseResource) -> dg.MaterializeResult:
     init_warehouse(wh)
     windows = tenant_windows(settings.tenants_file, settings)
     removed = apply_retention(wh, windows, raw_tables_with_tenant(wh), TENANT_COLUMN)
+    orphans = delete_orphans(wh, raw_child_tables(wh))
     return dg.MaterializeResult(
         metadata={
-            "rows_removed": sum(sum(counts.values()) for counts in removed.values()),
+            "rows_removed": sum(sum(counts.values()) for counts in removed.values()) + orphans,
             "removed": dg.MetadataValue.json(removed),
+            "raw_child_rows": dg.MetadataValue.int(orphans),
             "windows": dg.MetadataValue.json(
                 {tenant: {k: str(v) for k, v in w.items()} for tenant, w in windows.items()}
             ),
