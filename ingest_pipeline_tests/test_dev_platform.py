@@ -85,39 +85,45 @@ def test_every_schedule_requests_runs_and_no_tick_fails(platform: Platform):
 def test_an_upload_through_a_presigned_url_ends_in_a_successful_run(
     platform: Platform, tmp_path: Path
 ):
-    body = tmp_path / "api.log"
-    body.write_text(
-        "2026-01-05T10:00:00Z INFO api started\n2026-01-05T10:00:01Z ERROR api boom\n",
-        encoding="utf-8",
-    )
+    bodies = {
+        "logs": "2026-01-05T10:00:00Z INFO api started\n2026-01-05T10:00:01Z ERROR api boom\n",
+        # The demo tenant pseudonymizes its events' IP addresses (tenants.example.yaml).
+        "events": '{"event_id": "dev-1", "event_type": "VIEW", '
+        '"occurred_at": "2026-01-05T10:00:00Z", "ip": "203.0.113.77"}\n',
+    }
     shell = platform.shell_env()
-    url = subprocess.run(
-        [
-            *("ingest-pipeline", "upload-url", "--tenant", "acme"),
-            "--kind",
-            "logs",
-            "--filename",
-            "api.log",
-        ],
-        env=shell,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    subprocess.run(["curl", "-sfT", str(body), url], env=shell, check=True)
-    object_key = url.split("?")[0].split("/landing/", 1)[1]
+    keys = {}
+    for kind, text in bodies.items():
+        body = tmp_path / f"upload.{kind}"
+        body.write_text(text, encoding="utf-8")
+        url = subprocess.run(
+            [
+                *("ingest-pipeline", "upload-url", "--tenant", "acme"),
+                *("--kind", kind, "--filename", body.name),
+            ],
+            env=shell,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        subprocess.run(["curl", "-sfT", str(body), url], env=shell, check=True)
+        keys[kind] = url.split("?")[0].split("/landing/", 1)[1]
 
-    def completed_run():
-        runs = platform.runs(pipelineName="land_logs", statuses=["SUCCESS"])
-        return runs or None
+    def completed_runs():
+        done = [platform.runs(pipelineName=f"land_{k}", statuses=["SUCCESS"]) for k in bodies]
+        return done if all(done) else None
 
-    # One sensor interval to notice it, the run ahead of scheduled pulls in the queue.
-    _wait("a successful land_logs run", completed_run, 150)
+    # One sensor interval to notice them, the runs ahead of scheduled pulls in the queue.
+    _wait("a successful land_logs and land_events run", completed_runs, 150)
     warehouse = Warehouse(platform.env["INGEST_WAREHOUSE_URL"])
-    rows = warehouse.fetch_all(
-        "SELECT status, rows_loaded FROM normalized.uploads WHERE object_key = %s", (object_key,)
-    )
-    assert rows == [("Completed", 2)]
+    for kind, rows_loaded in (("logs", 2), ("events", 1)):
+        rows = warehouse.fetch_all(
+            "SELECT status, rows_loaded FROM normalized.uploads WHERE object_key = %s",
+            (keys[kind],),
+        )
+        assert rows == [("Completed", rows_loaded)]
+    [(ip,)] = warehouse.fetch_all("SELECT ip FROM normalized.events WHERE event_id = 'dev-1'")
+    assert ip.startswith("pii_") and "203.0.113.77" not in ip
 
 
 def test_a_signed_webhook_posted_to_the_intake_lands_in_normalized_payments(platform: Platform):
