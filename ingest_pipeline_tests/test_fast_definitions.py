@@ -109,3 +109,9 @@ def test_python_checks_snapshot(defs: dg.Definitions) -> None:
             for table in ("items", "feedback", "events", "log_records", "payments")
         ),
     }
+
+
+def test_the_code_location_loads_as_dagster_loads_it(defs: dg.Definitions) -> None:
+    # What a code server does on start: every job resolved, names unique (an op named like a
+    # job once failed the whole location here, while each job alone resolved).
+    dg.Definitions.validate_loadable(defs)

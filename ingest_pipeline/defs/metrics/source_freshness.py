@@ -86,10 +86,10 @@ def source_check_result(result: dict[str, Any]) -> dg.AssetCheckResult:
         )
         for table in checked_sources()
     ],
-    name="dbt_source_freshness",
+    name="dbt_source_freshness_checks",  # the op; its job is dbt_source_freshness
     pool=warehouse_pool(),
 )
-def dbt_source_freshness(dbt: DbtCliResource, warehouse: WarehouseResource) -> Any:
+def dbt_source_freshness_checks(dbt: DbtCliResource, warehouse: WarehouseResource) -> Any:
     wh = warehouse.get()
     init_warehouse(wh)  # the sources exist (empty) on a warehouse nothing was loaded into yet
     with dbt_env_vars(wh):
@@ -100,7 +100,7 @@ def dbt_source_freshness(dbt: DbtCliResource, warehouse: WarehouseResource) -> A
 
 dbt_source_freshness_job = dg.define_asset_job(
     "dbt_source_freshness",
-    selection=dg.AssetSelection.checks(dbt_source_freshness),
+    selection=dg.AssetSelection.checks(dbt_source_freshness_checks),
     description="dbt source freshness of the normalized tables, as their dbt_source_fresh checks.",
 )
 
