@@ -71,7 +71,6 @@ def test_defs_load_with_stable_keys_checks_and_jobs():
     assert {s.name for s in defs.schedules} == {f"ingest_{t}_schedule" for t in types} | {
         "metrics_daily_schedule",
         "retention_daily_schedule",
-        "dbt_source_freshness_schedule",
     }
     # dbt's YAML tests are asset checks on the metrics assets.
     metric_checks = {name for key, name in checks if key == "metrics/leaderboard_snapshots"}
@@ -83,6 +82,7 @@ def test_defs_load_with_stable_keys_checks_and_jobs():
         "alert_run_failure_sensor",
         "alert_check_sensor",
         "alert_tick_failure_sensor",
+        "dbt_source_freshness_sensor",
         "instance_freshness_sensor",
     } | {f"landing_{kind}_sensor" for kind in landing_kinds}
     for key in ("normalized/events", "normalized/log_records", "landing/crawl", "landing/webhooks"):

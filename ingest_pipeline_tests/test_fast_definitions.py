@@ -38,7 +38,6 @@ def test_schedules_snapshot(defs: dg.Definitions) -> None:
     assert found == {
         ("metrics_daily_schedule", "30 0 * * *", "UTC", "metrics_daily"),
         ("retention_daily_schedule", "0 2 * * *", "UTC", "retention_daily"),
-        ("dbt_source_freshness_schedule", "45 * * * *", "UTC", "dbt_source_freshness"),
         *((f"ingest_{t}_schedule", "* * * * *", "UTC", f"ingest_{t}") for t in SOURCES),
     }
     assert {s.default_status for s in defs.schedules} == {dg.DefaultScheduleStatus.RUNNING}
@@ -54,12 +53,14 @@ def test_sensors_snapshot(defs: dg.Definitions) -> None:
         "alert_check_sensor": [],
         "alert_tick_failure_sensor": [],
         "instance_freshness_sensor": [],
+        "dbt_source_freshness_sensor": [],
         **{f"landing_{kind}_sensor": [f"land_{kind}"] for kind in LANDED},
     }
     # The metrics refresh every INGEST_METRICS_REFRESH_MINUTES (default 10); the rest every 30 s.
     intervals = {s.name: s.minimum_interval_seconds for s in defs.sensors}
     assert intervals.pop("metrics_freshness_sensor") == 600
     assert intervals.pop("instance_freshness_sensor") == 300
+    assert intervals.pop("dbt_source_freshness_sensor") == 60  # its checks' cron: hourly
     assert set(intervals.values()) == {30}
     assert {s.default_status for s in defs.sensors} == {dg.DefaultSensorStatus.RUNNING}
 

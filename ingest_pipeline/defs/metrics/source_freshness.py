@@ -9,9 +9,11 @@ Rules kept here:
   severity dbt gives (WARN for `warn`, ERROR for `error` or a runtime error), with the newest
   load time and its age. A table still empty passes: nothing was expected of it yet (dbt would
   call it stale since year 1).
-- Its job runs hourly (`dbt_source_freshness_schedule`, on by default); a failed check is alerted
-  by `alert_check_sensor` like every check. It reads the warehouse, so on DuckDB it waits for the
-  writers' pool.
+- The checks run hourly by declarative automation (their condition: a cron tick at :45 passed;
+  `dbt_source_freshness_sensor` evaluates it), in a run of their own, never riding along with a
+  normalize or landing run (a check with a condition of its own does not). The job
+  `dbt_source_freshness` runs them by hand. A failed check is alerted by `alert_check_sensor` like
+  every check. They read the warehouse, so on DuckDB they wait for the writers' pool.
 """
 
 import json
@@ -27,6 +29,7 @@ from ingest_pipeline.lib.dbt_env import dbt_env_vars
 from ingest_pipeline.lib.resources import WarehouseResource, warehouse_pool
 
 CHECK_NAME = "dbt_source_fresh"
+CRON = "45 * * * *"
 SEVERITY = {"warn": dg.AssetCheckSeverity.WARN}  # anything else failed is an ERROR
 
 
@@ -82,7 +85,8 @@ def source_check_result(result: dict[str, Any]) -> dg.AssetCheckResult:
             CHECK_NAME,
             asset=dg.AssetKey(["normalized", table]),
             description="dbt source freshness: the newest row within the expectation of "
-            "dbt_metrics/models/staging/_sources.yml (hourly, by dbt_source_freshness).",
+            "dbt_metrics/models/staging/_sources.yml (hourly at :45).",
+            automation_condition=dg.AutomationCondition.cron_tick_passed(CRON, "UTC"),
         )
         for table in checked_sources()
     ],
@@ -104,10 +108,10 @@ dbt_source_freshness_job = dg.define_asset_job(
     description="dbt source freshness of the normalized tables, as their dbt_source_fresh checks.",
 )
 
-dbt_source_freshness_schedule = dg.ScheduleDefinition(
-    name="dbt_source_freshness_schedule",
-    job=dbt_source_freshness_job,
-    cron_schedule="45 * * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+dbt_source_freshness_sensor = dg.AutomationConditionSensorDefinition(
+    "dbt_source_freshness_sensor",
+    target=dg.AssetSelection.checks(dbt_source_freshness_checks),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+    description="Runs the dbt source freshness checks of the normalized tables hourly (:45).",
 )
