@@ -1,6 +1,6 @@
 """1M app events landed through S3 into normalized.events, beside PostgreSQL's own \\copy.
 
-Run: .venv/bin/python benchmarks/landing_events.py [--events 1000000] [--pending 10000]
+Run: .venv/bin/python benchmarks/landing_events.py [--events 1000000] [--pending 10000] [--privacy]
 One S3 emulator (moto server on loopback) for the whole run. Per warehouse (DuckDB, PostgreSQL), a
 child process PUTs the NDJSON through a presigned URL, evaluates `landing_events_sensor` and runs
 its request (a real Dagster run of `land_events`), so its peak RSS is its own. Then one sensor
@@ -74,11 +74,22 @@ def psql_copy_baseline(csv_path: Path, db_url: str) -> float:
     return psql_copy_seconds(db_url, ddl, "bench_events", csv_path, header=False)
 
 
-def run_worker(mode: str, warehouse_url: str, work: Path, arg: str) -> dict:
+# `--privacy`: the bench tenant pseudonymizes its events' ip and actor_id (domain/privacy.py).
+PRIVATE_TENANT = {
+    "pii_key_env": "BENCH_PII_KEY",
+    "landing": {"events": {"pii": ["ip", "actor_id"]}},
+}
+
+
+def run_worker(
+    mode: str, warehouse_url: str, work: Path, arg: str, tenant: dict | None = None
+) -> dict:
     """One worker in a child process, with its own settings; its JSON report."""
     work.mkdir()
-    (work / "tenants.yaml").write_text(json.dumps({"tenants": {"bench": {"sources": []}}}))
+    document = {"tenants": {"bench": {"sources": [], **(tenant or {})}}}
+    (work / "tenants.yaml").write_text(json.dumps(document))
     env = {
+        "BENCH_PII_KEY": "bench-secret-key",
         **os.environ,
         "INGEST_WAREHOUSE_URL": warehouse_url,
         "INGEST_DATA_DIR": str(work / "data"),
@@ -170,6 +181,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--pending", type=int, default=10_000)
+    parser.add_argument(
+        "--privacy", action="store_true", help="also the DuckDB run with ip, actor_id pseudonymized"
+    )
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)  # mode, file or count
     args = parser.parse_args()
     if args.worker:
@@ -188,8 +202,11 @@ def main() -> None:
         print(f"{args.events:,} events, NDJSON {ndjson.stat().st_size / 1e6:.0f} MB")
         baseline = psql_copy_baseline(csv_path, db_url)
         line(BASELINE_LABEL, baseline, f"{args.events / baseline:>10,.0f} rows/s")
-        for name, url in [("duckdb", f"duckdb:///{work / 'wh.duckdb'}"), ("postgres", db_url)]:
-            r = run_worker("load", url, work / name, str(ndjson))
+        runs = [("duckdb", f"duckdb:///{work / 'wh.duckdb'}", None), ("postgres", db_url, None)]
+        if args.privacy:
+            runs.append(("duckdb+pii", f"duckdb:///{work / 'pii.duckdb'}", PRIVATE_TENANT))
+        for name, url, tenant in runs:
+            r = run_worker("load", url, work / name.replace("+", "_"), str(ndjson), tenant)
             assert r["success"] and r["status"] == "Completed", r
             assert r["rows"] == args.events, r
             for obj in s3.list_objects_v2(Bucket="landing").get("Contents", []):

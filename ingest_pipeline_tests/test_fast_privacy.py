@@ -143,7 +143,7 @@ def test_the_tenants_file_gives_each_instance_its_rules_and_key(tmp_path, monkey
     assert acme.privacy.pseudonymizer().field("author", "x") == Pseudonymizer(
         b"k1", frozenset({"author"}), frozenset()
     ).token("x")
-    with pytest.raises(ValueError, match="author_nam not a personal field"):
+    with pytest.raises(ValueError, match="author_nam not a personal text field"):
         acme.privacy.model_copy(update={"pii": frozenset({"author_nam"})}).check_fields(
             "items", ["author", "summary", "title", "external_id"]
         )

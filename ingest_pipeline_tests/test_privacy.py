@@ -180,3 +180,22 @@ def assert_nowhere(env: Any, clear: str, schemas: tuple[str, ...] | None = None)
     for run in env.instance.get_runs():
         for entry in env.instance.all_logs(run.run_id):
             assert clear not in serialize_value(entry), (run.job_name, entry.dagster_event_type)
+
+
+def test_a_field_that_cannot_be_pseudonymized_fails_its_instance_alone(
+    duck_env, tmp_path, monkeypatch
+):
+    (tmp_path / "a.csv").write_text("sku,name,link,updated\n1,a,https://x/1,2026-01-01\n")
+    bad = csv_instance(tmp_path, "bad", pii=["published_at"])  # a timestamp, not text
+    good = csv_instance(tmp_path, "good", pii=["title"])
+    write_tenants(
+        duck_env.tenants_file, {"acme": {"pii_key_env": "ACME_PII_KEY", "sources": [bad, good]}}
+    )
+    monkeypatch.setenv("ACME_PII_KEY", "k")
+    outcomes = {o.instance.name: o for o in duck_env.ingest()}
+    assert outcomes["good"].status == "ok"
+    assert outcomes["bad"].status == "failed"
+    assert "csv source acme.bad: pii: published_at not a personal text field" in (
+        outcomes["bad"].error
+    )
+    assert duck_env.rows("SELECT DISTINCT source_instance FROM normalized.items") == [("good",)]

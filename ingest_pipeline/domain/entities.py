@@ -134,6 +134,11 @@ class Table:
     def column_names(self) -> list[str]:
         return [column.name for column in self.columns]
 
+    @property
+    def text_columns(self) -> list[str]:
+        """The columns that hold text (or JSON text): those a token can replace."""
+        return [column.name for column in self.columns if column.kind in ("text", "json")]
+
     @cached_property
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([(c.name, _ARROW_TYPES[c.kind]) for c in self.columns])

@@ -124,11 +124,12 @@ class PrivacyRules(BaseModel):
     keep_raw: bool = False
 
     def check_fields(self, entity: str, columns: Iterable[str]) -> None:
-        """ValueError naming a listed field the entity does not have (or that is its key)."""
+        """ValueError naming a listed field that is not one of the entity's text `columns` or is
+        one that says where a row came from."""
         allowed = set(columns) - NOT_PERSONAL
         if unknown := sorted((self.pii | self.drop) - allowed):
             raise ValueError(
-                f"pii: {', '.join(unknown)} not a personal field of normalized.{entity} "
+                f"pii: {', '.join(unknown)} not a personal text field of normalized.{entity} "
                 f"(one of {', '.join(sorted(allowed))})"
             )
 

@@ -176,7 +176,7 @@ class LandingWriter:
             try:
                 rules = self.privacy_rules(tenant)
                 if rules is not None:
-                    rules.check_fields(self.table.name, self.table.column_names)
+                    rules.check_fields(self.table.name, self.table.text_columns)
                 self._pseudonymizers[tenant] = rules.pseudonymizer() if rules else None
             except (TenantsFileError, ValueError, MissingSecretError) as exc:
                 raise LandedFileError(f"privacy rules of tenant {tenant}: {exc}") from None

@@ -130,7 +130,7 @@ def check_privacy_fields(instance: SourceInstance, entity: str) -> None:
     try:
         if table is None:
             raise ValueError(f"normalized.{entity} has no personal fields to pseudonymize")
-        instance.privacy.check_fields(entity, table.column_names)
+        instance.privacy.check_fields(entity, table.text_columns)
     except ValueError as exc:
         raise dg.Failure(
             description=f"{instance.type} source {instance.partition_key}: {exc}",
