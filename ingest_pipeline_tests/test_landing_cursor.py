@@ -1,5 +1,6 @@
 """The landing cursor against real listings of the S3 emulator (moto server over HTTP)."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import boto3
@@ -56,8 +57,11 @@ def test_same_second_bookkeeping_on_synthetic_listings():
 
 
 def test_ten_thousand_waiting_objects_are_taken_in_bounded_ticks_and_batches(bucket):
-    for n in range(10_000):
+    def put(n: int) -> None:
         bucket.put_object(Bucket="landing", Key=f"logs/acme/{n:05d}.log", Body=b"x")
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(put, range(10_000)))
     cursor, taken_all, ticks = LandingCursor(), [], 0
     while True:
         taken, cursor = tick(bucket, cursor, limit=4_000)
