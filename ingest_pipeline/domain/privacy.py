@@ -204,13 +204,21 @@ class Pseudonymizer:
     def columns(self, mapped: Mapping[str, Any]) -> dict[str, Any]:
         """A mapped batch ({field: Arrow column}) with its personal columns pseudonymized."""
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         out = dict(mapped)
         for name in self.fields & set(mapped):
             column = mapped[name]
-            values = [self.field(name, v) for v in column.to_pylist()]
             kind = column.type if pa.types.is_string(column.type) else pa.string()
-            out[name] = pa.array(values, kind)
+            if name in self.drop:
+                out[name] = pa.nulls(len(column), kind)
+                continue
+            # Each distinct value once (an IP or a user id repeats across a batch), then taken.
+            encoded = pc.dictionary_encode(column)
+            if isinstance(encoded, pa.ChunkedArray):
+                encoded = encoded.unify_dictionaries().combine_chunks()
+            tokens = [self.field(name, v) for v in encoded.dictionary.to_pylist()]
+            out[name] = pa.array(tokens, kind).take(encoded.indices)
         return out
 
     def table(self, rows: Any) -> Any:
