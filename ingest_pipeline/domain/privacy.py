@@ -283,7 +283,7 @@ class Pseudonymizer:
                 replace[value.strip()] = self.identifier(value)
         return replace
 
-    def payload(self, text: str, mapped: Mapping[str, Any] | None = None) -> str:
+    def payload(self, text: str) -> str:
         """A reject's payload: a raw row's JSON (or a raw line) scrubbed as `raw_row` does, with
         every e-mail and IP address in it replaced whatever the rules list."""
         try:
@@ -293,7 +293,7 @@ class Pseudonymizer:
         if not isinstance(document, dict):
             return self.in_text(text)
         by_name = {k: v for k, v in document.items() if k in self.fields}
-        replace = self._replacements({**by_name, **(mapped or {})})
+        replace = self._replacements(by_name)
         return json.dumps(_walk(document, replace, self.in_text), default=str, sort_keys=True)
 
 
