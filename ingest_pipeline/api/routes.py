@@ -81,6 +81,11 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(content, status_code=status, media_type="application/json")
 
 
+def data_response(data_json: str) -> Response:
+    """`{"data": [...]}` around rows already written as a JSON array."""
+    return Response(f'{{"data":{data_json}}}'.encode(), media_type="application/json")
+
+
 _ERROR = {"model": schemas.Error}
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {**_ERROR, "description": "Invalid parameters (which and why in `detail`)."},
@@ -321,7 +326,7 @@ def tenant_router(
             problem = f"at most {MAX_SPAN[bucket].days} day(s) of {bucket} buckets per request"
             raise BadRequest("range too long", [{"param": "from", "problem": problem}])
         rows = queries.event_metrics(reader(), tenant, bucket, start, end, event_type, source)
-        return json_response({"data": rows})
+        return data_response(rows)
 
     def daily(
         entity: str,
@@ -349,7 +354,7 @@ def tenant_router(
                 raise BadRequest("range too long", [{"param": "from", "problem": problem}])
             days = (first, max(first, last))
         rows = queries.daily_metrics(reader(), tenant, entity, days, entity_id, limit)
-        return json_response({"data": rows})
+        return data_response(rows)
 
     DayParam = Annotated[
         Day | None, Query(alias="date", description="One day (default: the latest built day).")
@@ -408,7 +413,7 @@ def tenant_router(
         tenant: TenantPath, day: DayParam = None, limit: LimitParam = DEFAULT_LIMIT
     ) -> Response:
         """metrics.trending_scores of one day (default: the latest built day)."""
-        return json_response({"data": queries.trending(reader(), tenant, day, limit)})
+        return data_response(queries.trending(reader(), tenant, day, limit))
 
     @router.get(
         "/leaderboards",
@@ -426,7 +431,7 @@ def tenant_router(
         """metrics.leaderboard_snapshots of one window and entity on one day (default: the
         latest snapshot of that board)."""
         rows = queries.leaderboard(reader(), tenant, window, entity, day, limit)
-        return json_response({"data": rows})
+        return data_response(rows)
 
     @router.get(
         "/stats",
