@@ -52,6 +52,8 @@ from ingest_pipeline.api.reader import (
     open_reader,
 )
 from ingest_pipeline.api.routes import (
+    READ_TOKEN_SCHEME,
+    TENANT_PREFIX,
     BadRequest,
     NotFound,
     ServiceUnavailable,
@@ -312,7 +314,8 @@ def _request_id(scope: Scope) -> str:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, without the 422 answers it lists by default: this API answers 400."""
+    """FastAPI's document, without the 422 answers it lists by default (this API answers 400),
+    with the bearer scheme on the tenant routes."""
     if app.openapi_schema:
         return app.openapi_schema
     document = get_openapi(
@@ -321,10 +324,14 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         description=app.description,
         routes=app.routes,
     )
-    for path in document.get("paths", {}).values():
+    for route, path in document.get("paths", {}).items():
         for operation in path.values():
             operation.get("responses", {}).pop("422", None)
-    schemas_ = document.get("components", {}).get("schemas", {})
+            if route.startswith(TENANT_PREFIX):
+                operation["security"] = [{name: []} for name in READ_TOKEN_SCHEME]
+    components = document.setdefault("components", {})
+    components["securitySchemes"] = READ_TOKEN_SCHEME
+    schemas_ = components.get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas_.pop(name, None)
     app.openapi_schema = document
