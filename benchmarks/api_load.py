@@ -468,18 +468,29 @@ def main() -> None:
         )
         if route in PAGE_ROUTES:
             verdicts.append((f"{route} p99 < {P99_TARGET_MS:g} ms", p99 < P99_TARGET_MS))
-        verdicts.append(
-            (f"{route} p50 under {OVERHEAD_TARGET:g}x SQL", p50 < OVERHEAD_TARGET * db_p50)
-        )
-    total = sum(len(v) for v in api_latencies.values())
+    # The whole mix: with every client waiting on its answer, the mean time a request takes is
+    # clients / requests per second (Little's law) on both sides, so the API's overhead over the
+    # SQL alone is the ratio of their rates; the p50 of all requests beside it.
+    api_all = [value for values in api_latencies.values() for value in values]
+    db_all = [value for values in direct_latencies.values() for value in values]
+    api_rate, db_rate = len(api_all) / api_wall, len(db_all) / direct_wall
+    api_p50, db_p50 = statistics.median(api_all) * 1000, statistics.median(db_all) * 1000
+    api_p99, db_p99 = percentile(api_all, 99) * 1000, percentile(db_all, 99) * 1000
     print(
-        f"{'all':<17} {total / api_wall:9,.0f}                   "
-        f"{sum(len(v) for v in direct_latencies.values()) / direct_wall:9,.0f}"
+        f"{'all':<17} {api_rate:9,.0f} {api_p50:7.1f} {api_p99:7.1f}   "
+        f"{db_rate:9,.0f} {db_p50:7.1f} {db_p99:7.1f}   {api_p50 / db_p50:6.2f} "
+        f"{api_p99 / db_p99:6.2f}"
     )
-    api_total = sum(len(v) for v in api_latencies.values())
+    print(f"API time per request over the SQL alone (rate ratio): {db_rate / api_rate:.2f}x")
+    verdicts.append(
+        (f"the mix under {OVERHEAD_TARGET:g}x the SQL alone", db_rate / api_rate < OVERHEAD_TARGET)
+    )
+    verdicts.append(
+        (f"the mix p50 under {OVERHEAD_TARGET:g}x SQL", api_p50 < OVERHEAD_TARGET * db_p50)
+    )
     print(
-        f"CPU per API request: serve-api {api_cpu / api_total * 1000:.2f} ms, "
-        f"the clients {own_cpu / api_total * 1000:.2f} ms"
+        f"CPU per API request: serve-api {api_cpu / len(api_all) * 1000:.2f} ms, "
+        f"the clients {own_cpu / len(api_all) * 1000:.2f} ms"
     )
     print(
         f"serve-api peak RSS {rss:.0f} MB; failed requests: API {api_failures}, SQL {direct_failures}"
