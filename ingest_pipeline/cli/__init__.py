@@ -75,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker = commands.add_parser(
         "worker", help="a dagster-celery worker of this code location (INGEST_EXECUTOR=celery)"
     )
-    worker.add_argument("--name", help="the worker's name (default: dagster-<n>@<host>)")
+    worker.add_argument(
+        "--name", help="the worker's name, @<host> added (default: dagster-<n>@<host>)"
+    )
     worker.add_argument("--concurrency", type=int, default=1, help="steps at once")
     worker.add_argument(
         "--queue", action="append", help="a queue to take steps from (default: dagster)"
