@@ -83,8 +83,6 @@ class Settings(BaseSettings):
     api_duckdb_wait_seconds: float = Field(default=2.0, gt=0)
     api_pool_size: int = Field(default=8, ge=1, le=100)
     api_statement_timeout_seconds: float = Field(default=5.0, gt=0)
-    # Log lines of every command: `text` or `json` (one object per line), and the level of the
-    # project's own loggers (other libraries log warnings and errors).
     # Where the steps of a run execute (lib/executors.py): `in_process` (the run's own process:
     # one machine's best, the default), `multiprocess` (a process per step), or `celery`
     # (dagster-celery workers fed by the broker, started with `ingest-pipeline worker`; the
@@ -92,6 +90,8 @@ class Settings(BaseSettings):
     executor: Literal["in_process", "multiprocess", "celery"] = "in_process"
     celery_broker_url: str = ""  # e.g. redis://127.0.0.1:6379/0; required with `celery`
     celery_backend_url: str = ""  # where step results go; empty: the broker
+    # Log lines of every command: `text` or `json` (one object per line), and the level of the
+    # project's own loggers (other libraries log warnings and errors).
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

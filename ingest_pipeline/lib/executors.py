@@ -8,8 +8,11 @@ Rules kept here:
   INGEST_CELERY_BROKER_URL / INGEST_CELERY_BACKEND_URL), so every run uses it, whoever launched
   it (a schedule or sensor's run has an empty run config). Tasks are acknowledged late and a
   worker takes one at a time: a step of a worker lost mid-way is delivered again, and an idle
-  worker never waits behind a busy one. `ingest-pipeline worker` starts a worker with the same
-  configuration (`celery_config`). Settings refuse `celery` without PostgreSQL for the
+  worker never waits behind a busy one (test_fast_executors checks both apps, the runs' and the
+  worker's). On Redis, an unacknowledged step comes back after the broker's visibility timeout
+  (Celery's default, one hour, kept): a lost worker's step waits that long, and a step running
+  longer than that is delivered a second time. `ingest-pipeline worker` starts a worker with
+  the same configuration (`celery_config`). Settings refuse `celery` without PostgreSQL for the
   warehouse and Dagster's instance.
 - The jobs that set their own executor keep it (landing, normalize, retention: one step each,
   in the run's process).
