@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     api_duckdb_wait_seconds: float = Field(default=2.0, gt=0)
     api_pool_size: int = Field(default=8, ge=1, le=100)
     api_statement_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Where the steps of a run execute (lib/executors.py): `in_process` (the run's own process:
+    # one machine's best, the default), `multiprocess` (a process per step), or `celery`
+    # (dagster-celery workers fed by the broker, started with `ingest-pipeline worker`; the
+    # warehouse and Dagster's instance on PostgreSQL, so every worker reaches them).
+    executor: Literal["in_process", "multiprocess", "celery"] = "in_process"
+    celery_broker_url: str = ""  # e.g. redis://127.0.0.1:6379/0; required with `celery`
+    celery_backend_url: str = ""  # where step results go; empty: the broker
     # Log lines of every command: `text` or `json` (one object per line), and the level of the
     # project's own loggers (other libraries log warnings and errors).
     log_format: Literal["text", "json"] = "text"
@@ -105,6 +112,24 @@ class Settings(BaseSettings):
             )
         if not_addresses := [r for r in recipients if "@" not in r]:
             raise ValueError(f"INGEST_ALERT_EMAIL_TO: not e-mail addresses: {not_addresses}")
+        return self
+
+    @model_validator(mode="after")
+    def _celery_needs_what_every_worker_reaches(self) -> Settings:
+        if self.executor != "celery":
+            return self
+        problems = []
+        if not self.celery_broker_url:
+            problems.append("INGEST_CELERY_BROKER_URL must name the broker")
+        if not self.resolved_warehouse_url.startswith("postgresql"):
+            problems.append(
+                "INGEST_WAREHOUSE_URL must name a PostgreSQL warehouse (a DuckDB file "
+                "is one machine's)"
+            )
+        if not self.dagster_pg_url:
+            problems.append("INGEST_DAGSTER_PG_URL must be set (Dagster's instance on PostgreSQL)")
+        if problems:
+            raise ValueError("INGEST_EXECUTOR=celery refuses: " + "; ".join(problems))
         return self
 
     @model_validator(mode="after")

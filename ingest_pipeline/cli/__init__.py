@@ -72,8 +72,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     api.add_argument(
         "--workers", type=int, default=1, help="server processes (each with its own pool)"
     )
+    worker = commands.add_parser(
+        "worker", help="a dagster-celery worker of this code location (INGEST_EXECUTOR=celery)"
+    )
+    worker.add_argument(
+        "--name", help="the worker's name, @<host> added (default: dagster-<n>@<host>)"
+    )
+    worker.add_argument("--concurrency", type=int, default=1, help="steps at once")
+    worker.add_argument(
+        "--queue", action="append", help="a queue to take steps from (default: dagster)"
+    )
     args = parser.parse_args(argv)
     _configure_logging()
+    from pydantic import ValidationError
+
     from ingest_pipeline.lib.warehouse import WarehouseBusyError
 
     try:
@@ -81,6 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WarehouseBusyError as exc:  # a one-line answer, not a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except ValidationError as exc:  # settings refused at start (celery without PostgreSQL, ...)
+        from ingest_pipeline.domain.tenants import describe_errors
+
+        print(f"error: invalid settings: {describe_errors(exc)}", file=sys.stderr)
+        return 2
 
 
 def _configure_logging() -> None:
@@ -118,6 +135,10 @@ def _run(args: argparse.Namespace) -> int:
         from ingest_pipeline.cli.commands import cmd_serve_api
 
         return cmd_serve_api(args.host, args.port, args.workers)
+    if args.command == "worker":
+        from ingest_pipeline.cli.worker import run_worker
+
+        return run_worker(args.name, args.concurrency, args.queue or ["dagster"])
     if args.command == "dev":
         from ingest_pipeline.cli.dev import run_dev
 

@@ -25,5 +25,15 @@ def ensure_dagster_home(settings: Settings) -> Path:
     use_postgres = bool(settings.dagster_pg_url or os.environ.get("DAGSTER_PG_HOST"))
     source = POSTGRES_CONFIG if use_postgres else SQLITE_CONFIG
     if source.resolve() != target.resolve() and source.is_file():
-        shutil.copyfile(source, target)
+        _install(source, target)
     return home
+
+
+def _install(source: Path, target: Path) -> None:
+    """`target` made a copy of `source`, replaced in one step and only when it differs: processes
+    starting together (Celery workers, runs) never read a dagster.yaml half copied."""
+    if target.is_file() and target.read_bytes() == source.read_bytes():
+        return
+    scratch = target.with_name(f".{target.name}.{os.getpid()}")
+    shutil.copyfile(source, scratch)
+    os.replace(scratch, target)

@@ -1,14 +1,15 @@
 import dagster as dg
 from dagster_dlt import DagsterDltResource
 
+from ingest_pipeline.lib.executors import run_executor
 from ingest_pipeline.lib.resources import WarehouseResource
+from ingest_pipeline.settings import get_settings
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    # Every job runs its steps in the run's own process: a step in a process of its own
-    # re-imports the code location (3-8 s here), more than most of our steps take.
+    # The executor of every job that does not set its own: INGEST_EXECUTOR (lib/executors.py).
     return dg.Definitions(
         resources={"dlt": DagsterDltResource(), "warehouse": WarehouseResource()},
-        executor=dg.in_process_executor,
+        executor=run_executor(get_settings()),
     )

@@ -1,0 +1,281 @@
+"""INGEST_EXECUTOR=celery for real: two `ingest-pipeline worker` processes on the local Redis,
+Dagster's instance and the warehouse on PostgreSQL, runs started by `dagster job execute` (their
+executor is the code location's, from the settings: no run config names it). The steps ran on
+the workers (each step's engine event names its Celery worker), on both, and the rows are exact.
+Refusals: celery with a DuckDB warehouse or without Dagster on PostgreSQL exits 2, naming why.
+
+Rules the real run keeps (it shares a 2-core machine with another pytest worker in CI):
+- The broker is a Redis database of its own, claimed in db 0 for the test (`SET NX`), empty
+  before and flushed after: a parallel test or a stray worker never shares its queue.
+- Runs are submitted once both workers answer a ping, not after a guessed sleep.
+- Each worker starts a session of its own. It is stopped by a SIGTERM, as a supervisor stops
+  it (its celery worker must go too: dagster-celery's command forwards no signal); whatever of
+  its session is left then is killed and named, whatever happens: no celery process outlives
+  the test.
+- Each worker reports late acknowledgement and a prefetch of one (`celery inspect conf`).
+- On failure, every run's output and both workers' logs are in the message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import psutil
+import pytest
+import redis
+import yaml
+from celery import Celery
+
+from ingest_pipeline.defs.tenants.sensors import sync_partitions
+from ingest_pipeline.domain.entities import init_warehouse
+from ingest_pipeline.lib.executors import CELERY_SETTINGS
+from ingest_pipeline.lib.repo_files import POSTGRES_CONFIG
+from ingest_pipeline.lib.warehouse import Warehouse
+from ingest_pipeline.sandbox.instances import catalog_csv_instance
+from ingest_pipeline.sandbox.postgres import throwaway_database
+
+pytestmark = pytest.mark.integration
+
+INSTANCES = [f"shop-{n}" for n in range(4)]
+CLI = [sys.executable, "-m", "ingest_pipeline.cli"]
+DAGSTER = str(Path(sys.executable).parent / "dagster")
+REDIS = "redis://127.0.0.1:6379"
+# Generous: on 2 loaded cores a worker takes 10-40 s to start, a run 20-90 s (imports).
+WORKERS_READY_SECONDS = 240
+RUNS_SECONDS = 420
+STOP_SECONDS = 60
+
+
+@contextlib.contextmanager
+def claimed_redis_db() -> Iterator[str]:
+    """A Redis database (1-15) no one else holds, empty; its URL. Flushed and freed after."""
+    claims = redis.Redis.from_url(f"{REDIS}/0")
+    token = f"{os.getpid()}-{time.time()}"
+    for db in range(1, 16):
+        key = f"ingest-pipeline-tests:celery-db:{db}"
+        if not claims.set(key, token, nx=True, ex=3600):
+            continue
+        if redis.Redis.from_url(f"{REDIS}/{db}").dbsize():
+            claims.delete(key)  # someone's data, not a test's claim: leave it alone
+            continue
+        try:
+            yield f"{REDIS}/{db}"
+        finally:
+            redis.Redis.from_url(f"{REDIS}/{db}").flushdb()
+            if claims.get(key) == token.encode():
+                claims.delete(key)
+        return
+    pytest.fail("no free Redis database among 1-15 on 127.0.0.1:6379")
+
+
+@pytest.fixture
+def celery_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    with (
+        claimed_redis_db() as broker,
+        throwaway_database("dagster") as dagster_db,
+        throwaway_database("wh") as wh_db,
+    ):
+        home = tmp_path / "dagster_home"
+        home.mkdir()
+        shutil.copyfile(POSTGRES_CONFIG, home / "dagster.yaml")
+        env = {
+            "INGEST_EXECUTOR": "celery",
+            "INGEST_CELERY_BROKER_URL": broker,
+            "INGEST_WAREHOUSE_URL": wh_db,
+            "INGEST_DAGSTER_PG_URL": dagster_db.replace("postgresql://", "postgresql+psycopg2://"),
+            "INGEST_TENANTS_FILE": str(tmp_path / "tenants.yaml"),
+            "INGEST_DATA_DIR": str(tmp_path / "data"),
+            "DAGSTER_HOME": str(home),
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        yield env
+
+
+class Workers:
+    """`ingest-pipeline worker` processes, each in a session of its own."""
+
+    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
+        self.tmp_path = tmp_path
+        self.env = env
+        self.started: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+
+    def start(self, name: str) -> None:
+        log = self.tmp_path / f"worker-{name}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [*CLI, "worker", "--name", name, "--concurrency", "1"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.started.append((name, process, log))
+
+    def wait_until_they_answer(self, broker: str) -> None:
+        """Until every started worker answers a ping over the broker (it consumes by then)."""
+        wanted = {name for name, _, _ in self.started}
+        app = Celery(broker=broker)
+        deadline = time.monotonic() + WORKERS_READY_SECONDS
+        answered: set[str] = set()
+        try:
+            while time.monotonic() < deadline:
+                for name, process, _ in self.started:
+                    assert process.poll() is None, f"worker {name} exited\n{self.logs()}"
+                replies = app.control.ping(timeout=2.0) or []
+                answered = {node.split("@")[0] for reply in replies for node in reply}
+                if wanted <= answered:
+                    break
+            else:
+                pytest.fail(f"workers {sorted(wanted - answered)} never answered\n{self.logs()}")
+            # What each worker runs with, as it reports it: one task at a time, acked when done.
+            confs = app.control.inspect(timeout=10.0).conf() or {}
+            for node, conf in confs.items():
+                got = {key: conf.get(key) for key in CELERY_SETTINGS}
+                assert got == CELERY_SETTINGS, f"{node} runs with {got}"
+            assert {node.split("@")[0] for node in confs} >= wanted, confs
+        finally:
+            app.close()
+
+    def stop(self) -> list[str]:
+        """SIGTERM to each `ingest-pipeline worker` (it stops its celery worker, as in
+        production); then SIGKILL to every process of its session still there. Returns what
+        did not stop by itself within STOP_SECONDS."""
+        for _, process, _ in self.started:
+            process.send_signal(signal.SIGTERM)
+        stuck = []
+        for name, process, _ in self.started:
+            try:
+                process.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                stuck.append(f"worker {name}")
+            for leftover in _session(process.pid):
+                with contextlib.suppress(psutil.Error):
+                    stuck.append(f"worker {name}: {' '.join(leftover.cmdline()[:6])}")
+                    leftover.kill()
+            process.kill()
+            process.wait(timeout=30)
+        return stuck
+
+    def logs(self) -> str:
+        return "".join(
+            f"\n===== worker {name} log\n{log.read_text(errors='replace')[-15000:]}"
+            for name, _, log in self.started
+        )
+
+
+def _session(sid: int) -> list[psutil.Process]:
+    """The live processes of a session: a worker's, wherever their parents went."""
+    found = []
+    for process in psutil.process_iter(["status"]):
+        with contextlib.suppress(ProcessLookupError, psutil.Error):
+            if os.getsid(process.pid) == sid and process.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(process)
+    return found
+
+
+def test_steps_run_on_both_celery_workers_and_rows_are_exact(celery_env, tmp_path):
+    sources = []
+    for n, name in enumerate(INSTANCES):
+        folder = tmp_path / name
+        folder.mkdir()
+        lines = "".join(
+            f"{name}-{i},item {i},https://x.example/{i},2026-01-0{n + 1}\n" for i in range(5)
+        )
+        (folder / "items.csv").write_text("sku,name,link,updated\n" + lines)
+        sources.append(catalog_csv_instance(folder, name))
+    Path(celery_env["INGEST_TENANTS_FILE"]).write_text(
+        yaml.safe_dump({"tenants": {"acme": {"sources": sources}}})
+    )
+    init_warehouse(Warehouse(celery_env["INGEST_WAREHOUSE_URL"]))
+    with dg.DagsterInstance.get() as instance:
+        sync_partitions(instance)
+    env = {**os.environ}  # PYTHONPATH included: the workers and runs import this checkout
+    workers = Workers(tmp_path, env)
+    outputs: dict[str, str] = {}
+    try:
+        for name in ("w1", "w2"):
+            workers.start(name)
+        workers.wait_until_they_answer(celery_env["INGEST_CELERY_BROKER_URL"])
+        runs = {
+            name: subprocess.Popen(
+                [
+                    *(DAGSTER, "job", "execute", "-m", "ingest_pipeline.definitions"),
+                    *("-j", "ingest_csv"),
+                    *("--tags", json.dumps({"dagster/partition": f"acme.{name}"})),
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            for name in INSTANCES
+        }
+        deadline = time.monotonic() + RUNS_SECONDS
+        for name, run in runs.items():
+            try:
+                out, _ = run.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(run.pid, signal.SIGKILL)
+                out, _ = run.communicate()
+            outputs[name] = f"exit {run.returncode}\n{out.decode(errors='replace')}"
+        failed = [name for name, run in runs.items() if run.returncode != 0]
+        report = "".join(f"\n===== run {name}: {text}" for name, text in outputs.items())
+        assert not failed, f"runs {failed} failed{report}{workers.logs()}"
+    finally:
+        stuck = workers.stop()
+    assert not stuck, f"did not stop on SIGTERM: {stuck}{workers.logs()}"
+    with dg.DagsterInstance.get() as instance:
+        records = instance.get_run_records(dg.RunsFilter(job_name="ingest_csv"))
+        assert [r.dagster_run.status for r in records] == [dg.DagsterRunStatus.SUCCESS] * 4
+        ran_on = set()
+        for record in records:
+            for entry in instance.all_logs(record.dagster_run.run_id):
+                event = entry.dagster_event
+                if event is not None and event.event_type_value == "ENGINE_EVENT":
+                    worker = event.event_specific_data.metadata.get("Celery worker")
+                    if worker is not None:
+                        ran_on.add(worker.value.split("@")[0])
+    assert ran_on == {"w1", "w2"}, workers.logs()  # every step on a worker, and on both
+    rows = Warehouse(celery_env["INGEST_WAREHOUSE_URL"]).fetch_all(
+        "SELECT _source_instance, count(*) FROM raw_csv.acme__shop_0 GROUP BY 1"
+    )
+    assert rows == [("shop-0", 5)]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "why"),
+    [
+        (
+            "INGEST_WAREHOUSE_URL",
+            "duckdb:///x.duckdb",
+            "INGEST_WAREHOUSE_URL must name a PostgreSQL",
+        ),
+        ("INGEST_DAGSTER_PG_URL", "", "INGEST_DAGSTER_PG_URL must be set"),
+    ],
+)
+def test_celery_without_postgresql_is_refused_at_start(tmp_path, setting, value, why):
+    env = {
+        **os.environ,
+        "INGEST_EXECUTOR": "celery",
+        "INGEST_CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+        "INGEST_WAREHOUSE_URL": "postgresql://postgres@127.0.0.1:5432/test",
+        "INGEST_DAGSTER_PG_URL": "postgresql+psycopg2://postgres@127.0.0.1:5432/test",
+        "INGEST_DATA_DIR": str(tmp_path),
+        setting: value,
+    }
+    for command in (["worker"], ["init"]):
+        done = subprocess.run([*CLI, *command], env=env, capture_output=True, text=True)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert "INGEST_EXECUTOR=celery refuses" in done.stderr and why in done.stderr
+        assert "Traceback" not in done.stderr
