@@ -5,12 +5,15 @@ with the tenants file), a dlt pipeline per instance, and a job `ingest_<type>` t
 instance's raw data, and only that: normalizing is the unpartitioned `normalized/<entity>`
 asset's own run (`normalize_<entity>`, or the automation sensor), so a failing instance fails its
 own partition's run and nothing else, never the shared normalized asset or its checks.
+Every run of a partition carries the instance's run tags (`instance_run_tags`: tenant, source
+instance), however it was launched: the job's partitioned config adds them.
 
 Raw steps write the warehouse, so they are in the warehouse pool (`warehouse_pool()`), and a
 DuckDB file held for a moment by a process outside the pool is waited for, not a failure.
 """
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import dagster as dg
@@ -18,7 +21,7 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from ingest_pipeline.domain.entities import FEEDBACK, ITEMS
-from ingest_pipeline.domain.tenants import SourceInstance, find_instance
+from ingest_pipeline.domain.tenants import SourceInstance, find_instance, instance_run_tags
 from ingest_pipeline.lib.resources import (
     LOAD_MAX_RUNTIME_SECONDS,
     max_runtime_tags,
@@ -175,12 +178,26 @@ def _root_cause(exc: BaseException) -> str:
 def ingest_job(kind: SourceType, raw_assets: dg.AssetsDefinition) -> Any:
     """Load one instance's raw data, one run per partition (instance); nothing shared."""
     source_type = kind.name
+    partitions = instance_partitions(source_type)
     return dg.define_asset_job(
         name=kind.job_name,
         # Without the freshness check of every instance (instance_freshness_sensor records it).
         selection=dg.AssetSelection.assets(raw_assets).without_checks(),
-        partitions_def=instance_partitions(source_type),
+        partitions_def=partitions,
+        config=instance_tagged_config(source_type, partitions),
         tags=max_runtime_tags(LOAD_MAX_RUNTIME_SECONDS),
         description=f"Load one {source_type} source instance (a partition) into raw; "
         f"{normalized_asset_key(kind.entity).to_user_string()} follows on its own.",
+    )
+
+
+def instance_tagged_config(
+    source_type: str, partitions: dg.DynamicPartitionsDefinition
+) -> dg.PartitionedConfig:
+    """No run config, and the instance's run tags for each partition: Dagster adds them to
+    every run of a partition however it is launched (schedule, UI, backfill, CLI)."""
+    return dg.PartitionedConfig(
+        partitions_def=partitions,
+        run_config_for_partition_key_fn=lambda _key: {},
+        tags_for_partition_key_fn=partial(instance_run_tags, source_type),
     )
