@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # DuckDB is single-writer: a process that finds the file locked waits this long for it
     # (with a message naming the holder), then gives up with a one-line error.
     duckdb_lock_wait_seconds: float = Field(default=120.0, gt=0)
+    # An ingest step that failed on a transient fault (lib/step_retries.py) runs again up to
+    # this many times, after this delay, doubling per attempt (read when the definitions load).
+    step_retries: int = Field(default=2, ge=0)
+    step_retry_delay_seconds: float = Field(default=30.0, ge=0)
     # First day of the metrics' daily partitions (UTC).
     metrics_start_date: str = "2025-01-01"
     # How often the metrics of the days new rows touched (today's above all) are re-built while

@@ -3,6 +3,7 @@ servers on loopback, and real Dagster runs recorded in a temporary Dagster insta
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ from ingest_pipeline.sandbox.postgres import throwaway_database
 from ingest_pipeline.sandbox.s3 import EMULATOR_CREDENTIALS, S3Emulator
 
 API_TOKEN = "acme-secret-token-3f9a"
+# A step that fails on a transient fault (a dead feed's refused connection) is retried at once
+# here: the default waits 30 s, doubling (lib/step_retries.py).
+os.environ.setdefault("INGEST_STEP_RETRY_DELAY_SECONDS", "0")
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

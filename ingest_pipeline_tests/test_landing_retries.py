@@ -41,9 +41,12 @@ def _unreachable_store():
 
 
 def _objects(landing: Landing) -> list[LandedObject]:
-    [request] = landing.evaluate("events").run_requests
-    [config] = request.run_config["ops"].values()
-    return [LandedObject(**o) for o in config["config"]["objects"]]
+    """The objects of one tick's runs (one run per tenant), in launch order."""
+    objects = []
+    for request in landing.evaluate("events").run_requests:
+        [config] = request.run_config["ops"].values()
+        objects += [LandedObject(**o) for o in config["config"]["objects"]]
+    return objects
 
 
 def _uploads(landing: Landing) -> dict[str, tuple]:
@@ -78,9 +81,10 @@ def test_a_store_outage_requeues_the_objects_and_the_sensor_takes_them_after_the
     assert landing.tick("events") == []  # still backing off: nothing launched
 
     _backoff_over(landing)
-    [retry] = landing.tick("events")
+    retries = landing.tick("events")  # one run per tenant
 
-    assert retry.run_key.startswith("events:retry@")
+    assert all(r.run_key.startswith("events:retry@") for r in retries)
+    assert sorted(r.tags["ingest/tenant"] for r in retries) == ["acme", "globex"]
     assert {k: tuple(v[:2]) for k, v in _uploads(landing).items()} == {
         "events/acme/a.ndjson": ("Completed", 2),
         "events/globex/b.ndjson": ("Completed", 2),
@@ -125,9 +129,10 @@ def test_uploads_whose_run_died_before_taking_them_are_taken_again(landing):
         "UPDATE normalized.uploads SET queued_at = queued_at - INTERVAL 1 MINUTE"
     )
 
-    [retry] = landing.tick("events")
+    retries = landing.tick("events")  # one run per tenant
 
-    assert retry.run_key.startswith("events:retry@")
+    assert all(r.run_key.startswith("events:retry@") for r in retries)
+    assert sorted(r.tags["ingest/tenant"] for r in retries) == ["acme", "globex"]
     status, attempts, _, _ = _uploads(landing)["events/acme/a.ndjson"]
     assert (status, attempts) == ("Completed", 2)
     assert landing.env.rows("SELECT count(*) FROM normalized.events") == [(1,)]

@@ -40,6 +40,12 @@ from ingest_pipeline.lib.source_types import EnvName, UnknownSourceTypeError, op
 # partition keys, table and pipeline names and object keys: at most 63 characters.
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 DEFAULT_INTAKE_RATE_LIMIT_PER_MINUTE = 600
+# Run tags (`instance_run_tags`); a landing run has the tenant's alone.
+TENANT_TAG = "ingest/tenant"
+SOURCE_TAG = "ingest/source"
+SOURCE_TYPE_TAG = "ingest/source_type"
+INSTANCE_TAG = "ingest/instance"
+SOURCE_INSTANCE_TAG = "ingest/source_instance"
 _Block = TypeVar("_Block", bound=BaseModel)
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -80,19 +86,29 @@ class SourceInstance(BaseModel):
 
     @property
     def run_tags(self) -> dict[str, str]:
-        """Tags of every run of this instance: the UI filters by them, and the run queue allows
-        one run per `ingest/instance` at a time (dagster.yaml)."""
-        return {
-            "ingest/tenant": self.tenant,
-            "ingest/source": self.name,
-            "ingest/source_type": self.type,
-            "ingest/instance": f"{self.type}.{self.partition_key}",
-        }
+        """Tags of every run of this instance (`instance_run_tags`)."""
+        return instance_run_tags(self.type, self.partition_key)
 
     @property
     def pipeline_name(self) -> str:
         """dlt pipeline name: one per instance, so incremental state never mixes."""
         return f"{self.type}__{self.tenant}__{self.name}".replace("-", "_")
+
+
+def instance_run_tags(source_type: str, partition_key: str) -> dict[str, str]:
+    """The tags of every run of one source instance (`tenant.name` of a source type): the UI and
+    the read API filter by them, and the run queue (dagster.yaml) allows one run at a time per
+    `ingest/source_instance` and a share of the run slots per `ingest/tenant`. `ingest/instance`
+    (`<type>.<tenant>.<name>`) is the older spelling of `ingest/source_instance`
+    (`<type>:<tenant>.<name>`), kept for what filters by it."""
+    tenant, name = split_partition_key(partition_key)
+    return {
+        TENANT_TAG: tenant,
+        SOURCE_TAG: name,
+        SOURCE_TYPE_TAG: source_type,
+        INSTANCE_TAG: f"{source_type}.{partition_key}",
+        SOURCE_INSTANCE_TAG: f"{source_type}:{partition_key}",
+    }
 
 
 def split_partition_key(partition_key: str) -> tuple[str, str]:

@@ -51,3 +51,11 @@ def warehouse_pool() -> str | None:
     """The pool of warehouse-writing steps under the current settings (read at load time)."""
     warehouse = Warehouse(get_settings().resolved_warehouse_url)
     return DUCKDB_POOL if warehouse.sql_dialect.single_process else None
+
+
+def normalize_pool(entity: str) -> str:
+    """The pool of `normalized/<entity>`'s step: the warehouse pool on DuckDB, else one pool per
+    entity (`normalize_<entity>`, limit 1 in dagster.yaml). A normalize run takes every pending
+    raw load of its entity, so two at once would read the same loads and redo each other's
+    work; in the pool the second waits and finds nothing left to do."""
+    return warehouse_pool() or f"normalize_{entity}"

@@ -43,8 +43,9 @@ def run_failure_alert(run: dg.DagsterRun, error: str | None) -> Alert:
     tags = run.tags
     partition = tags.get("dagster/partition") or _range(tags)
     tenant, instance = tags.get("ingest/tenant"), tags.get("ingest/source")
-    # An instance's partition key is `tenant.instance` already; a metrics run's is its day(s).
-    where = partition or (tenant and f"{tenant}.{instance}")
+    # An instance's partition key is `tenant.instance` already; a metrics run's is its day(s);
+    # a landing run has its tenant alone.
+    where = partition or (f"{tenant}.{instance}" if tenant and instance else tenant)
     return Alert(
         kind="run_failure",
         text=f"Run of {run.job_name}{f' ({where})' if where else ''} failed: {error}",

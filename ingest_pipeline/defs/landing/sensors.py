@@ -5,7 +5,9 @@ Nothing is missed and nothing is processed twice: the cursor keeps the newest La
 second and the object versions (key@ETag) already taken within it (S3 time has one-second
 resolution), every tick takes at most `INGEST_LANDING_OBJECTS_PER_TICK` objects, oldest first,
 and hands them to runs of at most `INGEST_LANDING_OBJECTS_PER_RUN`, each with a run key made of
-its object versions, so a tick evaluated twice launches nothing twice. Empty objects, keys
+its object versions, so a tick evaluated twice launches nothing twice. A run holds one tenant's
+objects only and carries its `ingest/tenant` tag: the run queue's cap per tenant applies, and
+one tenant's bad upload fails no other tenant's run. Empty objects, keys
 outside the layout and unknown tenants are recorded Failed with the reason and logged on the tick.
 
 Uploads to take again (Queued after a transient fault, left Processing by a run that died or
@@ -30,7 +32,7 @@ from ingest_pipeline.defs.landing.kinds import LANDING_KINDS, LandingKind, landi
 from ingest_pipeline.defs.landing.resources import LandingBucketResource
 from ingest_pipeline.domain.entities import init_warehouse
 from ingest_pipeline.domain.landing_cursor import LandingCursor, batched, take_new
-from ingest_pipeline.domain.tenants import TenantsFileError, tenant_names
+from ingest_pipeline.domain.tenants import TENANT_TAG, TenantsFileError, tenant_names
 from ingest_pipeline.domain.uploads import (
     LandedObject,
     QueueOutcome,
@@ -62,11 +64,13 @@ def run_request(
     kind: str, batch: Sequence[LandedObject], retry_at: float | None = None
 ) -> dg.RunRequest:
     op_name = landing_kind(kind).op_name
+    [tenant] = {o.tenant_id for o in batch}  # one tenant a run (`per_tenant_batches`)
     return dg.RunRequest(
         run_key=batch_run_key(kind, batch, retry_at),
         run_config={"ops": {op_name: {"config": {"objects": [o.as_config() for o in batch]}}}},
         # Uploads are what a user waits for: ahead of scheduled pulls in the run queue.
         tags={
+            TENANT_TAG: tenant,
             "ingest/landing_kind": kind,
             "ingest/objects": str(len(batch)),
             "dagster/priority": LANDING_RUN_PRIORITY,
@@ -150,8 +154,19 @@ def _run_requests(
     kind: str, new: Sequence[LandedObject], again: Sequence[LandedObject], now: float
 ) -> list[dg.RunRequest]:
     per_run = get_settings().landing_objects_per_run
-    requests = [run_request(kind, batch) for batch in batched(new, per_run)]
-    return requests + [run_request(kind, batch, now) for batch in batched(again, per_run)]
+    requests = [run_request(kind, batch) for batch in per_tenant_batches(new, per_run)]
+    return requests + [
+        run_request(kind, batch, now) for batch in per_tenant_batches(again, per_run)
+    ]
+
+
+def per_tenant_batches(objects: Sequence[LandedObject], size: int) -> list[list[LandedObject]]:
+    """The objects in runs of at most `size`, each of one tenant; tenants in the order of their
+    oldest object, each tenant's objects in their own order."""
+    by_tenant: dict[str, list[LandedObject]] = {}
+    for landed in objects:
+        by_tenant.setdefault(landed.tenant_id, []).append(landed)
+    return [batch for group in by_tenant.values() for batch in batched(group, size)]
 
 
 def _upload_ids(request: dg.RunRequest) -> list[str]:

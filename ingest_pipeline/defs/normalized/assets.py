@@ -5,6 +5,11 @@ instance it came from, so it never depends on one instance's run having succeede
 own (`normalize_<entity>`, or the automation sensor after any parent updated), never inside an
 instance's raw run. Its parents are the raw assets of its source types and the landing assets
 that write the same table (Dagster allows one producer per key, so those are deps).
+
+Concurrent runs neither redo nor break each other: the step holds a pool (`normalize_pool`: the
+DuckDB writer's, or `normalize_<entity>` on PostgreSQL; limit 1), so a second run waits and finds
+the loads taken; and a raw load holds one instance's rows (one dlt pipeline per instance), so a
+load that cannot be normalized is quarantined alone (normalize.py) and fails no other tenant.
 """
 
 from datetime import UTC, datetime
@@ -18,7 +23,7 @@ from ingest_pipeline.defs.normalized.normalize import ENTITIES, Entity, normaliz
 from ingest_pipeline.defs.sources.raw_assets import normalized_asset_key, raw_asset_key
 from ingest_pipeline.domain.entities import init_warehouse
 from ingest_pipeline.domain.tenants import load_source_instances
-from ingest_pipeline.lib.resources import WarehouseResource, warehouse_pool
+from ingest_pipeline.lib.resources import WarehouseResource, normalize_pool
 from ingest_pipeline.lib.source_types import types_of_entity
 from ingest_pipeline.settings import get_settings
 
@@ -43,7 +48,7 @@ def normalized_asset(entity: Entity, description: str) -> dg.AssetsDefinition:
         kinds={"python"},
         description=description,
         automation_condition=normalize_condition(),
-        pool=warehouse_pool(),
+        pool=normalize_pool(entity.name),
     )
     def normalized(
         context: dg.AssetExecutionContext, config: NormalizeConfig, warehouse: WarehouseResource

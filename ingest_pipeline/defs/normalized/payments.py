@@ -33,7 +33,7 @@ from ingest_pipeline.defs.normalized.normalize import (
 from ingest_pipeline.defs.sources.raw_assets import normalized_asset_key
 from ingest_pipeline.domain.entities import PAYMENTS, init_warehouse
 from ingest_pipeline.domain.payments import payment_from_event, upsert_payments
-from ingest_pipeline.lib.resources import WarehouseResource, warehouse_pool
+from ingest_pipeline.lib.resources import WarehouseResource, normalize_pool
 from ingest_pipeline.lib.source_types import types_of_entity
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.sources.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN
@@ -126,7 +126,7 @@ def normalize_payments(
     group_name="normalized",
     kinds={"python"},
     automation_condition=normalize_condition(),
-    pool=warehouse_pool(),
+    pool=normalize_pool(ENTITY),
     description="Payments from Stripe events, one row per (tenant_id, payment_id = PaymentIntent "
     "id): succeeded or refunded (a refund is final), merged whatever the order the events come "
     "in; malformed payment events go to normalized.rejected_records.",

@@ -5,12 +5,17 @@ with the tenants file), a dlt pipeline per instance, and a job `ingest_<type>` t
 instance's raw data, and only that: normalizing is the unpartitioned `normalized/<entity>`
 asset's own run (`normalize_<entity>`, or the automation sensor), so a failing instance fails its
 own partition's run and nothing else, never the shared normalized asset or its checks.
+Every run of a partition carries the instance's run tags (`instance_run_tags`: tenant, source
+instance), however it was launched: the job's partitioned config adds them. A step that fails
+on a transient fault is run again by the job's RetryPolicy (lib/step_retries.py); any other
+fault fails it at once.
 
 Raw steps write the warehouse, so they are in the warehouse pool (`warehouse_pool()`), and a
 DuckDB file held for a moment by a process outside the pool is waited for, not a failure.
 """
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import dagster as dg
@@ -18,13 +23,19 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from ingest_pipeline.domain.entities import FEEDBACK, ITEMS
-from ingest_pipeline.domain.tenants import SourceInstance, find_instance
+from ingest_pipeline.domain.tenants import (
+    SourceInstance,
+    TenantsFileError,
+    find_instance,
+    instance_run_tags,
+)
 from ingest_pipeline.lib.resources import (
     LOAD_MAX_RUNTIME_SECONDS,
     max_runtime_tags,
     warehouse_pool,
 )
 from ingest_pipeline.lib.source_types import SOURCE_TYPES, SourceType
+from ingest_pipeline.lib.step_retries import ingest_retry_policy, is_transient
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.settings import get_settings
 from ingest_pipeline.sources.dlt_pipelines import instance_pipeline, spec_pipeline
@@ -93,7 +104,10 @@ def build_raw_assets(kind: SourceType) -> dg.AssetsDefinition:
     )
     def raw_assets(context: dg.AssetExecutionContext, dlt: DagsterDltResource) -> Iterator[Any]:
         settings = get_settings()
-        instance = find_instance(settings.tenants_file, source_type, context.partition_key)
+        try:
+            instance = find_instance(settings.tenants_file, source_type, context.partition_key)
+        except TenantsFileError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
         check_privacy_fields(instance, kind.entity)
         pipeline = instance_pipeline(instance, settings, context.log)
 
@@ -115,6 +129,8 @@ def build_raw_assets(kind: SourceType) -> dg.AssetsDefinition:
                 description=f"{source_type} source {instance.partition_key} failed: "
                 f"{_root_cause(exc)}",
                 metadata={"tenant": instance.tenant, "source_instance": instance.name},
+                # Only a transient fault is worth the job's RetryPolicy (lib/step_retries.py).
+                allow_retries=is_transient(exc),
             ) from exc
         yield _one_result(results, raw_asset_key(source_type), instance, pipeline)
 
@@ -135,6 +151,7 @@ def check_privacy_fields(instance: SourceInstance, entity: str) -> None:
         raise dg.Failure(
             description=f"{instance.type} source {instance.partition_key}: {exc}",
             metadata={"tenant": instance.tenant, "source_instance": instance.name},
+            allow_retries=False,
         ) from None
 
 
@@ -175,12 +192,27 @@ def _root_cause(exc: BaseException) -> str:
 def ingest_job(kind: SourceType, raw_assets: dg.AssetsDefinition) -> Any:
     """Load one instance's raw data, one run per partition (instance); nothing shared."""
     source_type = kind.name
+    partitions = instance_partitions(source_type)
     return dg.define_asset_job(
         name=kind.job_name,
         # Without the freshness check of every instance (instance_freshness_sensor records it).
         selection=dg.AssetSelection.assets(raw_assets).without_checks(),
-        partitions_def=instance_partitions(source_type),
+        partitions_def=partitions,
+        config=instance_tagged_config(source_type, partitions),
+        op_retry_policy=ingest_retry_policy(),
         tags=max_runtime_tags(LOAD_MAX_RUNTIME_SECONDS),
         description=f"Load one {source_type} source instance (a partition) into raw; "
         f"{normalized_asset_key(kind.entity).to_user_string()} follows on its own.",
+    )
+
+
+def instance_tagged_config(
+    source_type: str, partitions: dg.DynamicPartitionsDefinition
+) -> dg.PartitionedConfig:
+    """No run config, and the instance's run tags for each partition: Dagster adds them to
+    every run of a partition however it is launched (schedule, UI, backfill, CLI)."""
+    return dg.PartitionedConfig(
+        partitions_def=partitions,
+        run_config_for_partition_key_fn=lambda _key: {},
+        tags_for_partition_key_fn=partial(instance_run_tags, source_type),
     )

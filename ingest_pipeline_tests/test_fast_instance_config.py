@@ -1,0 +1,107 @@
+"""Fast tier: the Dagster instance configs (`dagster.yaml`, production
+`deploy/dagster.postgres.yaml`) pass Dagster's own config schema, and the run queue they set up
+keeps runs apart: one run at a time per source instance, a cap per tenant (Dagster's own
+tag-limit counter, as the queue daemon uses it), run monitoring with a maximum runtime and a
+lost worker ended, not resumed, by a launcher that cannot resume; each normalize step in a pool
+of one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+from dagster._core.instance.config import dagster_instance_config
+from dagster._utils.tags import TagConcurrencyLimitsCounter
+
+from ingest_pipeline.domain.tenants import instance_run_tags
+from ingest_pipeline.lib.repo_files import POSTGRES_CONFIG, SQLITE_CONFIG
+from ingest_pipeline.lib.resources import DUCKDB_POOL, normalize_pool
+
+CONFIGS = {"local": SQLITE_CONFIG, "production": POSTGRES_CONFIG}
+TENANT_CAP = {"local": 3, "production": 4}
+
+
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def configured(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, dg.DagsterInstance]]:
+    """(name, an instance built from that config, its storage replaced by SQLite)."""
+    config = yaml.safe_load(CONFIGS[request.param].read_text(encoding="utf-8"))
+    home = tmp_path_factory.mktemp(request.param)
+    config["storage"] = {"sqlite": {"base_dir": str(home)}}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield request.param, instance
+
+
+def run(tags: dict[str, str], run_id: str) -> dg.DagsterRun:
+    return dg.DagsterRun(job_name="ingest_rss", run_id=run_id, tags=tags)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_the_configs_pass_dagsters_schema(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INGEST_DAGSTER_PG_URL", "postgresql+psycopg2://u:p@127.0.0.1:1/dagster")
+    (tmp_path / "dagster.yaml").write_bytes(CONFIGS[name].read_bytes())
+    validated, _ = dagster_instance_config(str(tmp_path))
+    assert validated["run_coordinator"]["class"] == "QueuedRunCoordinator"
+
+
+def test_one_run_per_source_instance_and_a_cap_per_tenant(
+    configured: tuple[str, dg.DagsterInstance],
+) -> None:
+    name, instance = configured
+    # What the queue daemon reads (the `concurrency.runs` block merged in).
+    queue = instance.get_concurrency_config().run_queue_config
+    assert queue is not None
+    limits = {limit["key"]: limit for limit in queue.tag_concurrency_limits}
+    assert limits["ingest/source_instance"]["limit"] == 1
+    assert limits["ingest/tenant"]["limit"] == TENANT_CAP[name] < queue.max_concurrent_runs
+    for key in ("ingest/source_instance", "ingest/tenant"):
+        assert limits[key]["value"] == {"applyLimitPerUniqueValue": True}
+
+    # Dagster's own counter, as the queue daemon uses it. Two runs of one instance requested at
+    # once: the second waits for the first. initech.main is another instance.
+    first = run(instance_run_tags("rss", "acme.main"), "a1")
+    counter = TagConcurrencyLimitsCounter(queue.tag_concurrency_limits, [first])
+    assert counter.is_blocked(run(instance_run_tags("rss", "acme.main"), "a2"))
+    assert not counter.is_blocked(run(instance_run_tags("csv", "acme.main"), "a3"))
+    assert not counter.is_blocked(run(instance_run_tags("rss", "initech.main"), "i1"))
+
+    # acme's API hangs: its runs fill acme's share, never the other tenants'.
+    hung = [
+        run(instance_run_tags("rss", f"acme.feed{n}"), f"h{n}") for n in range(TENANT_CAP[name])
+    ]
+    counter = TagConcurrencyLimitsCounter(queue.tag_concurrency_limits, hung)
+    assert counter.is_blocked(run(instance_run_tags("rss", "acme.another"), "a4"))
+    assert counter.is_blocked(run({"ingest/tenant": "acme"}, "landing"))  # a landing run
+    assert not counter.is_blocked(run(instance_run_tags("rss", "initech.main"), "i2"))
+
+
+def test_run_monitoring_ends_dead_and_endless_runs(
+    configured: tuple[str, dg.DagsterInstance],
+) -> None:
+    _, instance = configured
+    assert instance.run_monitoring_enabled
+    assert 0 < instance.run_monitoring_max_runtime_seconds <= 3600
+    assert 0 < instance.run_monitoring_start_timeout_seconds <= 300
+    # A launcher that cannot resume a run whose worker was lost must not be asked to.
+    if not instance.run_launcher.supports_resume_run:
+        assert instance.run_monitoring_max_resume_run_attempts == 0
+    assert instance.run_retries_enabled
+
+
+def test_normalize_steps_hold_a_pool_of_one(
+    configured: tuple[str, dg.DagsterInstance], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two normalize runs of an entity at once: the second's step waits for the first's."""
+    _, instance = configured
+    assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+    monkeypatch.setenv("INGEST_WAREHOUSE_URL", "postgresql://u:p@127.0.0.1:1/warehouse")
+    assert normalize_pool("items") == "normalize_items"
+    monkeypatch.setenv("INGEST_WAREHOUSE_URL", "duckdb:///wh.duckdb")
+    assert normalize_pool("items") == DUCKDB_POOL
