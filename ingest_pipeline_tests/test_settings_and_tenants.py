@@ -1,3 +1,6 @@
+import argparse
+import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,11 +94,73 @@ def test_missing_tenants_file_names_the_setting(tmp_path):
         load_source_instances(tmp_path / "absent.yaml")
 
 
-def test_docker_compose_has_the_production_shape():
+def test_docker_compose_has_the_production_shape(tmp_path):
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
-    assert {"postgres", "minio", "webserver", "daemon", "code-location", "intake"} <= compose[
-        "services"
-    ].keys()
-    daemon_env = compose["services"]["daemon"]["environment"]
+    services = compose["services"]
+    assert {
+        "postgres",
+        "minio",
+        "redis",
+        "webserver",
+        "daemon",
+        "code-location",
+        "worker-1",
+        "worker-2",
+        "intake",
+        "api",
+    } <= services.keys()
+    daemon_env = services["daemon"]["environment"]
     assert daemon_env["INGEST_ENV"] == "production"
     assert daemon_env["INGEST_WAREHOUSE_URL"].startswith("postgresql://")
+    # The steps go to the workers through the broker, and the settings accept that shape.
+    assert daemon_env["INGEST_EXECUTOR"] == "celery"
+    assert daemon_env["INGEST_CELERY_BROKER_URL"] == "redis://redis:6379/0"
+    settings = {k.removeprefix("INGEST_").lower(): v for k, v in daemon_env.items()}
+    settings = {k: v for k, v in settings.items() if k in Settings.model_fields}
+    settings["tenants_file"] = tmp_path / "tenants.yaml"  # the mounted file, here
+    settings["tenants_file"].write_text("tenants: {}\n")
+    assert Settings(**settings).executor == "celery"  # the production checks accept it
+    for name, service in services.items():
+        if name != "minio-init":  # a job that ends, not a service to watch
+            assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+        for needed, condition in _depends_on(service).items():
+            assert needed in services, f"{name} depends on an unknown service {needed}"
+            if condition == "service_healthy":
+                assert "healthcheck" in services[needed], f"{name} waits on {needed}'s health"
+
+
+def test_docker_compose_runs_only_commands_that_exist():
+    """Each command the image runs is a program the package installs, and an ingest-pipeline
+    command is one the CLI has."""
+    from ingest_pipeline.cli import build_parser
+
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    bin_dir = Path(sys.executable).parent
+    cli_commands = _subcommands(build_parser())
+    checked = 0
+    for name, service in compose["services"].items():
+        if service.get("image", "").startswith("ingest-pipeline") and "command" in service:
+            program, *args = shlex.split(service["command"])
+            assert (bin_dir / program).is_file(), f"{name}: {program} is not installed"
+            if program == "ingest-pipeline":
+                assert args[0] in cli_commands, f"{name}: no ingest-pipeline {args[0]}"
+                build_parser().parse_args(args)  # its options are the CLI's
+            checked += 1
+        health = service.get("healthcheck", {}).get("test", [])
+        if health[:1] == ["CMD"] and service.get("image", "").startswith("ingest-pipeline"):
+            assert (bin_dir / health[1]).is_file() or health[1] == "python", health
+    assert checked == 7  # code-location, webserver, daemon, two workers, intake, api
+
+
+def _depends_on(service: dict) -> dict[str, str]:
+    needs = service.get("depends_on", {})
+    if isinstance(needs, list):
+        return dict.fromkeys(needs, "service_started")
+    return {name: spec.get("condition", "service_started") for name, spec in needs.items()}
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> set[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()

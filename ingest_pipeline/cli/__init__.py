@@ -25,7 +25,27 @@ def _kind_help() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # Every command imports what it needs when it runs: importing the CLI and `--help` stay cheap.
+    args = build_parser().parse_args(argv)
+    _configure_logging()
+    from pydantic import ValidationError
+
+    from ingest_pipeline.lib.warehouse import WarehouseBusyError
+
+    try:
+        return _run(args)
+    except WarehouseBusyError as exc:  # a one-line answer, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ValidationError as exc:  # settings refused at start (celery without PostgreSQL, ...)
+        from ingest_pipeline.domain.tenants import describe_errors
+
+        print(f"error: invalid settings: {describe_errors(exc)}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's commands and options. Every command imports what it needs when it runs:
+    importing the CLI and `--help` stay cheap."""
     parser = argparse.ArgumentParser(
         prog="ingest-pipeline", description=__doc__, formatter_class=_LazyHelp
     )
@@ -82,22 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker.add_argument(
         "--queue", action="append", help="a queue to take steps from (default: dagster)"
     )
-    args = parser.parse_args(argv)
-    _configure_logging()
-    from pydantic import ValidationError
-
-    from ingest_pipeline.lib.warehouse import WarehouseBusyError
-
-    try:
-        return _run(args)
-    except WarehouseBusyError as exc:  # a one-line answer, not a traceback
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except ValidationError as exc:  # settings refused at start (celery without PostgreSQL, ...)
-        from ingest_pipeline.domain.tenants import describe_errors
-
-        print(f"error: invalid settings: {describe_errors(exc)}", file=sys.stderr)
-        return 2
+    return parser
 
 
 def _configure_logging() -> None:
