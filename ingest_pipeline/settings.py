@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     tenants_file: Path = Field(default=Path("tenants.yaml"))
     s3_endpoint_url: str = ""
     landing_bucket: str = "landing"
+    # Steps' logs in this S3 bucket (through s3_endpoint_url), not on the disk of the machine
+    # that ran them: Dagster's instance gets S3ComputeLogManager (cli/dagster_home.py).
+    compute_logs_bucket: str = ""
     # A landing sensor tick takes at most this many new objects and launches one run per batch
     # of at most `landing_objects_per_run`: a backlog of 10,000 is 5 ticks of 4 runs each.
     landing_objects_per_tick: int = Field(default=2000, ge=1)

@@ -1,7 +1,9 @@
 """INGEST_EXECUTOR=celery for real: two `ingest-pipeline worker` processes on the local Redis,
 Dagster's instance and the warehouse on PostgreSQL, runs started by `dagster job execute` (their
 executor is the code location's, from the settings: no run config names it). The steps ran on
-the workers (each step's engine event names its Celery worker), on both, and the rows are exact.
+the workers (each step's engine event names its Celery worker), on both, and the rows are exact;
+each step's logs are in the S3 bucket (INGEST_COMPUTE_LOGS_BUCKET, the emulator), not only on
+the disk of the worker that ran it.
 Refusals: celery with a DuckDB warehouse or without Dagster on PostgreSQL exits 2, naming why.
 
 Rules the real run keeps (it shares a 2-core machine with another pytest worker in CI):
@@ -21,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import dagster as dg
 import psutil
 import pytest
@@ -36,6 +38,7 @@ import redis
 import yaml
 from celery import Celery
 
+from ingest_pipeline.cli.dagster_home import instance_config
 from ingest_pipeline.defs.tenants.sensors import sync_partitions
 from ingest_pipeline.domain.entities import init_warehouse
 from ingest_pipeline.lib.executors import CELERY_SETTINGS
@@ -54,6 +57,7 @@ REDIS = "redis://127.0.0.1:6379"
 WORKERS_READY_SECONDS = 240
 RUNS_SECONDS = 420
 STOP_SECONDS = 60
+LOGS_BUCKET = "dagster-logs"
 
 
 @contextlib.contextmanager
@@ -79,7 +83,9 @@ def claimed_redis_db() -> Iterator[str]:
 
 
 @pytest.fixture
-def celery_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+def celery_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_endpoint: str
+) -> Iterator[dict[str, str]]:
     with (
         claimed_redis_db() as broker,
         throwaway_database("dagster") as dagster_db,
@@ -87,14 +93,17 @@ def celery_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict
     ):
         home = tmp_path / "dagster_home"
         home.mkdir()
-        shutil.copyfile(POSTGRES_CONFIG, home / "dagster.yaml")
+        boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=LOGS_BUCKET)
+        (home / "dagster.yaml").write_bytes(instance_config(POSTGRES_CONFIG, LOGS_BUCKET))
         env = {
+            "INGEST_COMPUTE_LOGS_BUCKET": LOGS_BUCKET,
             "INGEST_EXECUTOR": "celery",
             "INGEST_CELERY_BROKER_URL": broker,
             "INGEST_WAREHOUSE_URL": wh_db,
             "INGEST_DAGSTER_PG_URL": dagster_db.replace("postgresql://", "postgresql+psycopg2://"),
             "INGEST_TENANTS_FILE": str(tmp_path / "tenants.yaml"),
             "INGEST_DATA_DIR": str(tmp_path / "data"),
+            "INGEST_S3_ENDPOINT_URL": s3_endpoint,
             "DAGSTER_HOME": str(home),
         }
         for name, value in env.items():
@@ -247,6 +256,19 @@ def test_steps_run_on_both_celery_workers_and_rows_are_exact(celery_env, tmp_pat
                     if worker is not None:
                         ran_on.add(worker.value.split("@")[0])
     assert ran_on == {"w1", "w2"}, workers.logs()  # every step on a worker, and on both
+    # The steps' logs, uploaded by the workers: readable from any machine that reaches S3.
+    s3 = boto3.client("s3", endpoint_url=celery_env["INGEST_S3_ENDPOINT_URL"])
+    keys = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=LOGS_BUCKET)
+        for o in page.get("Contents", [])
+    ]
+    for record in records:
+        run_id = record.dagster_run.run_id
+        logged = [k for k in keys if run_id in k and k.endswith(".err")]
+        assert logged, f"no step log of run {run_id} in S3: {keys}"
+        text = s3.get_object(Bucket=LOGS_BUCKET, Key=logged[0])["Body"].read().decode()
+        assert 'STEP_START - Started execution of step "raw_csv"' in text, text[:2000]
     rows = Warehouse(celery_env["INGEST_WAREHOUSE_URL"]).fetch_all(
         "SELECT _source_instance, count(*) FROM raw_csv.acme__shop_0 GROUP BY 1"
     )

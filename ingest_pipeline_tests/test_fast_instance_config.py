@@ -16,8 +16,9 @@ import yaml
 from dagster._core.instance.config import dagster_instance_config
 from dagster._utils.tags import TagConcurrencyLimitsCounter
 
+from ingest_pipeline.cli.dagster_home import instance_config, production_config
 from ingest_pipeline.domain.tenants import instance_run_tags
-from ingest_pipeline.lib.repo_files import POSTGRES_CONFIG, SQLITE_CONFIG
+from ingest_pipeline.lib.repo_files import POSTGRES_CONFIG, PRODUCTION_CONFIG, SQLITE_CONFIG
 from ingest_pipeline.lib.resources import DUCKDB_POOL, normalize_pool
 
 CONFIGS = {"local": SQLITE_CONFIG, "production": POSTGRES_CONFIG}
@@ -105,3 +106,35 @@ def test_normalize_steps_hold_a_pool_of_one(
     assert normalize_pool("items") == "normalize_items"
     monkeypatch.setenv("INGEST_WAREHOUSE_URL", "duckdb:///wh.duckdb")
     assert normalize_pool("items") == DUCKDB_POOL
+
+
+def test_the_compose_config_is_the_production_one_with_step_logs_in_s3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """deploy/dagster.production.yaml is written from dagster.postgres.yaml (they cannot drift),
+    and Dagster builds its S3 compute log manager from it."""
+    assert PRODUCTION_CONFIG.read_bytes() == production_config(), (
+        "deploy/dagster.production.yaml is stale: python -m ingest_pipeline.cli.dagster_home"
+    )
+    for name, value in {
+        "INGEST_DAGSTER_PG_URL": "postgresql+psycopg2://u:p@127.0.0.1:1/dagster",
+        "INGEST_COMPUTE_LOGS_BUCKET": "dagster-logs",
+        "INGEST_S3_ENDPOINT_URL": "http://127.0.0.1:1",
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+    }.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "dagster.yaml").write_bytes(PRODUCTION_CONFIG.read_bytes())
+    validated, _ = dagster_instance_config(str(tmp_path))
+    assert validated["compute_logs"]["class"] == "S3ComputeLogManager"
+    without_logs = dict(validated)
+    without_logs.pop("compute_logs")
+    (tmp_path / "dagster.yaml").write_bytes(POSTGRES_CONFIG.read_bytes())
+    assert dagster_instance_config(str(tmp_path))[0] == without_logs
+
+
+def test_step_logs_go_to_s3_only_when_a_bucket_is_named(tmp_path: Path) -> None:
+    assert instance_config(POSTGRES_CONFIG, "") == POSTGRES_CONFIG.read_bytes()
+    with_bucket = yaml.safe_load(instance_config(SQLITE_CONFIG, "logs", endpoint_url=False))
+    assert with_bucket["compute_logs"]["config"]["bucket"] == {"env": "INGEST_COMPUTE_LOGS_BUCKET"}
+    assert "endpoint_url" not in with_bucket["compute_logs"]["config"]  # AWS's own endpoint

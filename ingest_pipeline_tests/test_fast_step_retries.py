@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import dagster as dg
+import psycopg2.errors
 import pytest
 import requests
+from dlt.common.destination.exceptions import SchemaUpdateTransientError
 
 from ingest_pipeline.definitions import defs as load_defs
 from ingest_pipeline.domain.tenants import MissingSecretError
@@ -38,6 +40,8 @@ def wrapped(exc: Exception) -> Exception:
         TimeoutError(),
         http_error(429),
         http_error(503),
+        SchemaUpdateTransientError("csv", ["_dlt_loads"], Exception("deadlock detected")),
+        psycopg2.errors.DeadlockDetected("deadlock detected"),
     ],
 )
 def test_network_faults_and_busy_platforms_are_transient(exc: Exception) -> None:

@@ -32,6 +32,10 @@ CELERY_SETTINGS = {
     "task_acks_late": True,  # acknowledged when done: a lost worker's step is redelivered
     "task_reject_on_worker_lost": True,
     "worker_prefetch_multiplier": 1,  # one task at a time: none waits behind a busy worker
+    # The worker's stdout and stderr stay real files: Dagster captures a step's logs by
+    # redirecting their file descriptors (then uploads them: INGEST_COMPUTE_LOGS_BUCKET); Celery's
+    # default replaces them with a logger without one, and every step's log was empty.
+    "worker_redirect_stdouts": False,
 }
 
 

@@ -1,8 +1,11 @@
 """When an ingest step runs again: a transient fault is retried by the `ingest_<type>` jobs'
 RetryPolicy, with exponential backoff and jitter; any other fault fails the step at once.
 
-Transient: the network (connection refused or reset, a timeout) or an HTTP 408, 425, 429 or 5xx
-still failing after dlt's own request retries. Anything else (a 401/403 or other 4xx, a missing
+Transient: the network (connection refused or reset, a timeout), an HTTP 408, 425, 429 or 5xx
+still failing after dlt's own request retries, what dlt itself calls transient (a schema update
+that lost a deadlock against another instance's load into the same dataset: two instances of a
+type loading at once on PostgreSQL), and a PostgreSQL transaction rolled back for a deadlock or
+a serialization failure. Anything else (a 401/403 or other 4xx, a missing
 secret, an invalid tenants file, a parse error) would fail the same way again: the step raises
 `dg.Failure(allow_retries=False)`, which skips the policy. `INGEST_STEP_RETRIES` (2) and
 `INGEST_STEP_RETRY_DELAY_SECONDS` (30, doubling per attempt) are read when the definitions load.
@@ -13,7 +16,9 @@ from __future__ import annotations
 import socket
 
 import dagster as dg
+import psycopg2.extensions
 import requests
+from dlt.common.exceptions import TransientException
 
 from ingest_pipeline.settings import get_settings
 
@@ -24,6 +29,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
     socket.timeout,
+    TransientException,  # dlt's own: e.g. SchemaUpdateTransientError
+    psycopg2.extensions.TransactionRollbackError,  # deadlock detected, serialization failure
 )
 
 
