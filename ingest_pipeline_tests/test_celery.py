@@ -58,6 +58,7 @@ WORKERS_READY_SECONDS = 240
 RUNS_SECONDS = 420
 STOP_SECONDS = 60
 LOGS_BUCKET = "dagster-logs"
+BIG_ROWS = 300_000  # a step of several seconds, to be killed in the middle of
 
 
 @contextlib.contextmanager
@@ -273,6 +274,98 @@ def test_steps_run_on_both_celery_workers_and_rows_are_exact(celery_env, tmp_pat
         "SELECT _source_instance, count(*) FROM raw_csv.acme__shop_0 GROUP BY 1"
     )
     assert rows == [("shop-0", 5)]
+
+
+def test_a_step_whose_worker_process_is_killed_runs_again_and_loses_nothing(celery_env, tmp_path):
+    """kill -9 of the process running a step, in the middle of it: its worker gives the task
+    back (late acknowledgement, rejected when the worker is lost), a worker runs the step
+    again, the run succeeds, and the rows are exact: none missing, none doubled."""
+    folder = tmp_path / "big"
+    folder.mkdir()
+    lines = "".join(f"big-{i},item {i},https://x.example/{i},2026-01-01\n" for i in range(BIG_ROWS))
+    (folder / "items.csv").write_text("sku,name,link,updated\n" + lines)
+    Path(celery_env["INGEST_TENANTS_FILE"]).write_text(
+        yaml.safe_dump({"tenants": {"acme": {"sources": [catalog_csv_instance(folder, "big")]}}})
+    )
+    init_warehouse(Warehouse(celery_env["INGEST_WAREHOUSE_URL"]))
+    with dg.DagsterInstance.get() as instance:
+        sync_partitions(instance)
+    env = {**os.environ}
+    workers = Workers(tmp_path, env)
+    output = ""
+    try:
+        for name in ("w1", "w2"):
+            workers.start(name)
+        workers.wait_until_they_answer(celery_env["INGEST_CELERY_BROKER_URL"])
+        run = subprocess.Popen(
+            [
+                *(DAGSTER, "job", "execute", "-m", "ingest_pipeline.definitions"),
+                *("-j", "ingest_csv", "--tags", json.dumps({"dagster/partition": "acme.big"})),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        node = _step_started_on(run)
+        time.sleep(1.0)  # well inside the step: it reads and loads BIG_ROWS rows
+        killed = _pool_process(workers, node.split("@")[0])
+        killed.kill()
+        try:
+            out, _ = run.communicate(timeout=RUNS_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            out, _ = run.communicate()
+        output = out.decode(errors="replace")
+        assert run.returncode == 0, f"the run failed:\n{output}{workers.logs()}"
+    finally:
+        workers.stop()
+    with dg.DagsterInstance.get() as instance:
+        (record,) = instance.get_run_records(dg.RunsFilter(job_name="ingest_csv"))
+        assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+        starts = [
+            e
+            for e in instance.all_logs(record.dagster_run.run_id)
+            if e.dagster_event is not None and e.dagster_event.event_type_value == "STEP_START"
+        ]
+    assert len(starts) == 2, f"the step ran {len(starts)} times\n{output}"  # killed, then again
+    rows = Warehouse(celery_env["INGEST_WAREHOUSE_URL"]).fetch_all(
+        "SELECT count(*), count(DISTINCT sku) FROM raw_csv.acme__big"
+    )
+    assert rows == [(BIG_ROWS, BIG_ROWS)]
+
+
+def _step_started_on(run: subprocess.Popen[bytes]) -> str:
+    """The worker node (`w1@host`) that started the run's step, once it has."""
+    deadline = time.monotonic() + RUNS_SECONDS
+    with dg.DagsterInstance.get() as instance:
+        while time.monotonic() < deadline:
+            assert run.poll() is None, "the run ended before its step started"
+            for record in instance.get_run_records(dg.RunsFilter(job_name="ingest_csv")):
+                events = [e.dagster_event for e in instance.all_logs(record.dagster_run.run_id)]
+                types = {e.event_type_value for e in events if e is not None}
+                if "STEP_START" in types:
+                    for event in events:
+                        if event is not None and event.event_type_value == "ENGINE_EVENT":
+                            worker = event.event_specific_data.metadata.get("Celery worker")
+                            if worker is not None:
+                                return worker.value
+            time.sleep(0.2)
+    pytest.fail("the step never started")
+
+
+def _pool_process(workers: Workers, name: str) -> psutil.Process:
+    """The pool process of worker `name` (its celery worker's child): the one running steps."""
+    (process,) = [p for n, p, _ in workers.started if n == name]
+    members = _session(process.pid)
+    # A pool process is forked from the celery worker: the same command line as its parent.
+    pool = [
+        m
+        for m in members
+        if "celery" in " ".join(m.cmdline()) and m.parent().cmdline() == m.cmdline()
+    ]
+    assert len(pool) == 1, [(m.pid, m.ppid(), m.cmdline()[:6]) for m in members]
+    return pool[0]
 
 
 @pytest.mark.parametrize(
