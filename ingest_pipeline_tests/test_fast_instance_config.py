@@ -7,6 +7,8 @@ of one."""
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +18,11 @@ import yaml
 from dagster._core.instance.config import dagster_instance_config
 from dagster._utils.tags import TagConcurrencyLimitsCounter
 
-from ingest_pipeline.cli.dagster_home import instance_config, production_config
+from ingest_pipeline.cli.dagster_home import ensure_dagster_home, instance_config, production_config
 from ingest_pipeline.domain.tenants import instance_run_tags
 from ingest_pipeline.lib.repo_files import POSTGRES_CONFIG, PRODUCTION_CONFIG, SQLITE_CONFIG
 from ingest_pipeline.lib.resources import DUCKDB_POOL, normalize_pool
+from ingest_pipeline.settings import Settings
 
 CONFIGS = {"local": SQLITE_CONFIG, "production": POSTGRES_CONFIG}
 TENANT_CAP = {"local": 3, "production": 4}
@@ -138,3 +141,26 @@ def test_step_logs_go_to_s3_only_when_a_bucket_is_named(tmp_path: Path) -> None:
     with_bucket = yaml.safe_load(instance_config(SQLITE_CONFIG, "logs", endpoint_url=False))
     assert with_bucket["compute_logs"]["config"]["bucket"] == {"env": "INGEST_COMPUTE_LOGS_BUCKET"}
     assert "endpoint_url" not in with_bucket["compute_logs"]["config"]  # AWS's own endpoint
+
+
+def test_a_process_of_the_image_finds_the_mounted_config_right_and_never_writes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docker-compose mounts dagster.production.yaml read-only as DAGSTER_HOME/dagster.yaml;
+    `ingest-pipeline worker` (ensure_dagster_home) with compose's settings makes the same bytes,
+    and a read-only file that differs is the operator's: left as it is."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    monkeypatch.setenv("INGEST_S3_ENDPOINT_URL", "http://minio:9000")
+    settings = Settings(
+        dagster_pg_url="postgresql+psycopg2://u:p@pg/dagster", compute_logs_bucket="dagster-logs"
+    )
+    ensure_dagster_home(settings)
+    assert (tmp_path / "dagster.yaml").read_bytes() == PRODUCTION_CONFIG.read_bytes()
+    (tmp_path / "dagster.yaml").write_text("# the operator's\n")
+
+    def read_only_mount(source: object, target: object) -> None:
+        raise OSError(errno.EBUSY, "Device or resource busy")  # as a bind-mounted file answers
+
+    monkeypatch.setattr(os, "replace", read_only_mount)
+    ensure_dagster_home(settings)
+    assert (tmp_path / "dagster.yaml").read_text() == "# the operator's\n"

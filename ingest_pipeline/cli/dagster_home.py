@@ -10,6 +10,7 @@ ingest_pipeline.cli.dagster_home` (a test keeps the two equal).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from ingest_pipeline.settings import Settings
 # per day (a year's backfill otherwise writes 365 planned events per model). Dagster reads it
 # where runs are created (CLI, webserver, daemon): set for every process the CLI starts.
 RANGE_PLANNING_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+log = logging.getLogger(__name__)
 
 
 def ensure_dagster_home(settings: Settings) -> Path:
@@ -43,7 +45,9 @@ def compute_logs_on_s3(endpoint_url: bool) -> str:
     endpoint = "    endpoint_url: {env: INGEST_S3_ENDPOINT_URL}\n" if endpoint_url else ""
     return (
         "\n# Step logs (stdout, stderr) in S3, readable from every machine's UI; a worker's disk\n"
-        "# holds them only until they are uploaded (INGEST_COMPUTE_LOGS_BUCKET).\n"
+        "# holds them only until they are uploaded (INGEST_COMPUTE_LOGS_BUCKET). Added by\n"
+        "# ingest_pipeline/cli/dagster_home.py (deploy/dagster.production.yaml: `python -m\n"
+        "# ingest_pipeline.cli.dagster_home`).\n"
         "compute_logs:\n"
         "  module: dagster_aws.s3.compute_log_manager\n"
         "  class: S3ComputeLogManager\n"
@@ -74,18 +78,22 @@ def _install(content: bytes, target: Path) -> None:
     if target.is_file() and target.read_bytes() == content:
         return
     scratch = target.with_name(f".{target.name}.{os.getpid()}")
-    scratch.write_bytes(content)
-    os.replace(scratch, target)
+    try:
+        scratch.write_bytes(content)
+        os.replace(scratch, target)
+    except OSError as exc:  # a read-only mount (EROFS, EBUSY): the operator's file stays
+        scratch.unlink(missing_ok=True)
+        if not target.is_file():
+            raise
+        log.warning("kept %s as it is (it differs from the settings' but %s)", target, exc)
 
 
 def production_config() -> bytes:
     """What `deploy/dagster.production.yaml` holds: the PostgreSQL configuration, step logs in
-    S3 through INGEST_S3_ENDPOINT_URL (MinIO in docker-compose)."""
-    header = (
-        b"# Written by `python -m ingest_pipeline.cli.dagster_home` from dagster.postgres.yaml:\n"
-        b"# edit that file, then write this one again (a test keeps them equal).\n"
-    )
-    return header + instance_config(POSTGRES_CONFIG, "set", endpoint_url=True)
+    S3 through INGEST_S3_ENDPOINT_URL (MinIO in docker-compose). Byte for byte what
+    `ensure_dagster_home` makes of the same settings, so a process of the image finds the
+    mounted file already right and never writes it."""
+    return instance_config(POSTGRES_CONFIG, "set", endpoint_url=True)
 
 
 if __name__ == "__main__":
