@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.data/dagster
 # A range run plans each asset once with its partition range, not once per partition.
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
-.PHONY: install demo test test-fast lint format dev bench clean
+.PHONY: install demo test test-fast lint format dev bench clean manifest wheel
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,17 @@ DBT_FILES := $(shell find dbt_metrics \( -path dbt_metrics/target -o -path dbt_m
 $(DBT_MANIFEST): $(STAMP) $(DBT_FILES)
 	$(MANIFEST)
 	touch $@
+
+# The build step of a wheel or an image: the dbt manifest parsed from the models. setup.py puts
+# it in the wheel when it is newer than every file of dbt_metrics/ (else the installed package
+# parses on first load, into INGEST_DBT_TARGET_DIR).
+manifest: $(DBT_MANIFEST)
+
+# dist/ingest_pipeline-<version>-py3-none-any.whl: the package with dbt_metrics/, its manifest,
+# the instance configs and the example tenants file (`pip install` it anywhere; the Dockerfile
+# does the same).
+wheel: $(DBT_MANIFEST)
+	$(BIN)/pip wheel --quiet --no-deps -w dist .
 
 # Pure logic and the definitions' snapshot (asset keys, checks, jobs, schedules, sensors): no
 # database, S3, server, daemon or Dagster run (the `integration` marker, ingest_pipeline_tests/

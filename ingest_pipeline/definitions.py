@@ -11,9 +11,10 @@ dagster-aws, and without the component library that `load_from_defs_folder` adds
 import importlib
 import pkgutil
 import warnings
-from pathlib import Path
 
 import dagster as dg
+
+from ingest_pipeline.lib.repo_files import FILES_ROOT
 
 # Left out of `ingest_defs()`: what only the metrics runs and the sensors need.
 NOT_FOR_INGEST = (
@@ -25,7 +26,9 @@ NOT_FOR_INGEST = (
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    # The project's config (pyproject.toml's [tool.dg]) at the repo root, or the copy an
+    # installed wheel carries (lib/repo_files.py): dagster looks for it there, then above.
+    return dg.load_from_defs_folder(path_within_project=FILES_ROOT)
 
 
 def ingest_defs() -> dg.Definitions:

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # this many times, after this delay, doubling per attempt (read when the definitions load).
     step_retries: int = Field(default=2, ge=0)
     step_retry_delay_seconds: float = Field(default=30.0, ge=0)
+    # dbt's target folder (its artifacts and logs, a folder per invocation; the manifest when it
+    # is parsed at run time). Empty: `dbt_metrics/target` in a checkout, `<data dir>/dbt/target`
+    # for an installed package (defs/metrics/project.py), which never writes into its own files.
+    dbt_target_dir: Path | None = None
     # First day of the metrics' daily partitions (UTC).
     metrics_start_date: str = "2025-01-01"
     # How often the metrics of the days new rows touched (today's above all) are re-built while
@@ -108,6 +112,11 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         return value.upper() if info.field_name == "log_level" else value.lower()
+
+    @field_validator("dbt_target_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # `INGEST_DBT_TARGET_DIR=` as in .env.example
 
     @model_validator(mode="after")
     def _email_alerts_need_a_server(self) -> Settings:

@@ -1,11 +1,12 @@
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
-from ingest_pipeline.defs.metrics.project import DBT_EXECUTABLE, dbt_project
+from ingest_pipeline.defs.metrics.project import DBT_EXECUTABLE, MetricsDbtCliResource, dbt_project
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        resources={"dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)}
+        resources={
+            "dbt": MetricsDbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
+        }
     )
