@@ -129,10 +129,10 @@ def test_uploads_whose_run_died_before_taking_them_are_taken_again(landing):
         "UPDATE normalized.uploads SET queued_at = queued_at - INTERVAL 1 MINUTE"
     )
 
-    retries = landing.tick("events")  # one run per tenant
+    [retry] = landing.tick("events")
 
-    assert all(r.run_key.startswith("events:retry@") for r in retries)
-    assert sorted(r.tags["ingest/tenant"] for r in retries) == ["acme", "globex"]
+    assert retry.run_key.startswith("events:retry@")
+    assert retry.tags["ingest/tenant"] == "acme"
     status, attempts, _, _ = _uploads(landing)["events/acme/a.ndjson"]
     assert (status, attempts) == ("Completed", 2)
     assert landing.env.rows("SELECT count(*) FROM normalized.events") == [(1,)]
