@@ -6,13 +6,16 @@ A fresh PostgreSQL database (INGEST_TEST_POSTGRES_URL's server): `init` (tables 
 API's indexes), events and feedback of two tenants over 30 days written as Arrow batches with
 `warehouse.upsert`, event_metrics_hour made by a real `dbt run` and leaderboard_snapshots by
 SQL of the same columns (see LEADERBOARDS_SQL), `init` again (the metrics indexes), ANALYZE. The service is `ingest-pipeline serve-api` in its own process (its peak RSS
-is its own). `--clients` client threads (one HTTP session each) send a mix for `--seconds`:
-an events page of 100 in a 6-hour range, event metrics by hour for a day, a leaderboard, a
-feedback page of 100 since a day (one platform). Then the same number of threads run exactly
-the SQL the API runs for the same requests (recorded from the API's own query functions) with
-psycopg2, in sessions set up as the API's (read-only, statement timeout, UTC), for as long.
-Per route: requests/s, p50 and p99; the API's p50 and p99 over the direct query's.
-Targets: p99 under 50 ms for a page of 100; the API under 2x the direct query.
+is its own). `--clients` client threads (one keep-alive connection each, stdlib http.client:
+the clients' own CPU stays small beside the service's) send a mix for `--seconds`: an events
+page of 100 in a 6-hour range, event metrics by hour for a day, a leaderboard, a feedback page
+of 100 since a day (one platform); the requests are made before the clock starts. Then the same
+number of threads run exactly the SQL the API runs for the same requests (recorded from the
+API's own query functions) with psycopg2, in sessions set up as the API's (read-only,
+statement timeout, UTC), for as long. Per route and for the whole mix: requests/s, p50 and p99,
+the API's over the direct query's; the CPU per request of the service and of the clients.
+Targets: p99 under 50 ms for a page of 100; the API under 2x the direct query (the mix's rate
+ratio: with every client waiting on its answer, the ratio of the mean time per request).
 """
 
 from __future__ import annotations
