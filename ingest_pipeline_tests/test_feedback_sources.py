@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -265,3 +266,28 @@ def _sensor_tick(env: Any) -> None:
     for request in result.dynamic_partitions_requests:
         if isinstance(request, dg.AddDynamicPartitionsRequest):
             env.instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+
+
+def test_a_machine_without_the_local_dlt_state_asks_only_for_newer(env, monkeypatch):
+    """No worker-local state: the dlt pipelines folder (the incremental cursor's local copy)
+    deleted between two runs, as on another machine: dlt restores the state from the warehouse
+    and the second run asks X only for posts after the cursor."""
+    p = _platform("twitter")
+    monkeypatch.setenv("ACME_TWITTER_SECRET", SECRETS["acme"])
+    try:
+        p.seed("acme", 5)
+        env.write_tenants({"acme": [p.instance("acme")]})
+        [first] = env.ingest()
+        assert first.status == "ok", first.error
+        local_state = env.tmp_path / "data" / "dlt"
+        assert local_state.is_dir()
+        shutil.rmtree(local_state)
+
+        p.add_newer("acme", 2, start=6)
+        p.sandbox.server.requests.clear()
+        [second] = env.ingest()
+        assert second.status == "ok", second.error
+        _assert_asked_only_for_newer(p, second)
+        assert env.rows("SELECT count(*) FROM normalized.feedback") == [(7,)]
+    finally:
+        p.sandbox.server.stop()
