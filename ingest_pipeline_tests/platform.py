@@ -176,13 +176,17 @@ def _stop(process: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def running_daemon(
-    dagster_home: Path, log_path: Path, run_monitoring: dict[str, Any] | None = None
+    dagster_home: Path,
+    log_path: Path,
+    run_monitoring: dict[str, Any] | None = None,
+    config_file: Path | None = None,
 ) -> Iterator[subprocess.Popen]:
     """A real `dagster-daemon run -w workspace.yaml` on a DAGSTER_HOME holding the repository's
-    dagster.yaml (its `run_monitoring` settings updated with `run_monitoring`), in its own
-    session so it and its code server stop together at the end."""
+    dagster.yaml (its `run_monitoring` settings updated with `run_monitoring`), or the
+    dagster.yaml `config_file` names (PostgreSQL's), in its own session so it and its code
+    server stop together at the end."""
     dagster_home.mkdir(exist_ok=True)
-    config = yaml.safe_load((REPO / "dagster.yaml").read_text(encoding="utf-8"))
+    config = yaml.safe_load((config_file or REPO / "dagster.yaml").read_text(encoding="utf-8"))
     config["run_monitoring"].update(run_monitoring or {})
     (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     # The instance's SQLite storages are created here, before the daemon starts: a test that

@@ -46,6 +46,7 @@ from ingest_pipeline.lib.repo_files import POSTGRES_CONFIG
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.sandbox.instances import catalog_csv_instance
 from ingest_pipeline.sandbox.postgres import throwaway_database
+from ingest_pipeline_tests.platform import running_daemon, wait_for_daemon
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +59,7 @@ WORKERS_READY_SECONDS = 240
 RUNS_SECONDS = 420
 STOP_SECONDS = 60
 LOGS_BUCKET = "dagster-logs"
+SCHEDULED_SECONDS = 420  # the next minute's tick, the run, the sensor's normalize run
 BIG_ROWS = 300_000  # a step of several seconds, to be killed in the middle of
 
 
@@ -274,6 +276,69 @@ def test_steps_run_on_both_celery_workers_and_rows_are_exact(celery_env, tmp_pat
         "SELECT _source_instance, count(*) FROM raw_csv.acme__shop_0 GROUP BY 1"
     )
     assert rows == [("shop-0", 5)]
+
+
+def test_a_scheduled_run_steps_on_the_workers_and_the_sensor_normalizes_after(celery_env, tmp_path):
+    """Under a real dagster-daemon: the schedule's tick launches a run with no run config (the
+    executor is the code's: the broker from the settings), its step runs on a worker, and the
+    normalize run that the automation sensor launches after it completes (in its own process)."""
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    lines = "".join(f"s-{i},item {i},https://x.example/{i},2026-01-01\n" for i in range(7))
+    (folder / "items.csv").write_text("sku,name,link,updated\n" + lines)
+    source = catalog_csv_instance(folder, "shop", schedule="* * * * *")
+    Path(celery_env["INGEST_TENANTS_FILE"]).write_text(
+        yaml.safe_dump({"tenants": {"acme": {"sources": [source]}}})
+    )
+    init_warehouse(Warehouse(celery_env["INGEST_WAREHOUSE_URL"]))
+    home = Path(celery_env["DAGSTER_HOME"])
+    with dg.DagsterInstance.get() as instance:
+        sync_partitions(instance)
+    workers = Workers(tmp_path, {**os.environ})
+    log = tmp_path / "daemon.log"
+    warehouse = Warehouse(celery_env["INGEST_WAREHOUSE_URL"])
+    try:
+        for name in ("w1", "w2"):
+            workers.start(name)
+        workers.wait_until_they_answer(celery_env["INGEST_CELERY_BROKER_URL"])
+        with (
+            running_daemon(home, log, config_file=home / "dagster.yaml") as daemon,
+            dg.DagsterInstance.get() as instance,
+        ):
+
+            def normalized() -> bool:
+                with contextlib.suppress(Exception):
+                    return warehouse.fetch_all("SELECT count(*) FROM normalized.items") == [(7,)]
+                return False
+
+            wait_for_daemon(
+                daemon, log, SCHEDULED_SECONDS, normalized, "a scheduled run, then normalized"
+            )
+            succeeded = instance.get_run_records(
+                dg.RunsFilter(job_name="ingest_csv", statuses=[dg.DagsterRunStatus.SUCCESS])
+            )
+            assert succeeded, "normalized rows without a successful ingest run"
+            run = succeeded[-1].dagster_run  # the first one
+            workers_of_run = _celery_workers(instance, run.run_id)
+    finally:
+        stuck = workers.stop()
+    assert run.tags.get("dagster/schedule_name"), run.tags  # launched by the schedule's tick
+    assert run.tags["ingest/source_instance"] == "csv:acme.shop"
+    assert not run.run_config, run.run_config  # nothing but the code says where steps go
+    assert workers_of_run <= {"w1", "w2"} and workers_of_run, workers.logs()
+    assert not stuck, stuck
+
+
+def _celery_workers(instance: dg.DagsterInstance, run_id: str) -> set[str]:
+    """The workers (`w1`) that the run's steps ran on, from its engine events."""
+    names = set()
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is not None and event.event_type_value == "ENGINE_EVENT":
+            worker = event.event_specific_data.metadata.get("Celery worker")
+            if worker is not None:
+                names.add(worker.value.split("@")[0])
+    return names
 
 
 def test_a_step_whose_worker_process_is_killed_runs_again_and_loses_nothing(celery_env, tmp_path):
