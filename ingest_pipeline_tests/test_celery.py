@@ -281,7 +281,8 @@ def test_steps_run_on_both_celery_workers_and_rows_are_exact(celery_env, tmp_pat
 def test_a_scheduled_run_steps_on_the_workers_and_the_sensor_normalizes_after(celery_env, tmp_path):
     """Under a real dagster-daemon: the schedule's tick launches a run with no run config (the
     executor is the code's: the broker from the settings), its step runs on a worker, and the
-    normalize run that the automation sensor launches after it completes (in its own process)."""
+    normalize run that the automation sensor launches after it completes; an upload to the
+    landing bucket is landed by the landing sensor's run, its step on a worker too."""
     folder = tmp_path / "shop"
     folder.mkdir()
     lines = "".join(f"s-{i},item {i},https://x.example/{i},2026-01-01\n" for i in range(7))
@@ -291,6 +292,14 @@ def test_a_scheduled_run_steps_on_the_workers_and_the_sensor_normalizes_after(ce
         yaml.safe_dump({"tenants": {"acme": {"sources": [source]}}})
     )
     init_warehouse(Warehouse(celery_env["INGEST_WAREHOUSE_URL"]))
+    s3 = boto3.client("s3", endpoint_url=celery_env["INGEST_S3_ENDPOINT_URL"])
+    s3.create_bucket(Bucket="landing")
+    events = [
+        {"event_id": f"e{n}", "event_type": "view", "occurred_at": "2026-01-05T10:00:00Z"}
+        for n in range(3)
+    ]
+    body = "".join(json.dumps(event) + "\n" for event in events)
+    s3.put_object(Bucket="landing", Key="events/acme/app.ndjson", Body=body.encode())
     home = Path(celery_env["DAGSTER_HOME"])
     with dg.DagsterInstance.get() as instance:
         sync_partitions(instance)
@@ -308,24 +317,30 @@ def test_a_scheduled_run_steps_on_the_workers_and_the_sensor_normalizes_after(ce
 
             def normalized() -> bool:
                 with contextlib.suppress(Exception):
-                    return warehouse.fetch_all("SELECT count(*) FROM normalized.items") == [(7,)]
+                    return warehouse.fetch_all(
+                        "SELECT (SELECT count(*) FROM normalized.items), "
+                        "(SELECT count(*) FROM normalized.events)"
+                    ) == [(7, 3)]
                 return False
 
-            wait_for_daemon(
-                daemon, log, SCHEDULED_SECONDS, normalized, "a scheduled run, then normalized"
-            )
+            what = "a scheduled run then normalized, and the upload landed"
+            wait_for_daemon(daemon, log, SCHEDULED_SECONDS, normalized, what)
             succeeded = instance.get_run_records(
                 dg.RunsFilter(job_name="ingest_csv", statuses=[dg.DagsterRunStatus.SUCCESS])
             )
             assert succeeded, "normalized rows without a successful ingest run"
             run = succeeded[-1].dagster_run  # the first one
             workers_of_run = _celery_workers(instance, run.run_id)
+            [landed] = instance.get_run_records(dg.RunsFilter(job_name="land_events"))
+            landed_on = _celery_workers(instance, landed.dagster_run.run_id)
     finally:
         stuck = workers.stop()
     assert run.tags.get("dagster/schedule_name"), run.tags  # launched by the schedule's tick
     assert run.tags["ingest/source_instance"] == "csv:acme.shop"
     assert not run.run_config, run.run_config  # nothing but the code says where steps go
     assert workers_of_run <= {"w1", "w2"} and workers_of_run, workers.logs()
+    assert landed.dagster_run.tags.get("dagster/sensor_name") == "landing_events_sensor"
+    assert landed_on <= {"w1", "w2"} and landed_on, workers.logs()
     assert not stuck, stuck
 
 

@@ -14,8 +14,8 @@ Rules kept here:
   longer than that is delivered a second time. `ingest-pipeline worker` starts a worker with
   the same configuration (`celery_config`). Settings refuse `celery` without PostgreSQL for the
   warehouse and Dagster's instance.
-- The jobs that set their own executor keep it (landing, normalize, retention: one step each,
-  in the run's process).
+- Every job takes it, the landing, normalize and retention jobs too: with `celery` an upload
+  is landed by a worker, not by the process the daemon launched the run in.
 """
 
 from __future__ import annotations

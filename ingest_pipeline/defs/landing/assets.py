@@ -272,7 +272,6 @@ def land_job(kind: LandingKind) -> Any:  # define_asset_job's type is not public
         # The asset and its own check; not those recorded on a clock of their own.
         selection=dg.AssetSelection.assets(kind.asset_key).without_checks()
         | dg.AssetSelection.checks(dg.AssetCheckKey(kind.asset_key, ALL_COMPLETED)),
-        executor_def=dg.in_process_executor,
         # Dagster re-executes runs whose process died (dagster.yaml run_retries), but a landing
         # run's uploads are taken again by its sensor instead, each within its own attempts.
         tags={**max_runtime_tags(LOAD_MAX_RUNTIME_SECONDS), "dagster/max_retries": "0"},

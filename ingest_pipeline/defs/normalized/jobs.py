@@ -22,7 +22,6 @@ def normalize_job(entity: str) -> Any:
         normalize_job_name(entity),
         selection=with_own_checks(normalized_asset_key(entity))
         | dg.AssetSelection.assets(REJECTS_KEY),
-        executor_def=dg.in_process_executor,
         tags=max_runtime_tags(LOAD_MAX_RUNTIME_SECONDS),
         description=f"Normalize every raw load of normalized/{entity} not yet normalized, run "
         "its checks and record the rejects' counts.",

@@ -79,7 +79,6 @@ def retention(warehouse: WarehouseResource) -> dg.MaterializeResult:
 retention_daily_job = dg.define_asset_job(
     "retention_daily",
     selection=[retention.key],
-    executor_def=dg.in_process_executor,
     tags=max_runtime_tags(LOAD_MAX_RUNTIME_SECONDS),
     description="Delete what each tenant's retention windows no longer keep.",
 )
