@@ -356,6 +356,44 @@ def _celery_workers(instance: dg.DagsterInstance, run_id: str) -> set[str]:
     return names
 
 
+def test_ingest_from_the_cli_runs_its_steps_on_the_workers(celery_env, tmp_path):
+    """`ingest-pipeline ingest` with INGEST_EXECUTOR=celery: the raw run's and the normalize
+    run's steps go to the workers (not this process), and the summary is the usual one."""
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    lines = "".join(f"c-{i},item {i},https://x.example/{i},2026-01-01\n" for i in range(4))
+    (folder / "items.csv").write_text("sku,name,link,updated\n" + lines)
+    Path(celery_env["INGEST_TENANTS_FILE"]).write_text(
+        yaml.safe_dump({"tenants": {"acme": {"sources": [catalog_csv_instance(folder, "shop")]}}})
+    )
+    workers = Workers(tmp_path, {**os.environ})
+    try:
+        for name in ("w1", "w2"):
+            workers.start(name)
+        workers.wait_until_they_answer(celery_env["INGEST_CELERY_BROKER_URL"])
+        done = subprocess.run(
+            [*CLI, "ingest"],
+            env={**os.environ},
+            capture_output=True,
+            text=True,
+            timeout=RUNS_SECONDS,
+        )
+    finally:
+        stuck = workers.stop()
+    assert done.returncode == 0, f"{done.stdout}{done.stderr}{workers.logs()}"
+    assert " ok " in done.stdout and "normalized=4" in done.stdout, done.stdout
+    with dg.DagsterInstance.get() as instance:
+        records = instance.get_run_records(dg.RunsFilter())
+        by_job = {r.dagster_run.job_name: r.dagster_run.run_id for r in records}
+        assert set(by_job) == {"ingest_csv", "normalize_items"}, by_job
+        for job, run_id in by_job.items():
+            assert _celery_workers(instance, run_id), f"{job}: no step on a worker"
+    assert Warehouse(celery_env["INGEST_WAREHOUSE_URL"]).fetch_all(
+        "SELECT count(*) FROM normalized.items"
+    ) == [(4,)]
+    assert not stuck, stuck
+
+
 def test_a_step_whose_worker_process_is_killed_runs_again_and_loses_nothing(celery_env, tmp_path):
     """kill -9 of the process running a step, in the middle of it: its worker gives the task
     back (late acknowledgement, rejected when the worker is lost), a worker runs the step

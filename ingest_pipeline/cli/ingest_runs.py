@@ -6,11 +6,17 @@ is the instance's failure alone; normalize is not run for it, so the shared norm
 its checks never show another instance's fault. The counts per instance come from the
 normalized materialization's `per_instance` metadata, and the loads it quarantined from its
 `quarantined_loads` metadata: shown in the summary line, not a failure (exit code 0).
+
+The runs' steps go where INGEST_EXECUTOR says: in this process (`in_process`, the default:
+Dagster's `execute_in_process`), or by `dg.execute_job` on a job the workers rebuild from this
+module (`ingest_job`), on Celery workers or in processes of their own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,29 +66,17 @@ def ingest_instance(
     kind = SOURCE_TYPES[source.type]
     started = time.monotonic()
     tags = source.run_tags
-    raw_job = defs.resolve_job_def(kind.job_name)
-    raw_run = raw_job.execute_in_process(
-        instance=instance_store,
-        partition_key=source.partition_key,
-        raise_on_error=False,
-        run_config=console_config(raw_job),
-        tags=tags,
-    )
-    raw = _materialization_metadata(raw_run).get(("raw", source.type), {})
+    with _executed(defs, instance_store, kind.job_name, tags, source.partition_key) as raw_run:
+        raw = _materialization_metadata(raw_run).get(("raw", source.type), {})
     counts: dict[str, Any] = {}
     quarantined: tuple[str, ...] = ()
     last = raw_run
     # Nothing loaded and nothing left from before: no normalize run (a re-run on unchanged
     # input is the raw run's check alone).
     if raw_run.success and (int(raw.get("rows_loaded", 0)) or _pending(source.type)):
-        normalize_job = defs.resolve_job_def(normalize_job_name(kind.entity))
-        last = normalize_job.execute_in_process(
-            instance=instance_store,
-            raise_on_error=False,
-            run_config=console_config(normalize_job),
-            tags={**tags, AFTER_RUN_TAG: raw_run.run_id},
-        )
-        normalized = _materialization_metadata(last).get(("normalized", kind.entity), {})
+        after = {**tags, AFTER_RUN_TAG: raw_run.run_id}
+        with _executed(defs, instance_store, normalize_job_name(kind.entity), after) as last:
+            normalized = _materialization_metadata(last).get(("normalized", kind.entity), {})
         counts = normalized.get("per_instance", {}).get(f"{source.type}:{source.partition_key}", {})
         quarantined = _quarantined(normalized, source.partition_key)
     return InstanceOutcome(
@@ -96,6 +90,47 @@ def ingest_instance(
         error="" if last.success else _failure_message(last),
         quarantined=quarantined,
     )
+
+
+@contextlib.contextmanager
+def _executed(
+    defs: dg.Definitions,
+    instance_store: dg.DagsterInstance,
+    job_name: str,
+    tags: dict[str, str],
+    partition_key: str | None = None,
+) -> Iterator[Any]:
+    """One run of `job_name` to its end, failed or not: its result (events, success, run id)."""
+    from ingest_pipeline.settings import get_settings
+
+    job = defs.resolve_job_def(job_name)
+    if get_settings().executor == "in_process":
+        yield job.execute_in_process(
+            instance=instance_store,
+            partition_key=partition_key,
+            raise_on_error=False,
+            run_config=console_config(job),
+            tags=tags,
+        )
+        return
+    rebuilt = dg.build_reconstructable_job(__name__, ingest_job.__name__, (job_name,))
+    partition = {"dagster/partition": partition_key} if partition_key else {}
+    with dg.execute_job(
+        rebuilt,
+        instance=instance_store,
+        run_config=console_config(job),
+        tags={**tags, **partition},
+        raise_on_error=False,
+    ) as result:
+        yield result
+
+
+def ingest_job(job_name: str) -> dg.JobDefinition:
+    """The job `job_name` of the ingest definitions: what a worker (or a step's own process)
+    rebuilds to run a step of an `ingest-pipeline ingest` run."""
+    from ingest_pipeline.definitions import ingest_defs
+
+    return ingest_defs().resolve_job_def(job_name)
 
 
 def _pending(source_type: str) -> bool:
