@@ -115,8 +115,12 @@ def test_failed_runs_and_failing_ticks_alert_once_under_the_daemon(
         # and a repeat would have been sent by now.
         time.sleep(35)
         runs = failed_runs()
-    # One alert for the failed run.
-    [alert] = receiver.of_kind("run_failure")
+    # One alert for the failed runs: a repeat of the same failure is folded. (On a loaded
+    # machine a run can also fail another way, e.g. ended by run monitoring: its own alert.)
+    failures = receiver.of_kind("run_failure")
+    texts = [a["text"] for a in failures]
+    assert len(texts) == len(set(texts)), f"an alert sent twice: {texts}"
+    alert = failures[0]
     assert set(alert) == FIELDS
     assert alert["job"] == "ingest_csv" and alert["run_id"] in {r.run_id for r in runs}
     assert alert["tenant"] == "acme" and alert["source_instance"] == "catalog"
