@@ -30,6 +30,12 @@ API_TOKEN = "acme-secret-token-3f9a"
 os.environ.setdefault("INGEST_STEP_RETRY_DELAY_SECONDS", "0")
 
 
+@pytest.fixture(scope="session")
+def defs() -> dg.Definitions:
+    """The code location's definitions, loaded once for the tests that only read them."""
+    return load_defs()
+
+
 @pytest.fixture(params=["duckdb", "postgres"])
 def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "duckdb":

@@ -250,14 +250,7 @@ def test_steps_run_on_both_celery_workers_and_rows_are_exact(celery_env, tmp_pat
     with dg.DagsterInstance.get() as instance:
         records = instance.get_run_records(dg.RunsFilter(job_name="ingest_csv"))
         assert [r.dagster_run.status for r in records] == [dg.DagsterRunStatus.SUCCESS] * 4
-        ran_on = set()
-        for record in records:
-            for entry in instance.all_logs(record.dagster_run.run_id):
-                event = entry.dagster_event
-                if event is not None and event.event_type_value == "ENGINE_EVENT":
-                    worker = event.event_specific_data.metadata.get("Celery worker")
-                    if worker is not None:
-                        ran_on.add(worker.value.split("@")[0])
+        ran_on = set().union(*(_celery_workers(instance, r.dagster_run.run_id) for r in records))
     assert ran_on == {"w1", "w2"}, workers.logs()  # every step on a worker, and on both
     # The steps' logs, uploaded by the workers: readable from any machine that reaches S3.
     s3 = boto3.client("s3", endpoint_url=celery_env["INGEST_S3_ENDPOINT_URL"])

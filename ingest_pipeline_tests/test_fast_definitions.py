@@ -5,9 +5,6 @@ A change here is a change of the platform's surface: update the snapshot on purp
 from __future__ import annotations
 
 import dagster as dg
-import pytest
-
-from ingest_pipeline.definitions import defs as load_defs
 
 SOURCES = ("rest_api", "csv", "rss", "playstore", "twitter", "discourse", "intercom", "stripe")
 RAW = {
@@ -26,11 +23,6 @@ LANDED = {
     "logs": "normalized/log_records",
     "webhooks": "landing/webhooks",
 }
-
-
-@pytest.fixture(scope="module")
-def defs() -> dg.Definitions:
-    return load_defs()
 
 
 def test_schedules_snapshot(defs: dg.Definitions) -> None:

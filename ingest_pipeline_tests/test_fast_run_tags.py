@@ -11,7 +11,6 @@ import dagster as dg
 import pytest
 import yaml
 
-from ingest_pipeline.definitions import defs as load_defs
 from ingest_pipeline.defs.landing.sensors import _run_requests, per_tenant_batches
 from ingest_pipeline.domain.tenants import instance_run_tags
 from ingest_pipeline.domain.uploads import LandedObject
@@ -25,11 +24,6 @@ ACME_TAGS = {
     "ingest/instance": "rss.acme.main",
     "ingest/source_instance": "rss:acme.main",
 }
-
-
-@pytest.fixture(scope="module")
-def defs() -> dg.Definitions:
-    return load_defs()
 
 
 def test_an_instances_tags_name_its_tenant_and_source_instance() -> None:

@@ -15,7 +15,6 @@ import pytest
 import yaml
 
 import ingest_pipeline.sources
-from ingest_pipeline.definitions import defs as load_defs
 from ingest_pipeline.domain.tenants import (
     TenantsFileError,
     find_instance,
@@ -32,11 +31,6 @@ from ingest_pipeline.sandbox.demo_world import EXAMPLE_TENANTS_FILE
 
 SOURCES_DIR = Path(ingest_pipeline.sources.__file__).parent
 SECRET = "sk_live_pasted by mistake"
-
-
-@pytest.fixture(scope="module")
-def defs() -> dg.Definitions:
-    return load_defs()
 
 
 def write(tmp_path: Path, tenants: dict[str, list[dict[str, Any]]]) -> Path:
