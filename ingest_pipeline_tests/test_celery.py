@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -43,6 +44,7 @@ from ingest_pipeline.defs.tenants.sensors import sync_partitions
 from ingest_pipeline.domain.entities import init_warehouse
 from ingest_pipeline.lib.executors import CELERY_SETTINGS
 from ingest_pipeline.lib.repo_files import POSTGRES_CONFIG
+from ingest_pipeline.lib.resources import UNFINISHED_RUN_STATUSES
 from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.sandbox.instances import catalog_csv_instance
 from ingest_pipeline.sandbox.postgres import throwaway_database
@@ -59,7 +61,8 @@ WORKERS_READY_SECONDS = 240
 RUNS_SECONDS = 420
 STOP_SECONDS = 60
 LOGS_BUCKET = "dagster-logs"
-SCHEDULED_SECONDS = 420  # the next minute's tick, the run, the sensor's normalize run
+# the next minute's tick, the run, the sensor's normalize run, the metrics sensor's run
+SCHEDULED_SECONDS = 600
 BIG_ROWS = 300_000  # a step of several seconds, to be killed in the middle of
 
 
@@ -271,14 +274,21 @@ def test_steps_run_on_both_celery_workers_and_rows_are_exact(celery_env, tmp_pat
     assert rows == [("shop-0", 5)]
 
 
-def test_a_scheduled_run_steps_on_the_workers_and_the_sensor_normalizes_after(celery_env, tmp_path):
+def test_a_scheduled_run_steps_on_the_workers_and_the_sensor_normalizes_after(
+    celery_env, tmp_path, monkeypatch
+):
     """Under a real dagster-daemon: the schedule's tick launches a run with no run config (the
     executor is the code's: the broker from the settings), its step runs on a worker, and the
     normalize run that the automation sensor launches after it completes; an upload to the
-    landing bucket is landed by the landing sensor's run, its step on a worker too."""
+    landing bucket is landed by the landing sensor's run, its step on a worker too; the metrics
+    sensor's run over the range of days those rows touched builds them on a worker, exactly."""
+    # The metrics sensor looks every 30 s, not every 10 minutes.
+    monkeypatch.setenv("INGEST_METRICS_REFRESH_MINUTES", "0.5")
+    today = datetime.now(UTC).date()
+    days = [today - timedelta(days=back) for back in (2, 1, 0)]
     folder = tmp_path / "shop"
     folder.mkdir()
-    lines = "".join(f"s-{i},item {i},https://x.example/{i},2026-01-01\n" for i in range(7))
+    lines = "".join(f"s-{i},item {i},https://x.example/{i},{today}\n" for i in range(7))
     (folder / "items.csv").write_text("sku,name,link,updated\n" + lines)
     source = catalog_csv_instance(folder, "shop", schedule="* * * * *")
     Path(celery_env["INGEST_TENANTS_FILE"]).write_text(
@@ -287,9 +297,11 @@ def test_a_scheduled_run_steps_on_the_workers_and_the_sensor_normalizes_after(ce
     init_warehouse(Warehouse(celery_env["INGEST_WAREHOUSE_URL"]))
     s3 = boto3.client("s3", endpoint_url=celery_env["INGEST_S3_ENDPOINT_URL"])
     s3.create_bucket(Bucket="landing")
+    # 1, 2 and 3 events on the last three days: one metrics range, three days built.
     events = [
-        {"event_id": f"e{n}", "event_type": "view", "occurred_at": "2026-01-05T10:00:00Z"}
-        for n in range(3)
+        {"event_id": f"e{n}-{k}", "event_type": "view", "occurred_at": f"{day}T10:00:00Z"}
+        for n, day in enumerate(days)
+        for k in range(n + 1)
     ]
     body = "".join(json.dumps(event) + "\n" for event in events)
     s3.put_object(Bucket="landing", Key="events/acme/app.ndjson", Body=body.encode())
@@ -308,16 +320,22 @@ def test_a_scheduled_run_steps_on_the_workers_and_the_sensor_normalizes_after(ce
             dg.DagsterInstance.get() as instance,
         ):
 
-            def normalized() -> bool:
+            def normalized_and_built() -> bool:
                 with contextlib.suppress(Exception):
-                    return warehouse.fetch_all(
-                        "SELECT (SELECT count(*) FROM normalized.items), "
-                        "(SELECT count(*) FROM normalized.events)"
-                    ) == [(7, 3)]
+                    return (
+                        warehouse.fetch_all(
+                            "SELECT (SELECT count(*) FROM normalized.items), "
+                            "(SELECT count(*) FROM normalized.events)"
+                        )
+                        == [(7, 6)]
+                        and _events_by_day(warehouse) == dict(built)
+                        and _all_ended(instance, "metrics_daily")
+                    )
                 return False
 
-            what = "a scheduled run then normalized, and the upload landed"
-            wait_for_daemon(daemon, log, SCHEDULED_SECONDS, normalized, what)
+            built = list(zip(days, (1, 2, 3), strict=True))
+            what = "a scheduled run then normalized, the upload landed, its days' metrics built"
+            wait_for_daemon(daemon, log, SCHEDULED_SECONDS, normalized_and_built, what)
             succeeded = instance.get_run_records(
                 dg.RunsFilter(job_name="ingest_csv", statuses=[dg.DagsterRunStatus.SUCCESS])
             )
@@ -326,6 +344,17 @@ def test_a_scheduled_run_steps_on_the_workers_and_the_sensor_normalizes_after(ce
             workers_of_run = _celery_workers(instance, run.run_id)
             [landed] = instance.get_run_records(dg.RunsFilter(job_name="land_events"))
             landed_on = _celery_workers(instance, landed.dagster_run.run_id)
+            metrics_runs = [
+                r.dagster_run
+                for r in instance.get_run_records(dg.RunsFilter(job_name="metrics_daily"))
+            ]
+            ranged = [
+                r
+                for r in metrics_runs
+                if r.tags.get("dagster/asset_partition_range_start", "9999") <= str(days[0])
+                and r.status == dg.DagsterRunStatus.SUCCESS
+            ]
+            metrics_on = set().union(*(_celery_workers(instance, r.run_id) for r in ranged))
     finally:
         stuck = workers.stop()
     assert run.tags.get("dagster/schedule_name"), run.tags  # launched by the schedule's tick
@@ -334,7 +363,26 @@ def test_a_scheduled_run_steps_on_the_workers_and_the_sensor_normalizes_after(ce
     assert workers_of_run <= {"w1", "w2"} and workers_of_run, workers.logs()
     assert landed.dagster_run.tags.get("dagster/sensor_name") == "landing_events_sensor"
     assert landed_on <= {"w1", "w2"} and landed_on, workers.logs()
+    # One run over the range of days (not a run per day) built the three days, on a worker.
+    assert ranged, [(r.run_id, r.status, r.tags) for r in metrics_runs]
+    assert ranged[0].tags["dagster/asset_partition_range_end"] == str(today), ranged[0].tags
+    assert ranged[0].tags["ingest/metrics_refresh"] == "touched_days"
+    assert metrics_on <= {"w1", "w2"} and metrics_on, workers.logs()
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in metrics_runs), metrics_runs
     assert not stuck, stuck
+
+
+def _all_ended(instance: dg.DagsterInstance, job_name: str) -> bool:
+    """The job has runs and none of them is queued or in progress."""
+    runs = instance.get_run_records(dg.RunsFilter(job_name=job_name))
+    return bool(runs) and not any(r.dagster_run.status in UNFINISHED_RUN_STATUSES for r in runs)
+
+
+def _events_by_day(warehouse: Warehouse) -> dict[date, int]:
+    rows = warehouse.fetch_all(
+        "SELECT metric_date, sum(events) FROM metrics.event_metrics_day GROUP BY 1"
+    )
+    return {date.fromisoformat(str(day)[:10]): int(n) for day, n in rows}
 
 
 def _celery_workers(instance: dg.DagsterInstance, run_id: str) -> set[str]:
