@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -488,6 +489,98 @@ def test_a_step_whose_worker_process_is_killed_runs_again_and_loses_nothing(cele
             if e.dagster_event is not None and e.dagster_event.event_type_value == "STEP_START"
         ]
     assert len(starts) == 2, f"the step ran {len(starts)} times\n{output}"  # killed, then again
+    rows = Warehouse(celery_env["INGEST_WAREHOUSE_URL"]).fetch_all(
+        "SELECT count(*), count(DISTINCT sku) FROM raw_csv.acme__big"
+    )
+    assert rows == [(BIG_ROWS, BIG_ROWS)]
+
+
+@contextlib.contextmanager
+def rabbitmq_vhost() -> Iterator[str]:
+    """A RabbitMQ virtual host of its own on 127.0.0.1:5672 (its queues no one else's); its
+    broker URL. Deleted after, queues and all."""
+    vhost = f"ingest-pipeline-test-{os.getpid()}-{int(time.time())}"
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    subprocess.run([ctl, "add_vhost", vhost], check=True, capture_output=True)
+    try:
+        subprocess.run(
+            [ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+            check=True,
+            capture_output=True,
+        )
+        yield f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}"
+    finally:
+        subprocess.run([ctl, "delete_vhost", vhost], capture_output=True)
+
+
+def test_a_worker_lost_whole_on_rabbitmq_hands_its_step_to_the_other(
+    celery_env, tmp_path, monkeypatch
+):
+    """RabbitMQ as the broker (results in Redis): kill -9 of a whole worker (its every process,
+    as a lost machine) in the middle of a step. The broker sees its connection close and gives
+    the unacknowledged step to the other worker at once (no visibility timeout to wait out, as
+    on Redis); the run succeeds, the step ran twice, the second time on the other worker, and
+    the rows are exact."""
+    folder = tmp_path / "big"
+    folder.mkdir()
+    lines = "".join(f"big-{i},item {i},https://x.example/{i},2026-01-01\n" for i in range(BIG_ROWS))
+    (folder / "items.csv").write_text("sku,name,link,updated\n" + lines)
+    Path(celery_env["INGEST_TENANTS_FILE"]).write_text(
+        yaml.safe_dump({"tenants": {"acme": {"sources": [catalog_csv_instance(folder, "big")]}}})
+    )
+    init_warehouse(Warehouse(celery_env["INGEST_WAREHOUSE_URL"]))
+    with dg.DagsterInstance.get() as instance:
+        sync_partitions(instance)
+    with rabbitmq_vhost() as broker:
+        monkeypatch.setenv("INGEST_CELERY_BACKEND_URL", celery_env["INGEST_CELERY_BROKER_URL"])
+        monkeypatch.setenv("INGEST_CELERY_BROKER_URL", broker)
+        env = {**os.environ}
+        workers = Workers(tmp_path, env)
+        output = ""
+        try:
+            for name in ("w1", "w2"):
+                workers.start(name)
+            workers.wait_until_they_answer(broker)
+            run = subprocess.Popen(
+                [
+                    *(DAGSTER, "job", "execute", "-m", "ingest_pipeline.definitions"),
+                    *("-j", "ingest_csv", "--tags", json.dumps({"dagster/partition": "acme.big"})),
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            lost = _step_started_on(run).split("@")[0]
+            time.sleep(1.0)  # well inside the step: it reads and loads BIG_ROWS rows
+            (process,) = [p for n, p, _ in workers.started if n == lost]
+            # The worker, its celery worker, its pool: every process of its session.
+            for member in _session(process.pid):
+                with contextlib.suppress(psutil.Error):
+                    member.kill()
+            try:
+                out, _ = run.communicate(timeout=RUNS_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(run.pid, signal.SIGKILL)
+                out, _ = run.communicate()
+            output = out.decode(errors="replace")
+            assert run.returncode == 0, f"the run failed:\n{output}{workers.logs()}"
+        finally:
+            workers.stop()
+    with dg.DagsterInstance.get() as instance:
+        (record,) = instance.get_run_records(dg.RunsFilter(job_name="ingest_csv"))
+        assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+        events = [e.dagster_event for e in instance.all_logs(record.dagster_run.run_id)]
+    starts = [e for e in events if e is not None and e.event_type_value == "STEP_START"]
+    assert len(starts) == 2, f"the step ran {len(starts)} times\n{output}"  # killed, then again
+    ran_on = [
+        worker.value.split("@")[0]
+        for e in events
+        if e is not None and e.event_type_value == "ENGINE_EVENT"
+        for worker in [e.event_specific_data.metadata.get("Celery worker")]
+        if worker is not None
+    ]
+    assert ran_on[0] == lost and ran_on[-1] == ({"w1", "w2"} - {lost}).pop(), ran_on
     rows = Warehouse(celery_env["INGEST_WAREHOUSE_URL"]).fetch_all(
         "SELECT count(*), count(DISTINCT sku) FROM raw_csv.acme__big"
     )

@@ -9,9 +9,12 @@ Rules kept here:
   it (a schedule or sensor's run has an empty run config). Tasks are acknowledged late and a
   worker takes one at a time: a step of a worker lost mid-way is delivered again, and an idle
   worker never waits behind a busy one (test_fast_executors checks both apps, the runs' and the
-  worker's). On Redis, an unacknowledged step comes back after the broker's visibility timeout
-  (Celery's default, one hour, kept): a lost worker's step waits that long, and a step running
-  longer than that is delivered a second time. `ingest-pipeline worker` starts a worker with
+  worker's). How soon a lost worker's step comes back is the broker's: RabbitMQ gives it to
+  another worker as soon as the lost worker's connection closes (a killed process at once, a
+  lost machine after the AMQP heartbeat; test_celery kills a whole worker), so it is the broker
+  for production (docker-compose.yml); on Redis an unacknowledged step comes back only after
+  the visibility timeout (Celery's default, one hour, kept: a step running longer than that
+  would be delivered a second time). `ingest-pipeline worker` starts a worker with
   the same configuration (`celery_config`). Settings refuse `celery` without PostgreSQL for the
   warehouse and Dagster's instance.
 - Every job takes it, the landing, normalize and retention jobs too: with `celery` an upload
