@@ -100,6 +100,7 @@ def test_docker_compose_has_the_production_shape(tmp_path):
     assert {
         "postgres",
         "minio",
+        "rabbitmq",
         "redis",
         "webserver",
         "daemon",
@@ -114,7 +115,11 @@ def test_docker_compose_has_the_production_shape(tmp_path):
     assert daemon_env["INGEST_WAREHOUSE_URL"].startswith("postgresql://")
     # The steps go to the workers through the broker, and the settings accept that shape.
     assert daemon_env["INGEST_EXECUTOR"] == "celery"
-    assert daemon_env["INGEST_CELERY_BROKER_URL"] == "redis://redis:6379/0"
+    # RabbitMQ as the broker: a lost worker's step is given to another as soon as its
+    # connection drops (test_celery); the results in Redis.
+    assert daemon_env["INGEST_CELERY_BROKER_URL"].startswith("pyamqp://")
+    assert daemon_env["INGEST_CELERY_BROKER_URL"].endswith("@rabbitmq:5672//")
+    assert daemon_env["INGEST_CELERY_BACKEND_URL"] == "redis://redis:6379/0"
     settings = {k.removeprefix("INGEST_").lower(): v for k, v in daemon_env.items()}
     settings = {k: v for k, v in settings.items() if k in Settings.model_fields}
     settings["tenants_file"] = tmp_path / "tenants.yaml"  # the mounted file, here
