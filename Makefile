@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.data/dagster
 # A range run plans each asset once with its partition range, not once per partition.
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
-.PHONY: install demo test test-fast lint format dev bench clean manifest wheel
+.PHONY: install demo test test-fast lint format dev bench clean manifest wheel compose-schema
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,23 @@ $(STAMP): pyproject.toml
 # dagster-dbt loads the dbt manifest with the definitions: keep it in step with the models.
 MANIFEST = cd dbt_metrics && ../$(BIN)/dbt parse --profiles-dir . --quiet
 
-install: $(STAMP)
+# The Compose Specification's JSON schema, which test_settings_and_tenants.py validates
+# docker-compose.yml against: compose-spec/compose-spec's schema/compose-spec.json as of
+# 2025-07-20, as the npm package dclint 3.1.0 ships it, checked against its sha256. No Python
+# package carries a schema that knows `configs.content` (docker-compose 1.29.2's rejects it).
+COMPOSE_SCHEMA := .data/compose-spec/compose-spec.json
+COMPOSE_SCHEMA_SHA256 := 46b7d35f19dd93a05f8fea530291bf84d881c1791ec167ecf0e6fb94e639d496
+$(COMPOSE_SCHEMA):
+	rm -rf $(@D) && mkdir -p $(@D)
+	cd $(@D) && npm pack --silent dclint@3.1.0 >/dev/null \
+		&& tar -xzf dclint-3.1.0.tgz package/schemas/compose.schema.json
+	echo "$(COMPOSE_SCHEMA_SHA256)  $(@D)/package/schemas/compose.schema.json" | sha256sum --check --quiet
+	mv $(@D)/package/schemas/compose.schema.json $@
+	rm -rf $(@D)/package $(@D)/dclint-3.1.0.tgz
+
+compose-schema: $(COMPOSE_SCHEMA)
+
+install: $(STAMP) $(COMPOSE_SCHEMA)
 
 demo: $(STAMP)
 	$(MANIFEST)
@@ -29,7 +45,7 @@ demo: $(STAMP)
 # time: most of them wait on servers, daemons and databases rather than on the CPU. Files go out
 # in collection order, where conftest puts the slow kill trials first (xdist would otherwise
 # send the files with most tests first, and the one-test trials last, alone).
-test: $(STAMP) lint
+test: $(STAMP) lint $(COMPOSE_SCHEMA)
 	$(MANIFEST)
 	$(BIN)/pytest -q -p no:cacheprovider -m "not integration"
 	$(BIN)/pytest -q -p no:cacheprovider -m integration --durations=20 -n 2 --dist loadfile \
@@ -56,7 +72,7 @@ wheel: $(DBT_MANIFEST)
 # Pure logic and the definitions' snapshot (asset keys, checks, jobs, schedules, sensors): no
 # database, S3, server, daemon or Dagster run (the `integration` marker, ingest_pipeline_tests/
 # conftest.py). Under 30 s; the manifest is parsed again only when a dbt file changed.
-test-fast: $(STAMP) lint $(DBT_MANIFEST)
+test-fast: $(STAMP) lint $(DBT_MANIFEST) $(COMPOSE_SCHEMA)
 	$(BIN)/pytest -q -p no:cacheprovider -m "not integration"
 
 lint: $(STAMP)

@@ -1,8 +1,10 @@
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from pydantic import ValidationError
@@ -11,6 +13,8 @@ from ingest_pipeline.domain.tenants import TenantsFileError, load_source_instanc
 from ingest_pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
+# The Compose Specification's JSON schema, from `make compose-schema` (see the Makefile).
+COMPOSE_SCHEMA = REPO / ".data" / "compose-spec" / "compose-spec.json"
 
 
 def test_development_defaults_to_embedded_duckdb(tmp_path, monkeypatch):
@@ -132,6 +136,38 @@ def test_docker_compose_has_the_production_shape(tmp_path):
             assert needed in services, f"{name} depends on an unknown service {needed}"
             if condition == "service_healthy":
                 assert "healthcheck" in services[needed], f"{name} waits on {needed}'s health"
+
+
+def compose_errors(text: str) -> list[str]:
+    """What the Compose Specification's schema finds wrong with a compose file's text."""
+    if not COMPOSE_SCHEMA.is_file():
+        pytest.fail(f"{COMPOSE_SCHEMA} is missing: `make compose-schema` fetches it")
+    schema = json.loads(COMPOSE_SCHEMA.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft7Validator(schema)  # the schema's own draft
+    return [
+        f"{'.'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in validator.iter_errors(yaml.safe_load(text))
+    ]
+
+
+def test_docker_compose_follows_the_compose_specification():
+    assert compose_errors((REPO / "docker-compose.yml").read_text()) == []
+
+
+@pytest.mark.parametrize(
+    ("written", "misspelled"),
+    [
+        ("healthcheck:", "healthchek:"),  # a service's key
+        ("start_period:", "start_perod:"),  # a healthcheck's
+        ("service_healthy", "service_healty"),  # a depends_on condition
+        ("content: |", "contents: |"),  # a config's
+        ("\nvolumes:", "\nvolume:"),  # a top-level key
+    ],
+)
+def test_a_misspelled_compose_key_fails_the_schema(written, misspelled):
+    text = (REPO / "docker-compose.yml").read_text()
+    assert written in text
+    assert compose_errors(text.replace(written, misspelled, 1)), f"{misspelled} passed"
 
 
 def test_docker_compose_runs_only_commands_that_exist():
