@@ -104,3 +104,32 @@ def test_stripe_checks_the_signature_before_the_time() -> None:
     tolerant = verify_stripe(body, sign_stripe(body, "whsec", now - 50), "whsec", now, tolerance=10)
     assert (tolerant.status, tolerant.reason) == (400, "stale timestamp (more than 10 s from now)")
     assert "t is not a number" in verify_stripe(body, "t=x,v1=ab", "whsec", now=now).reason
+
+
+def test_dev_env_passes_where_steps_run_to_a_worker_shell_and_prints_no_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ingest_pipeline.cli.dev import print_settings, shared_with_workers, write_env_file
+
+    environ = {
+        "INGEST_EXECUTOR": "celery",
+        "INGEST_CELERY_BROKER_URL": "pyamqp://ingest:s3cr3t-pw@127.0.0.1:5672//",
+        "INGEST_CELERY_BACKEND_URL": "",  # not set: the broker keeps the results
+        "INGEST_DAGSTER_PG_URL": "postgresql+psycopg2://postgres@127.0.0.1:5432/dagster",
+        "HOME": "/root",
+    }
+    shared = shared_with_workers(environ)
+    assert shared == {
+        "INGEST_EXECUTOR": "celery",
+        "INGEST_CELERY_BROKER_URL": "pyamqp://ingest:s3cr3t-pw@127.0.0.1:5672//",
+        "INGEST_DAGSTER_PG_URL": "postgresql+psycopg2://postgres@127.0.0.1:5432/dagster",
+    }
+    env_file = write_env_file(tmp_path / "dev.env", shared)
+    assert "INGEST_CELERY_BROKER_URL=pyamqp://ingest:s3cr3t-pw@127.0.0.1:5672//" in (
+        env_file.read_text()
+    )  # the file a worker's shell sources has it whole
+    print_settings(shared, env_file)
+    printed = capsys.readouterr().out
+    assert "s3cr3t-pw" not in printed
+    assert "INGEST_CELERY_BROKER_URL=pyamqp://ingest:***@127.0.0.1:5672//" in printed
+    assert "postgresql+psycopg2://postgres@127.0.0.1:5432/dagster" in printed  # no password

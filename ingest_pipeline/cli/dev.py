@@ -20,8 +20,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -32,6 +33,14 @@ from ingest_pipeline.sandbox.demo_world import port_or_free, start_demo_world
 from ingest_pipeline.settings import Settings, get_settings
 
 WEBSERVER_PORT = 3000
+# Where the steps run (INGEST_EXECUTOR=celery: the broker, the results, Dagster's instance on
+# PostgreSQL), passed on in dev.env when set.
+SHARED_WITH_WORKERS = (
+    "INGEST_EXECUTOR",
+    "INGEST_CELERY_BROKER_URL",
+    "INGEST_CELERY_BACKEND_URL",
+    "INGEST_DAGSTER_PG_URL",
+)
 INTAKE_PORT = 8090
 API_PORT = 8091
 S3_EMULATOR_PORT = 9000
@@ -94,6 +103,9 @@ def start_platform(
     api_port = (port_or_free(API_PORT) if default_ports else 0) or free_port(host)
     env["INGEST_API_URL"] = f"http://{host}:{api_port}"
     env.update({name: os.environ[name] for name in world.secret_names})
+    # Where the steps run, when set: a worker started from another shell with dev.env sourced
+    # (`ingest-pipeline worker`) must reach the same broker and Dagster instance.
+    env.update(shared_with_workers(os.environ))
     os.environ.update(env)
     env_file = write_env_file(data_dir / "dev.env", env)
     print_settings(env, env_file)
@@ -151,11 +163,26 @@ def write_env_file(path: Path, env: dict[str, str]) -> Path:
     return path
 
 
+def shared_with_workers(environ: Mapping[str, str]) -> dict[str, str]:
+    """The settings of where steps run that are set: a worker started from another shell with
+    dev.env sourced (`ingest-pipeline worker`) reaches the same broker and Dagster instance."""
+    return {name: environ[name] for name in SHARED_WITH_WORKERS if environ.get(name)}
+
+
 def print_settings(env: dict[str, str], env_file: Path) -> None:
     print("local platform settings (also in " + str(env_file) + "):")
     for name, value in sorted(env.items()):
         shown = "<demo value>" if name.startswith("DEMO_") or "SECRET" in name else value
-        print(f"  {name}={shown}")
+        print(f"  {name}={without_password(shown)}")
+
+
+def without_password(value: str) -> str:
+    """A URL's password (a broker's, a database's) as ***; any other value as it is."""
+    parts = urlsplit(value)
+    if not parts.scheme or not parts.netloc or parts.password is None:
+        return value
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 @contextlib.contextmanager
