@@ -512,7 +512,9 @@ def print_table(rows: list[Row]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000], help="CSV sizes")
+    parser.add_argument(
+        "--rows", type=int, nargs="+", default=[1_000_000, 3_000_000], help="CSV sizes"
+    )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--only", choices=WAREHOUSES)
     parser.add_argument(
