@@ -63,8 +63,14 @@ OPEN = "open"
 CHART_KEYS: dict[str, str] = {
     "global.postgresqlSecretName": "str",
     "global.dagsterHome": "str",
+    "dagsterWebserver.image.repository": "str",
+    "dagsterWebserver.image.tag": "str",
+    "dagsterWebserver.image.pullPolicy": "str",
     "dagsterWebserver.env": OPEN,
     "dagsterWebserver.envSecrets[].name": "str",
+    "dagsterDaemon.image.repository": "str",
+    "dagsterDaemon.image.tag": "str",
+    "dagsterDaemon.image.pullPolicy": "str",
     "dagsterDaemon.env": OPEN,
     "dagsterDaemon.envSecrets[].name": "str",
     "dagsterDaemon.runCoordinator.enabled": "bool",
@@ -254,6 +260,10 @@ def code_server_drift(f: Files) -> list[str]:
     image = server["image"]
     if (image["repository"], image["tag"]) != (repository, f["version"]):
         problems.append(f"image {image} is not {repository}:{f['version']}")
+    # The webserver and the daemon load the instance's run coordinator, the project's own.
+    for pod in ("dagsterWebserver", "dagsterDaemon"):
+        if values[pod].get("image") != image:
+            problems.append(f"{pod}.image {values[pod].get('image')} is not the project's {image}")
     home = service["environment"]["DAGSTER_HOME"]
     if values["global"]["dagsterHome"] != home:
         problems.append(f"global.dagsterHome {values['global']['dagsterHome']} != {home}")
@@ -364,7 +374,7 @@ def test_the_charts_dagster_yaml_passes_dagsters_schema(
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(instance), encoding="utf-8")
     monkeypatch.setenv("DAGSTER_PG_PASSWORD", "unused")
     validated, _ = dagster_instance_config(str(tmp_path))
-    assert validated["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert validated["run_coordinator"]["class"] == "InstanceQueuedRunCoordinator"
     assert validated["concurrency"]["runs"]["max_concurrent_runs"] == 8
 
 
@@ -421,6 +431,12 @@ DRIFT: dict[str, tuple[str, str, Any, Rule]] = {
     ),
     "another port in the values": ("values", f"{UD}.port", 4001, code_server_drift),
     "an image tag behind the package": ("values", f"{UD}.image.tag", "0.0.9", code_server_drift),
+    "the daemon on the chart's own image (no project run coordinator in it)": (
+        "values",
+        "dagsterDaemon.image",
+        {"repository": "docker.io/dagster/dagster-k8s", "tag": "1.13.27"},
+        code_server_drift,
+    ),
     "a variable that is no setting": (
         "values",
         f"{UD}.env.INGEST_EXECUTER",

@@ -1,7 +1,8 @@
 """Fast tier: the Dagster instance configs (`dagster.yaml`, production
 `deploy/dagster.postgres.yaml`) pass Dagster's own config schema, and the run queue they set up
 keeps runs apart: one run at a time per source instance, a cap per tenant (Dagster's own
-tag-limit counter, as the queue daemon uses it), run monitoring with a maximum runtime and a
+tag-limit counter, as the queue daemon uses it), also for a raw partition launched without its
+instance's tags (the asset page's Materialize: the queue gives it them), run monitoring with a maximum runtime and a
 lost worker ended, not resumed, by a launcher that cannot resume; each normalize step in a pool
 of one."""
 
@@ -16,12 +17,19 @@ import dagster as dg
 import pytest
 import yaml
 from dagster._core.instance.config import dagster_instance_config
+from dagster._core.remote_origin import (
+    RegisteredCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+)
+from dagster._core.test_utils import create_run_for_test
 from dagster._utils.tags import TagConcurrencyLimitsCounter
 
 from ingest_pipeline.cli.dagster_home import ensure_dagster_home, instance_config, production_config
 from ingest_pipeline.domain.tenants import instance_run_tags
 from ingest_pipeline.lib.repo_files import POSTGRES_CONFIG, PRODUCTION_CONFIG, SQLITE_CONFIG
 from ingest_pipeline.lib.resources import DUCKDB_POOL, normalize_pool
+from ingest_pipeline.lib.run_coordinator import InstanceQueuedRunCoordinator, missing_instance_tags
 from ingest_pipeline.settings import Settings
 
 CONFIGS = {"local": SQLITE_CONFIG, "production": POSTGRES_CONFIG}
@@ -45,6 +53,18 @@ def run(tags: dict[str, str], run_id: str) -> dg.DagsterRun:
     return dg.DagsterRun(job_name="ingest_rss", run_id=run_id, tags=tags)
 
 
+def created(instance: dg.DagsterInstance, job_name: str, **kwargs: object) -> dg.DagsterRun:
+    """A run as a launch creates it, before it is submitted (never executed here)."""
+    repository = RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("ingest_pipeline"), "repo")
+    return create_run_for_test(
+        instance,
+        job_name=job_name,
+        status=dg.DagsterRunStatus.NOT_STARTED,
+        remote_job_origin=RemoteJobOrigin(repository, job_name),
+        **kwargs,
+    )
+
+
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_the_configs_pass_dagsters_schema(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -52,7 +72,7 @@ def test_the_configs_pass_dagsters_schema(
     monkeypatch.setenv("INGEST_DAGSTER_PG_URL", "postgresql+psycopg2://u:p@127.0.0.1:1/dagster")
     (tmp_path / "dagster.yaml").write_bytes(CONFIGS[name].read_bytes())
     validated, _ = dagster_instance_config(str(tmp_path))
-    assert validated["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert validated["run_coordinator"]["class"] == "InstanceQueuedRunCoordinator"
 
 
 def test_one_run_per_source_instance_and_a_cap_per_tenant(
@@ -84,6 +104,60 @@ def test_one_run_per_source_instance_and_a_cap_per_tenant(
     assert counter.is_blocked(run(instance_run_tags("rss", "acme.another"), "a4"))
     assert counter.is_blocked(run({"ingest/tenant": "acme"}, "landing"))  # a landing run
     assert not counter.is_blocked(run(instance_run_tags("rss", "initech.main"), "i2"))
+
+
+def test_a_raw_partition_launched_without_its_tags_is_queued_with_them(
+    configured: tuple[str, dg.DagsterInstance],
+) -> None:
+    """The asset page's Materialize of a raw partition runs Dagster's implicit asset job with
+    `dagster/partition` alone: submitted, the run has its instance's tags, so it waits for the
+    instance's other run and counts in its tenant's share like the job's runs."""
+    _, instance = configured
+    assert isinstance(instance.run_coordinator, InstanceQueuedRunCoordinator)
+    raw = dg.AssetKey(["raw", "rss", "entries"])
+    page = created(
+        instance,
+        "__ASSET_JOB",
+        asset_selection=frozenset({raw}),
+        tags={"dagster/partition": "acme.main"},
+    )
+    queued = instance.run_coordinator.submit_run(dg.SubmitRunContext(page, None))
+    assert queued.status == dg.DagsterRunStatus.QUEUED
+    assert queued.tags.items() >= instance_run_tags("rss", "acme.main").items()
+    queue = instance.get_concurrency_config().run_queue_config
+    assert queue is not None
+    scheduled = run(instance_run_tags("rss", "acme.main"), "s1")
+    assert TagConcurrencyLimitsCounter(queue.tag_concurrency_limits, [scheduled]).is_blocked(queued)
+
+    # Any other run is queued as it came.
+    landing = created(instance, "land_logs", tags={"ingest/tenant": "acme"})
+    queued = instance.run_coordinator.submit_run(dg.SubmitRunContext(landing, None))
+    assert queued.status == dg.DagsterRunStatus.QUEUED and queued.tags == landing.tags
+
+
+@pytest.mark.parametrize(
+    ("job_name", "selection", "tags", "added"),
+    [
+        # `dagster job launch -j ingest_csv --tags '{"dagster/partition": ...}'`: the job's own
+        # partition tags are not added by the CLI.
+        ("ingest_csv", None, {"dagster/partition": "acme.main"}, "csv"),
+        ("__ASSET_JOB", [("raw", "rss", "entries")], {"dagster/partition": "acme.main"}, "rss"),
+        # Tagged already (the job's partitioned config, a schedule): nothing to add.
+        ("ingest_rss", None, {**instance_run_tags("rss", "acme.main")}, None),
+        # Not one instance's raw partition: a normalize or metrics run, two types, no partition.
+        ("normalize_items", None, {}, None),
+        ("__ASSET_JOB", [("normalized", "items")], {}, None),
+        ("__ASSET_JOB", [("metrics", "feedback_daily")], {"dagster/partition": "2026-01-05"}, None),
+        ("__ASSET_JOB", [("raw", "rss", "entries")], {}, None),
+    ],
+)
+def test_which_runs_get_instance_tags(
+    job_name: str, selection: list[tuple[str, ...]] | None, tags: dict, added: str | None
+) -> None:
+    keys = [dg.AssetKey(list(path)) for path in selection] if selection else None
+    missing = missing_instance_tags(job_name, keys, {**tags})
+    expected = instance_run_tags(added, "acme.main") if added else {}
+    assert missing == {k: v for k, v in expected.items() if k not in tags}
 
 
 def test_run_monitoring_ends_dead_and_endless_runs(

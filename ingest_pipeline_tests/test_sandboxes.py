@@ -468,3 +468,32 @@ def test_intercom_rate_limit_headers(intercom: IntercomSandbox) -> None:
             assert answer.headers["X-RateLimit-Remaining"] == "0"
             assert abs(int(answer.headers["X-RateLimit-Reset"]) - (time.time() + 10)) < 3
     assert statuses.count(429) == 2
+
+
+def test_a_held_api_keeps_requests_open_until_released() -> None:
+    """`hold`: an API that hangs (the connection open, no answer); `release`: the held request
+    gets the platform's usual answer, and the next ones too."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ingest_pipeline.sandbox.catalog_api import CatalogApi
+
+    api = CatalogApi("t0ken")
+    api.server.start()
+    try:
+        api.server.hold()
+        url, auth = f"{api.server.url}/api/products", {"Authorization": "Bearer t0ken"}
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(requests.get, url, headers=auth, timeout=30)
+            deadline = time.monotonic() + 10
+            while api.server.held < 1:
+                assert time.monotonic() < deadline, "the request never arrived"
+                time.sleep(0.05)
+            time.sleep(0.3)
+            assert not pending.done() and api.server.held == 1
+            api.server.release()
+            answer = pending.result(timeout=10)
+        assert answer.status_code == 200 and len(answer.json()["data"]) == 2
+        assert api.server.held == 0
+        assert requests.get(url, headers=auth, timeout=TIMEOUT).status_code == 200
+    finally:
+        api.server.stop()

@@ -2,7 +2,9 @@
 
 Every sandbox (catalog API, feeds, the feedback platforms) is a handler on this server, so they
 share the fault model: explicit statuses queued up, every Nth request rate-limited, a share of
-5xx answers, slow answers. Each platform says how its rate-limit answer looks.
+5xx answers, slow answers, and an API that hangs: `hold()` keeps every request open, unanswered,
+until `release()` (then each gets its normal answer, in the platform's own format). Each
+platform says how its rate-limit answer looks.
 """
 
 from __future__ import annotations
@@ -80,6 +82,9 @@ class Faults:
 
 
 Handler = Callable[[Request], Response]
+# A held request is answered after this long even if no one releases it: no thread waits for
+# good once a test has ended.
+HOLD_MAX_SECONDS = 900.0
 
 
 class SandboxServer:
@@ -96,6 +101,9 @@ class SandboxServer:
         self.rate_limit_headers = rate_limit_headers
         self.requests: list[Request] = []
         self._lock = threading.Lock()
+        self._released = threading.Event()
+        self._released.set()
+        self._held = 0
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._request_handler())
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
@@ -108,13 +116,37 @@ class SandboxServer:
         return self
 
     def stop(self) -> None:
+        self.release()
         self._httpd.shutdown()
         self._httpd.server_close()
+
+    def hold(self) -> None:
+        """From now on, every request waits, its connection open and unanswered, until
+        `release` (or HOLD_MAX_SECONDS): an API that hangs."""
+        self._released.clear()
+
+    def release(self) -> None:
+        """Answer the held requests, and the next ones, as usual."""
+        self._released.set()
+
+    @property
+    def held(self) -> int:
+        """How many requests are waiting for `release` now."""
+        with self._lock:
+            return self._held
 
     def serve(self, request: Request) -> Response:
         with self._lock:
             self.requests.append(request)
             fault = self.faults.pick(len(self.requests))
+        if not self._released.is_set():
+            with self._lock:
+                self._held += 1
+            try:
+                self._released.wait(HOLD_MAX_SECONDS)
+            finally:
+                with self._lock:
+                    self._held -= 1
         if self.faults.delay_seconds:
             time.sleep(self.faults.delay_seconds)
         if fault == 429:
@@ -139,12 +171,15 @@ class SandboxServer:
                     body=self.rfile.read(length) if length else b"",
                 )
                 response = server.serve(request)
-                self.send_response(response.status)
-                for name, value in response.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(response.body)))
-                self.end_headers()
-                self.wfile.write(response.body)
+                try:
+                    self.send_response(response.status)
+                    for name, value in response.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(response.body)))
+                    self.end_headers()
+                    self.wfile.write(response.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client gave up (its timeout, while the answer was held)
 
             do_GET = do_POST = _handle
 

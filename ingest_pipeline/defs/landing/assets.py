@@ -117,10 +117,14 @@ def landing_asset(kind: LandingKind) -> dg.AssetsDefinition:
         )
         failed = {r.upload_id: r.reason for r in results if r.status == "Failed"}
         retried = {r.upload_id: r.reason for r in results if r.status == "Queued"}
+        # The object's key beside its upload id: the run's log says which file it was.
+        keys = {o.upload_id: o.key for o in objects}
         for upload_id, reason in failed.items():
-            context.log.warning(f"upload {upload_id} Failed: {reason}")
+            context.log.warning(f"upload {upload_id} ({keys.get(upload_id)}) Failed: {reason}")
         for upload_id, reason in retried.items():
-            context.log.warning(f"upload {upload_id} Queued again: {reason}")
+            context.log.warning(
+                f"upload {upload_id} ({keys.get(upload_id)}) Queued again: {reason}"
+            )
         done = len(objects) - len(failed) - len(retried)
         context.log.info(f"{done} of {len(objects)} objects completed")
         loaded = sum(r.rows_loaded for r in results)
