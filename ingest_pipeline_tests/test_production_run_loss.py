@@ -45,6 +45,8 @@ ROWS = 300_000  # a step of several seconds, to be killed in the middle of
 SERVER_SECONDS = 180  # the code server answering its health check (imports on 2 loaded cores)
 RECOVERY_SECONDS = 420  # the run started, killed, failed, retried and the retry succeeded
 TAGS = instance_run_tags("csv", "acme.big")
+# What the daemon's event-log consumer (which runs the run retries) logs at its first pass.
+RETRIES_READY = "No cursor for event type DagsterEventType.RUN_FAILURE"
 
 
 @contextlib.contextmanager
@@ -116,6 +118,15 @@ def test_a_run_whose_process_dies_in_the_code_server_fails_alone_and_is_retried(
             _wait_for_health(port, server, tmp_path / "code-server.log")
             daemon_command = [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)]
             with started(daemon_command, daemon_log, {**os.environ}) as daemon:
+                # The run-retry consumer starts from the newest event it finds at its first pass:
+                # a run that failed before that pass would never be retried.
+                wait_for_daemon(
+                    daemon,
+                    daemon_log,
+                    SERVER_SECONDS,
+                    lambda: RETRIES_READY in daemon_log.read_text(errors="replace"),
+                    "the run-retry consumer's first pass",
+                )
                 launched = subprocess.run(
                     [
                         *(str(BIN / "dagster"), "job", "launch", "-w", str(workspace)),
