@@ -85,9 +85,14 @@ class Settings(BaseSettings):
     intake_debug: bool = False
     # How long the intake waits for a request's whole body; then 408 and the connection closed.
     intake_body_timeout_seconds: float = Field(default=30.0, gt=0)
-    # A CSV line longer than this (bytes, without its line ending) is a reject of its own; the
-    # reader never holds more of it in memory.
+    # A line longer than this (bytes, without its line ending: CSV sources, landed logs and
+    # NDJSON) or an element of a landed JSON array longer than this is a reject of its own; the
+    # readers never hold more of it in memory.
     max_line_bytes: int = Field(default=1_048_576, ge=1)
+    # An RSS/Atom feed is parsed whole (feedparser has no streaming API): one larger than this
+    # (bytes, decompressed) fails its instance, naming the feed and the limit, before more of
+    # it is read.
+    feed_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     # The read API (`serve-api`). DuckDB: how long a request waits for the file while a
     # pipeline process writes it, then 503 with Retry-After. PostgreSQL: the connection pool's
     # size (requests beyond it wait for a connection) and each statement's time limit.

@@ -1,5 +1,6 @@
 """REST API, CSV and RSS end to end: raw → normalized/items through real Dagster runs."""
 
+import gzip
 import os
 import subprocess
 import sys
@@ -9,6 +10,8 @@ import dagster as dg
 
 from ingest_pipeline.cli.ingest_runs import AFTER_RUN_TAG
 from ingest_pipeline.sandbox.catalog_api import sample_products
+from ingest_pipeline.sandbox.feeds import RSS2, FeedServer
+from ingest_pipeline.sandbox.server import Request, Response, SandboxServer
 from ingest_pipeline_tests.conftest import API_TOKEN, csv_instance, rest_api_instance
 
 ITEMS_SNAPSHOT = (
@@ -234,6 +237,48 @@ def test_broken_feed_fails_only_its_instance(env, feed_server):
     assert broken.status == "failed" and "cannot be parsed" in broken.error
     assert healthy.status == "ok" and healthy.rows_normalized == 3
     assert env.rows("SELECT DISTINCT tenant_id FROM normalized.items") == [("globex",)]
+
+
+def test_a_feed_over_the_size_limit_fails_alone_naming_it_and_the_limit(duck_env, monkeypatch):
+    """feedparser holds a feed whole, so a feed is read up to INGEST_FEED_MAX_BYTES and no
+    further: one that declares more (Content-Length) is refused before its body is read, one
+    gzip-encoded (a small Content-Length) when its decoded bytes pass the limit. Each fails its
+    own instance at once (not a transient fault: requested once), naming the feed and the limit;
+    the tenant's feed under the limit loads as before."""
+    monkeypatch.setenv("INGEST_FEED_MAX_BYTES", "10000")
+    big = RSS2.replace(b"<description>", b"<description>" + b"x" * 20_000, 1)
+    assert len(big) > 10_000 > len(RSS2) and len(gzip.compress(big)) < 10_000
+    feeds = FeedServer({"/feed.xml": RSS2, "/big.xml": big})
+
+    def handle(request: Request) -> Response:
+        if request.path == "/big-gzip.xml":
+            assert "gzip" in request.headers.get("accept-encoding", "")
+            return Response(200, gzip.compress(big), {"Content-Encoding": "gzip"})
+        return feeds.handle(request)
+
+    server = SandboxServer(handle).start()
+    try:
+        url = server.url
+        duck_env.write_tenants(
+            {
+                "acme": [
+                    {"type": "rss", "name": "big", "url": f"{url}/big.xml"},
+                    {"type": "rss", "name": "big-gzip", "url": f"{url}/big-gzip.xml"},
+                    {"type": "rss", "name": "blog", "url": f"{url}/feed.xml"},
+                ]
+            }
+        )
+        declared, decoded, healthy = duck_env.ingest()
+    finally:
+        server.stop()
+    limit = "larger than INGEST_FEED_MAX_BYTES (10000 bytes)"
+    assert declared.status == "failed"
+    assert f"FeedError: feed {url}/big.xml is {len(big)} bytes, {limit}" in declared.error
+    assert decoded.status == "failed"
+    assert f"FeedError: feed {url}/big-gzip.xml is {limit}" in decoded.error
+    assert (healthy.status, healthy.rows_normalized) == ("ok", 3)
+    assert sorted(r.path for r in server.requests) == ["/big-gzip.xml", "/big.xml", "/feed.xml"]
+    assert duck_env.rows("SELECT DISTINCT source_instance FROM normalized.items") == [("blog",)]
 
 
 def test_csv_from_an_s3_prefix(env, s3_endpoint):

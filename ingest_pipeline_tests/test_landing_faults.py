@@ -83,25 +83,59 @@ def test_a_deep_event_line_is_a_reject_and_both_tenants_load(duck_landing):
     assert reason == TOO_DEEP and payload == deep_json()[:2000]
 
 
-def test_a_deep_crawl_batch_fails_alone_naming_the_depth(duck_landing):
+def test_a_deep_crawl_element_is_a_reject_and_the_batch_loads(duck_landing):
+    """A JSON array is read element by element (issue 14): an element nested too deep is one
+    reject, as an NDJSON line is (it failed the whole batch before)."""
     deep_key, good_key = "crawl/acme/furnico/deep.json", "crawl/acme/furnico/good.json"
-    deep = '[{"externalId": "p-0"}, ' + deep_json() + "]"
+    deep = '[{"externalId": "p-0"}, ' + deep_json() + ', {"externalId": "p-3"}]'
     duck_landing.put(deep_key, deep)
     duck_landing.put(good_key, json.dumps([{"externalId": "p-1"}, {"externalId": "p-2"}]))
     [run] = duck_landing.tick("crawl")
     assert run.tags["ingest/objects"] == "2"
 
     uploads = duck_landing.uploads()
-    assert (uploads[deep_key]["status"], uploads[deep_key]["reason"]) == (
-        "Failed",
-        "nested deeper than 64 levels",
-    )
-    assert (uploads[deep_key]["rows_loaded"], uploads[deep_key]["rows_rejected"]) == (0, 0)
-    assert (uploads[good_key]["status"], uploads[good_key]["reason"]) == ("Completed", None)
+    assert {k: (u["status"], u["reason"]) for k, u in uploads.items()} == {
+        deep_key: ("Completed", None),
+        good_key: ("Completed", None),
+    }
+    assert (uploads[deep_key]["rows_loaded"], uploads[deep_key]["rows_rejected"]) == (2, 1)
     assert (uploads[good_key]["rows_loaded"], uploads[good_key]["rows_rejected"]) == (2, 0)
     assert duck_landing.env.rows(
         "SELECT external_id FROM normalized.items ORDER BY external_id"
-    ) == [("p-1",), ("p-2",)]
+    ) == [("p-0",), ("p-1",), ("p-2",), ("p-3",)]
+    assert rejects(duck_landing) == [(f"{deep_key}:2", TOO_DEEP, deep_json()[:2000])]
+
+
+def test_a_cut_crawl_array_fails_after_its_whole_elements_and_its_fix_loads_once(duck_landing):
+    """A JSON array that breaks off fails its upload with json's reason, once the reader gets
+    there: the elements before it are written (as the lines of an NDJSON file before a damaged
+    gzip tail) and counted. The whole file uploaded again under the key rewrites them: each
+    item once."""
+    key = "crawl/acme/furnico/batch.json"
+    whole = json.dumps([{"externalId": f"p-{n}", "title": f"Item {n}"} for n in range(5)])
+    cut = whole[: whole.index('"p-3"') + 3]  # inside the fourth element
+    try:
+        json.loads(cut)
+    except json.JSONDecodeError as exc:
+        reason = f"truncated or invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+    duck_landing.put(key, cut)
+    duck_landing.tick("crawl")
+
+    def versions() -> list[tuple]:
+        return duck_landing.env.rows(
+            "SELECT status, reason, rows_loaded, rows_rejected FROM normalized.uploads "
+            "ORDER BY queued_at, status"
+        )
+
+    assert versions() == [("Failed", reason, 3, 0)]
+    assert reason.endswith("Unterminated string starting at")
+    items = "SELECT external_id, count(*) FROM normalized.items GROUP BY 1 ORDER BY 1"
+    assert duck_landing.env.rows(items) == [("p-0", 1), ("p-1", 1), ("p-2", 1)]
+
+    duck_landing.put(key, whole)
+    duck_landing.tick("crawl")
+    assert versions() == [("Failed", reason, 3, 0), ("Completed", None, 5, 0)]
+    assert duck_landing.env.rows(items) == [(f"p-{n}", 1) for n in range(5)]
     assert rejects(duck_landing) == []
 
 

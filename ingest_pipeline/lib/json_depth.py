@@ -2,8 +2,10 @@
 
 JSON nested deeper than MAX_JSON_DEPTH levels is refused before it is parsed (`json_too_deep`):
 deep enough nesting would exhaust Python's recursion limit in the parser and after it. Every
-reader of JSON from an upload (JSON log lines, NDJSON lines, JSON arrays, webhook bodies, JSON
-cells of CSV) asks first and refuses with TOO_DEEP.
+reader of JSON from an upload (JSON log lines, NDJSON lines, webhook bodies, JSON cells of CSV)
+asks first and refuses with TOO_DEEP. The elements of a JSON array are judged once the parser
+has found where each ends (lib/json_arrays.py: its RecursionError is caught there, and such an
+element skipped by its brackets), each too-deep element a reject of its own.
 """
 
 from __future__ import annotations

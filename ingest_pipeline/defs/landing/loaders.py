@@ -14,11 +14,18 @@ A fault stays where it starts:
 - A bad line is a reject, never the file: a line that is not text (a NUL or another control
   byte, not UTF-8), longer than INGEST_MAX_LINE_BYTES, not valid JSON, nested deeper than
   MAX_JSON_DEPTH levels, or holding text the warehouse cannot store (a NUL, a lone surrogate,
-  NaN in JSON) is rejected with that reason and the rest of the file loads (logs, NDJSON).
+  NaN in JSON) is rejected with that reason and the rest of the file loads (logs, NDJSON). So is
+  an element of a JSON array that is not an object, nested deeper than MAX_JSON_DEPTH or longer
+  than INGEST_MAX_LINE_BYTES.
 - A file that cannot be read as a whole raises LandedFileError: the upload ends Failed with that
   reason and the other objects of the run go on. That is invalid gzip, data that is mostly not
-  text (more than half of the lines of its first 8 KiB), a JSON document (a crawl array, a
-  webhook body) that is invalid, not UTF-8 or nested too deeply, and a CSV file that is not CSV.
+  text (more than half of the lines of its first 8 KiB), a JSON document (a crawl or events
+  array, a webhook body) that is invalid or not UTF-8, a webhook body nested too deeply, and a
+  CSV file that is not CSV. Bodies are streamed, so a fault found part-way (a damaged gzip
+  tail, bytes that are not UTF-8, a JSON array that breaks off or has text after it) is raised
+  when reached: the rows before it are written and counted (`LandingWriter.failed`), and the
+  object uploaded again, fixed, rewrites them (every write is an upsert on the natural key, a
+  reject's on its object key and line).
 - Nothing else escapes a reader: a RecursionError is caught at the line and at the object.
 
 NDJSON events are read in bulk (`event_batches`): whole blocks of text lines (`Sniffed.blocks`),
@@ -73,6 +80,7 @@ from ingest_pipeline.domain.tenants import (
     tenant_privacy,
 )
 from ingest_pipeline.domain.uploads import IN_LIST_SIZE, LandedObject
+from ingest_pipeline.lib.json_arrays import JsonArrayError, array_elements
 from ingest_pipeline.lib.json_depth import MAX_JSON_DEPTH, TOO_DEEP, json_too_deep
 from ingest_pipeline.lib.text_bodies import (
     MAX_LINE_BYTES,
@@ -939,8 +947,9 @@ _Record = tuple[int, dict[str, Any] | str, str]
 
 def _records(body: BinaryIO, allow_csv: bool, max_line_bytes: int) -> Iterator[_Record]:
     """(line number, record, raw text) per record, by the first byte that is not blank: `{` is
-    NDJSON (line by line, each line judged alone), `[` one JSON array (read whole: send big
-    batches as NDJSON), anything else CSV with a header (a document), where allowed."""
+    NDJSON (line by line, each line judged alone), `[` one JSON array (element by element, each
+    element judged alone; its "line" is its position), anything else CSV with a header (a
+    document), where allowed."""
     try:
         source = sniff(body)
         first = source.peek()
@@ -959,7 +968,7 @@ def _records_of(
             return
         line_no, byte = first
         if byte == b"[":
-            yield from _json_array(source.text().read())
+            yield from _json_array(source.text(), max_line_bytes)
         elif allow_csv:
             yield from _csv_rows(source.text(), line_no)
         else:
@@ -992,16 +1001,23 @@ def _json_record(text: str) -> dict[str, Any] | str:
     return record if isinstance(record, dict) else "not a JSON object"
 
 
-def _json_array(document: str) -> Iterator[_Record]:
-    # The array itself is one level: its records may nest as deep as NDJSON lines.
-    records = _json_document(document, "truncated or invalid JSON", MAX_JSON_DEPTH + 1)
-    if not isinstance(records, list):
-        raise LandedFileError("a JSON batch must be an array of objects")
-    for index, record in enumerate(records, 1):
-        raw = json.dumps(record, default=str)
-        if not isinstance(record, dict):
-            record = "not a JSON object"
-        yield index, record, raw  # in an array, the "line" is the element's position
+def _json_array(text: TextIO, max_element_bytes: int) -> Iterator[_Record]:
+    """Each element of a JSON array as it is read (lib/json_arrays.py: json.loads' values, never
+    the whole array in memory); an element that is not an object, nested too deep or longer
+    than the line limit is a reject, a document that breaks off fails when the break is reached
+    (after the elements before it)."""
+    try:
+        for element in array_elements(text, max_element_bytes, what="truncated or invalid JSON"):
+            if element.problem is not None:
+                yield element.index, element.problem, element.text
+                continue
+            record = element.value
+            raw = json.dumps(record, default=str)
+            if not isinstance(record, dict):
+                record = "not a JSON object"
+            yield element.index, record, raw  # in an array, the "line" is the element's position
+    except JsonArrayError as exc:
+        raise LandedFileError(str(exc)) from None
 
 
 def _csv_rows(text: TextIO, first_no: int) -> Iterator[_Record]:

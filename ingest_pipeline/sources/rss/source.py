@@ -3,6 +3,13 @@
 Conditional GET: the feed's ETag and Last-Modified live in the resource state of the instance's
 pipeline, so an unchanged feed answers 304 and costs nothing. Retries are dlt's requests helper.
 
+feedparser has no streaming API: the body is held in memory, so it is bounded. It is read by a
+response hook (`_capped_body`), inside the request dlt retries (a connection broken mid-body is
+retried, as when requests read the body itself), and never past INGEST_FEED_MAX_BYTES
+(decompressed): a feed declaring more (Content-Length) is refused before it is read, one that
+turns out longer is refused when it gets there. Either fails the instance alone, with a
+FeedError naming the feed and the limit.
+
 `parse_feed` is the pure part: whatever the bytes, it returns the raw entries or raises FeedError
 (the instance fails alone). feedparser is handed a stream, never the bytes themselves: given bytes
 or text it first tries them as a file name (or a URL) and would read that file instead. A date
@@ -14,16 +21,18 @@ from __future__ import annotations
 import calendar
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import dlt
 import feedparser
 from dlt.sources.helpers import requests
+from requests import Response
 
 from ingest_pipeline.domain.tenants import SourceInstance
 from ingest_pipeline.lib.source_types import RawLayer
+from ingest_pipeline.settings import get_settings
 from ingest_pipeline.sources.dlt_pipelines import for_instance, instance_key
 
 # What the raw asset holds: its description in RAW, declared at the end beside the dlt source.
@@ -52,7 +61,13 @@ def feed_entries(instance: SourceInstance | None) -> Iterator[dict[str, Any]]:
         return
     url = instance.options["url"]
     state = dlt.current.resource_state()
-    response = requests.get(url, headers=_conditional_headers(state), timeout=30)
+    response = requests.get(
+        url,
+        headers=_conditional_headers(state),
+        timeout=30,
+        stream=True,  # the hook reads the body, within the limit
+        hooks={"response": _capped_body(url, get_settings().feed_max_bytes)},
+    )
     if response.status_code == 304:
         return
     if response.status_code >= 400:
@@ -71,6 +86,48 @@ def parse_feed(content: bytes, url: str) -> list[dict[str, Any]]:
         reason = feed.get("bozo_exception") or "not an RSS or Atom document"
         raise FeedError(f"feed {url} cannot be parsed: {reason}")
     return [_raw_entry(entry) for entry in feed.entries]
+
+
+def _capped_body(url: str, max_bytes: int) -> Callable[..., Response]:
+    """A response hook that reads the body within the request, at most `max_bytes` of it
+    (decompressed). A successful answer beyond that raises FeedError; another (a redirect, an
+    error page) is left with an empty body: its status says what happened."""
+
+    def read(response: Response, *args: Any, **kwargs: Any) -> Response:
+        is_feed = 200 <= response.status_code < 300 and not response.is_redirect
+        declared = response.headers.get("Content-Length", "")
+        encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
+        if not encoded and declared.isdigit() and int(declared) > max_bytes:
+            body, why = None, f"feed {url} is {declared} bytes, {_larger(max_bytes)}"
+        else:
+            body, why = _read_at_most(response, max_bytes), f"feed {url} is {_larger(max_bytes)}"
+        if body is None:
+            response.close()  # the rest of the body is never read: the connection goes
+            if is_feed:
+                raise FeedError(why)
+        # What Response.content does once it has read the body: `content` returns it from here.
+        response._content, response._content_consumed = body or b"", True
+        response.close()  # read to its end: the connection goes back to the pool
+        return response
+
+    return read
+
+
+def _read_at_most(response: Response, max_bytes: int) -> bytes | None:
+    """The body, or None once it is longer than max_bytes (not read further)."""
+    body = bytearray()
+    for chunk in response.iter_content(_CHUNK_BYTES):
+        body += chunk
+        if len(body) > max_bytes:
+            return None
+    return bytes(body)
+
+
+def _larger(max_bytes: int) -> str:
+    return f"larger than INGEST_FEED_MAX_BYTES ({max_bytes} bytes)"
+
+
+_CHUNK_BYTES = 64 * 1024
 
 
 def _conditional_headers(state: dict[str, Any]) -> dict[str, str]:
