@@ -7,11 +7,12 @@ environment variable that holds each secret, and it is read at the moment it is 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ingest_pipeline.domain.tenants_url import is_tenants_url, tenants_copy_path
 from ingest_pipeline.lib.durations import DURATION_PATTERN
 
 DEFAULT_DATA_DIR = Path(".data")
@@ -25,7 +26,12 @@ class Settings(BaseSettings):
     # `duckdb:///path/to/file.duckdb` or `postgresql://user:password@host:port/db`.
     # Empty means the embedded default: a DuckDB file under the data dir.
     warehouse_url: str = ""
+    # A path, or an `s3://bucket/key` URL (through s3_endpoint_url): every machine then reads
+    # the same object, through a local copy under the data dir that is looked at again at most
+    # every `tenants_refresh_seconds` (domain/tenants_url.py); `tenants_file` is that copy.
     tenants_file: Path = Field(default=Path("tenants.yaml"))
+    tenants_file_url: str = Field(default="", exclude=True)  # set from INGEST_TENANTS_FILE
+    tenants_refresh_seconds: float = Field(default=30.0, ge=0)
     s3_endpoint_url: str = ""
     landing_bucket: str = "landing"
     # Steps' logs in this S3 bucket (through s3_endpoint_url), not on the disk of the machine
@@ -111,6 +117,16 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _tenants_file_in_s3(cls, data: Any) -> Any:
+        # INGEST_TENANTS_FILE=s3://bucket/key: the URL kept apart, the path its local copy.
+        if not isinstance(data, dict) or not is_tenants_url(data.get("tenants_file")):
+            return data
+        url = data["tenants_file"]
+        data_dir = Path(data.get("data_dir") or DEFAULT_DATA_DIR)
+        return {**data, "tenants_file_url": url, "tenants_file": tenants_copy_path(data_dir, url)}
+
     @field_validator("log_format", "log_level", mode="before")
     @classmethod
     def _case_insensitive(cls, value: object, info: ValidationInfo) -> object:
@@ -160,7 +176,7 @@ class Settings(BaseSettings):
         problems = []
         if not self.warehouse_url.startswith("postgresql"):
             problems.append("INGEST_WAREHOUSE_URL must name a PostgreSQL warehouse")
-        if not self.tenants_file.is_file():
+        if not self.tenants_file_url and not self.tenants_file.is_file():
             problems.append(f"INGEST_TENANTS_FILE ({self.tenants_file}) does not exist")
         if not self.dagster_pg_url:
             problems.append("INGEST_DAGSTER_PG_URL must be set (Dagster instance storage)")
@@ -180,5 +196,22 @@ class Settings(BaseSettings):
 
 
 def get_settings() -> Settings:
-    """Read settings now (not at import), so a changed environment is seen by the next run."""
-    return Settings()
+    """Read settings now (not at import), so a changed environment is seen by the next run; a
+    tenants file in S3 is brought up to date (at most every INGEST_TENANTS_REFRESH_SECONDS)."""
+    settings = Settings()
+    refresh_tenants_file(settings)
+    return settings
+
+
+def refresh_tenants_file(settings: Settings) -> None:
+    """The local copy of a tenants file given as an s3:// URL brought up to date (a no-op for a
+    path): domain/tenants_url.py."""
+    if settings.tenants_file_url:
+        from ingest_pipeline.domain.tenants_url import refresh_tenants_copy
+
+        refresh_tenants_copy(
+            settings.tenants_file_url,
+            settings.tenants_file,
+            settings.s3_endpoint_url,
+            settings.tenants_refresh_seconds,
+        )

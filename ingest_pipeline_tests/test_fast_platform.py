@@ -55,6 +55,19 @@ def test_production_with_everything_set_and_development_defaults(tmp_path: Path)
     )
 
 
+def test_a_tenants_file_url_is_read_through_a_local_copy(tmp_path: Path) -> None:
+    url = "s3://config/prod/tenants.yaml"
+    settings = Settings(tenants_file=url, data_dir=tmp_path)
+    assert settings.tenants_file_url == url
+    assert settings.tenants_file == tmp_path / "tenants" / "s3" / "config" / "prod" / "tenants.yaml"
+    # Production asks for no file on this disk: the copy comes from the store.
+    Settings(env="production", warehouse_url=PG, tenants_file=url, dagster_pg_url=PG)
+    for bad in ("s3://config", "s3://config/", "s3:///tenants.yaml"):
+        with pytest.raises(ValidationError, match="is not an s3://bucket/key URL"):
+            Settings(tenants_file=bad)
+    assert Settings(tenants_file=tmp_path / "t.yaml").tenants_file_url == ""
+
+
 @pytest.mark.parametrize(
     "field", ["landing_objects_per_tick", "landing_objects_per_run", "duckdb_lock_wait_seconds"]
 )

@@ -28,6 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -62,7 +63,7 @@ from ingest_pipeline.api.routes import (
 )
 from ingest_pipeline.api.runs import LastRuns
 from ingest_pipeline.domain.tenants import TenantsFileError
-from ingest_pipeline.settings import Settings, get_settings
+from ingest_pipeline.settings import Settings, get_settings, refresh_tenants_file
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("ingest_pipeline.api.access")
@@ -79,7 +80,7 @@ class ApiService:
         self, settings: Settings, reader: Reader | None = None, runs: LastRuns | None = None
     ) -> None:
         self.settings = settings
-        self.tenants = TenantsView(settings.tenants_file)
+        self.tenants = TenantsView(settings.tenants_file, partial(refresh_tenants_file, settings))
         self.reader = reader or open_reader(
             settings.resolved_warehouse_url,
             duckdb_wait_seconds=settings.api_duckdb_wait_seconds,

@@ -12,6 +12,7 @@ the old one stops) on the next request.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from ingest_pipeline.domain.tenants import (
@@ -32,9 +33,9 @@ class ApiStartupError(RuntimeError):
 class TenantsView:
     """The tenants file as the read API needs it."""
 
-    def __init__(self, path: Path) -> None:
-        self.api = TenantsFileView(path, load_api_configs, "read API tenants")
-        self.instances = TenantsFileView(path, load_source_instances, "source instances")
+    def __init__(self, path: Path, refresh: Callable[[], None] | None = None) -> None:
+        self.api = TenantsFileView(path, load_api_configs, "read API tenants", refresh)
+        self.instances = TenantsFileView(path, load_source_instances, "source instances", refresh)
 
     def read_token_env(self, tenant: str) -> str | None:
         """The env var that holds the tenant's read token (None: not readable over the API).

@@ -353,8 +353,15 @@ class TenantsFileView(Generic[T]):
     was never valid raises TenantsFileError at each `get`.
     """
 
-    def __init__(self, path: Path, load: Callable[[Path], T], what: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        load: Callable[[Path], T],
+        what: str,
+        refresh: Callable[[], None] | None = None,
+    ) -> None:
         self.path = path
+        self._refresh = refresh  # brings the file up to date first (a tenants file in S3)
         self._load = load
         self._what = what
         self._lock = threading.Lock()
@@ -364,6 +371,8 @@ class TenantsFileView(Generic[T]):
         self._error: TenantsFileError | None = None
 
     def get(self) -> T:
+        if self._refresh is not None:
+            self._refresh()
         try:
             stat = self.path.stat()
             stamp: tuple[int, int, int] | None = (stat.st_mtime_ns, stat.st_size, stat.st_ino)

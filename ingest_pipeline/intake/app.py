@@ -38,6 +38,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import anyio
@@ -77,7 +78,7 @@ from ingest_pipeline.intake.store import (
     WebhookStore,
 )
 from ingest_pipeline.lib.warehouse import Warehouse
-from ingest_pipeline.settings import Settings, get_settings
+from ingest_pipeline.settings import Settings, get_settings, refresh_tenants_file
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ class Intake:
         self.max_body_bytes = max_body_bytes
         self.body_timeout_seconds = body_timeout_seconds
         self.unauthenticated_per_minute = unauthenticated_per_minute
-        self.tenants = TenantIntakes(settings.tenants_file)
+        self.tenants = TenantIntakes(settings.tenants_file, partial(refresh_tenants_file, settings))
         self.metrics = IntakeMetrics()
         self.limiter = RateLimiter()  # per tenant: authenticated requests
         self.client_limiter = RateLimiter()  # per client IP: the requests that do not

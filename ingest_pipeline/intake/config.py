@@ -9,6 +9,7 @@ the next delivery.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from ingest_pipeline.domain.tenants import (
@@ -28,9 +29,9 @@ class TenantIntakes:
     """{tenant: TenantIntake} of the tenants file, reloaded when the file changes
     (`TenantsFileView`: the last valid version stays in force while an edit is invalid)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, refresh: Callable[[], None] | None = None) -> None:
         self.path = path
-        self._view = TenantsFileView(path, load_intake_configs, "intake")
+        self._view = TenantsFileView(path, load_intake_configs, "intake", refresh)
 
     def all(self) -> dict[str, TenantIntake]:
         return self._view.get()
