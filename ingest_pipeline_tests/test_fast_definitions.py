@@ -108,3 +108,21 @@ def test_the_code_location_loads_as_dagster_loads_it(defs: dg.Definitions) -> No
     # What a code server does on start: every job resolved, names unique (an op named like a
     # job once failed the whole location here, while each job alone resolved).
     dg.Definitions.validate_loadable(defs)
+
+
+def test_no_step_reads_another_steps_output(defs: dg.Definitions) -> None:
+    """On Celery workers a step's output stays on the disk of the worker that ran it (the default
+    IO manager): so no step may load one. Every input of every asset and job op is a dependency
+    only (Dagster's Nothing type): what a step needs it reads from the warehouse."""
+    repository = defs.get_repository_def()
+    nodes = {a.node_def for a in repository.assets_defs_by_key.values() if a.node_def is not None}
+    for job in repository.get_all_jobs():
+        nodes.update(job.graph.node_defs)
+    carried = [
+        f"{node.name}.{input_def.name}"
+        for node in nodes
+        for input_def in node.input_defs
+        if not input_def.dagster_type.is_nothing
+    ]
+    assert sum(len(node.input_defs) for node in nodes) > 0  # the dependencies are there
+    assert carried == []
