@@ -112,6 +112,28 @@ def test_a_landing_update_triggers_the_normalized_assets_that_share_its_table(du
     }
 
 
+def test_an_update_between_the_request_and_the_next_tick_is_not_lost(duck_env):
+    """The tick after a request sees the request (newly_requested) and, when a parent updated
+    meanwhile, that update too: the update came later, so it asks for one more run. It was
+    dropped before (the request's reset won), and the load stayed pending until the next one;
+    seen under the daemon when a raw run ended seconds after a normalize request."""
+    env = duck_env
+    env.write_tenants({"acme": []})
+    tick = Ticks(env)
+    tick()
+    webhooks = dg.AssetMaterialization(asset_key=dg.AssetKey(["landing", "webhooks"]))
+    requested = {
+        "normalized/feedback": 1,
+        "normalized/payments": 1,
+        "normalized/rejected_records": 1,
+    }
+    env.instance.report_runless_asset_event(webhooks)
+    assert tick() == requested
+    env.instance.report_runless_asset_event(webhooks)  # after the request, before the next tick
+    assert tick() == requested
+    assert tick() == {}  # and no more than that
+
+
 def test_rejected_records_counts_per_source_type_and_instance(env):
     landing = env.tmp_path / "landing"
     write_csv(landing, "a.csv", "sku,name,link,updated\n1,One,,2026-01-01\n,NoSku,,2026-01-02\n")

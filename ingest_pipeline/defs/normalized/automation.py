@@ -11,7 +11,9 @@ since this asset was last requested, and no run of it is in progress":
   that lands during a normalize run triggers the next one);
 - the trigger is cleared when the asset is *requested*, not when it materializes: a raw load that
   lands while a normalize run is in progress (after that run read the pending loads) must still
-  cause one more run. The price is one extra, empty run after a manual materialization;
+  cause one more run. The price is one extra, empty run after a manual materialization. A
+  parent update between the request and the next tick is seen at that tick together with the
+  request; it is later than the request, so it wins (Dagster's `since` compares their times);
 - like every declarative condition, the first evaluation only takes its bearings: updates from
   before the sensor's first tick are not seen (the next raw load triggers the run).
 
@@ -31,8 +33,16 @@ CHECKED_ENTITIES = ("items", "feedback", "payments")  # each with its checks; an
 
 def normalize_condition() -> dg.AutomationCondition:
     """True when a parent updated since the last request and no run of the asset is going on."""
+    # any_deps_match(newly_updated()), not any_deps_updated(): the tick after a request sees
+    # both the request (the reset) and any parent update since; `since` lets the update win
+    # only when it knows both times, and any_deps_updated()'s and/or drop the update's.
+    parent_updated = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated())
+    # A parent requested on this very tick (rejected_records after the entities) needs no memory.
+    parent_requested = dg.AutomationCondition.any_deps_match(
+        dg.AutomationCondition.will_be_requested()
+    )
     return (
-        dg.AutomationCondition.any_deps_updated().since(dg.AutomationCondition.newly_requested())
+        (parent_updated.since(dg.AutomationCondition.newly_requested()) | parent_requested)
         & ~dg.AutomationCondition.in_progress()
     ).with_label("any parent updated since last requested, not in progress")
 
