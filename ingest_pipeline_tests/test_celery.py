@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import boto3
 import dagster as dg
@@ -223,20 +224,7 @@ def test_steps_run_on_both_celery_workers_and_rows_are_exact(celery_env, tmp_pat
         for name in ("w1", "w2"):
             workers.start(name)
         workers.wait_until_they_answer(celery_env["INGEST_CELERY_BROKER_URL"])
-        runs = {
-            name: subprocess.Popen(
-                [
-                    *(DAGSTER, "job", "execute", "-m", "ingest_pipeline.definitions"),
-                    *("-j", "ingest_csv"),
-                    *("--tags", json.dumps({"dagster/partition": f"acme.{name}"})),
-                ],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            for name in INSTANCES
-        }
+        runs = {name: _execute_ingest_csv(f"acme.{name}", env) for name in INSTANCES}
         deadline = time.monotonic() + RUNS_SECONDS
         for name, run in runs.items():
             try:
@@ -440,59 +428,20 @@ def test_a_step_whose_worker_process_is_killed_runs_again_and_loses_nothing(cele
     """kill -9 of the process running a step, in the middle of it: its worker gives the task
     back (late acknowledgement, rejected when the worker is lost), a worker runs the step
     again, the run succeeds, and the rows are exact: none missing, none doubled."""
-    folder = tmp_path / "big"
-    folder.mkdir()
-    lines = "".join(f"big-{i},item {i},https://x.example/{i},2026-01-01\n" for i in range(BIG_ROWS))
-    (folder / "items.csv").write_text("sku,name,link,updated\n" + lines)
-    Path(celery_env["INGEST_TENANTS_FILE"]).write_text(
-        yaml.safe_dump({"tenants": {"acme": {"sources": [catalog_csv_instance(folder, "big")]}}})
-    )
-    init_warehouse(Warehouse(celery_env["INGEST_WAREHOUSE_URL"]))
-    with dg.DagsterInstance.get() as instance:
-        sync_partitions(instance)
-    env = {**os.environ}
-    workers = Workers(tmp_path, env)
-    output = ""
+    _big_instance(celery_env, tmp_path)
+    workers = Workers(tmp_path, {**os.environ})
     try:
         for name in ("w1", "w2"):
             workers.start(name)
         workers.wait_until_they_answer(celery_env["INGEST_CELERY_BROKER_URL"])
-        run = subprocess.Popen(
-            [
-                *(DAGSTER, "job", "execute", "-m", "ingest_pipeline.definitions"),
-                *("-j", "ingest_csv", "--tags", json.dumps({"dagster/partition": "acme.big"})),
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        run = _execute_ingest_csv("acme.big", {**os.environ})
         node = _step_started_on(run)
         time.sleep(1.0)  # well inside the step: it reads and loads BIG_ROWS rows
-        killed = _pool_process(workers, node.split("@")[0])
-        killed.kill()
-        try:
-            out, _ = run.communicate(timeout=RUNS_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(run.pid, signal.SIGKILL)
-            out, _ = run.communicate()
-        output = out.decode(errors="replace")
-        assert run.returncode == 0, f"the run failed:\n{output}{workers.logs()}"
+        _pool_process(workers, node.split("@")[0]).kill()
+        output = _finished(run, workers)
     finally:
         workers.stop()
-    with dg.DagsterInstance.get() as instance:
-        (record,) = instance.get_run_records(dg.RunsFilter(job_name="ingest_csv"))
-        assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
-        starts = [
-            e
-            for e in instance.all_logs(record.dagster_run.run_id)
-            if e.dagster_event is not None and e.dagster_event.event_type_value == "STEP_START"
-        ]
-    assert len(starts) == 2, f"the step ran {len(starts)} times\n{output}"  # killed, then again
-    rows = Warehouse(celery_env["INGEST_WAREHOUSE_URL"]).fetch_all(
-        "SELECT count(*), count(DISTINCT sku) FROM raw_csv.acme__big"
-    )
-    assert rows == [(BIG_ROWS, BIG_ROWS)]
+    _ran_twice_and_rows_are_exact(celery_env, output)
 
 
 @contextlib.contextmanager
@@ -521,6 +470,39 @@ def test_a_worker_lost_whole_on_rabbitmq_hands_its_step_to_the_other(
     the unacknowledged step to the other worker at once (no visibility timeout to wait out, as
     on Redis); the run succeeds, the step ran twice, the second time on the other worker, and
     the rows are exact."""
+    _big_instance(celery_env, tmp_path)
+    with rabbitmq_vhost() as broker:
+        monkeypatch.setenv("INGEST_CELERY_BACKEND_URL", celery_env["INGEST_CELERY_BROKER_URL"])
+        monkeypatch.setenv("INGEST_CELERY_BROKER_URL", broker)
+        workers = Workers(tmp_path, {**os.environ})
+        try:
+            for name in ("w1", "w2"):
+                workers.start(name)
+            workers.wait_until_they_answer(broker)
+            run = _execute_ingest_csv("acme.big", {**os.environ})
+            lost = _step_started_on(run).split("@")[0]
+            time.sleep(1.0)  # well inside the step: it reads and loads BIG_ROWS rows
+            (process,) = [p for n, p, _ in workers.started if n == lost]
+            # The worker, its celery worker, its pool: every process of its session.
+            for member in _session(process.pid):
+                with contextlib.suppress(psutil.Error):
+                    member.kill()
+            output = _finished(run, workers)
+        finally:
+            workers.stop()
+    events = _ran_twice_and_rows_are_exact(celery_env, output)
+    ran_on = [
+        worker.value.split("@")[0]
+        for e in events
+        if e.event_type_value == "ENGINE_EVENT"
+        for worker in [e.event_specific_data.metadata.get("Celery worker")]
+        if worker is not None
+    ]
+    assert ran_on[0] == lost and ran_on[-1] == ({"w1", "w2"} - {lost}).pop(), ran_on
+
+
+def _big_instance(celery_env: dict[str, str], tmp_path: Path) -> None:
+    """Tenant acme's csv instance `big`: BIG_ROWS rows, a step of several seconds to kill."""
     folder = tmp_path / "big"
     folder.mkdir()
     lines = "".join(f"big-{i},item {i},https://x.example/{i},2026-01-01\n" for i in range(BIG_ROWS))
@@ -531,60 +513,49 @@ def test_a_worker_lost_whole_on_rabbitmq_hands_its_step_to_the_other(
     init_warehouse(Warehouse(celery_env["INGEST_WAREHOUSE_URL"]))
     with dg.DagsterInstance.get() as instance:
         sync_partitions(instance)
-    with rabbitmq_vhost() as broker:
-        monkeypatch.setenv("INGEST_CELERY_BACKEND_URL", celery_env["INGEST_CELERY_BROKER_URL"])
-        monkeypatch.setenv("INGEST_CELERY_BROKER_URL", broker)
-        env = {**os.environ}
-        workers = Workers(tmp_path, env)
-        output = ""
-        try:
-            for name in ("w1", "w2"):
-                workers.start(name)
-            workers.wait_until_they_answer(broker)
-            run = subprocess.Popen(
-                [
-                    *(DAGSTER, "job", "execute", "-m", "ingest_pipeline.definitions"),
-                    *("-j", "ingest_csv", "--tags", json.dumps({"dagster/partition": "acme.big"})),
-                ],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            lost = _step_started_on(run).split("@")[0]
-            time.sleep(1.0)  # well inside the step: it reads and loads BIG_ROWS rows
-            (process,) = [p for n, p, _ in workers.started if n == lost]
-            # The worker, its celery worker, its pool: every process of its session.
-            for member in _session(process.pid):
-                with contextlib.suppress(psutil.Error):
-                    member.kill()
-            try:
-                out, _ = run.communicate(timeout=RUNS_SECONDS)
-            except subprocess.TimeoutExpired:
-                os.killpg(run.pid, signal.SIGKILL)
-                out, _ = run.communicate()
-            output = out.decode(errors="replace")
-            assert run.returncode == 0, f"the run failed:\n{output}{workers.logs()}"
-        finally:
-            workers.stop()
+
+
+def _execute_ingest_csv(partition: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`dagster job execute` of one ingest_csv partition, in a session of its own."""
+    return subprocess.Popen(
+        [
+            *(DAGSTER, "job", "execute", "-m", "ingest_pipeline.definitions"),
+            *("-j", "ingest_csv", "--tags", json.dumps({"dagster/partition": partition})),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _finished(run: subprocess.Popen[bytes], workers: Workers) -> str:
+    """The run's output once it ended (killed after RUNS_SECONDS); it must have succeeded."""
+    try:
+        out, _ = run.communicate(timeout=RUNS_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(run.pid, signal.SIGKILL)
+        out, _ = run.communicate()
+    output = out.decode(errors="replace")
+    assert run.returncode == 0, f"the run failed:\n{output}{workers.logs()}"
+    return output
+
+
+def _ran_twice_and_rows_are_exact(celery_env: dict[str, str], output: str) -> list[Any]:
+    """The one ingest_csv run succeeded, its step started twice (killed, then again), and the
+    raw rows are exact: none missing, none doubled. Returns the run's Dagster events."""
     with dg.DagsterInstance.get() as instance:
         (record,) = instance.get_run_records(dg.RunsFilter(job_name="ingest_csv"))
         assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
-        events = [e.dagster_event for e in instance.all_logs(record.dagster_run.run_id)]
-    starts = [e for e in events if e is not None and e.event_type_value == "STEP_START"]
-    assert len(starts) == 2, f"the step ran {len(starts)} times\n{output}"  # killed, then again
-    ran_on = [
-        worker.value.split("@")[0]
-        for e in events
-        if e is not None and e.event_type_value == "ENGINE_EVENT"
-        for worker in [e.event_specific_data.metadata.get("Celery worker")]
-        if worker is not None
-    ]
-    assert ran_on[0] == lost and ran_on[-1] == ({"w1", "w2"} - {lost}).pop(), ran_on
+        entries = instance.all_logs(record.dagster_run.run_id)
+    events = [e.dagster_event for e in entries if e.dagster_event is not None]
+    starts = [e for e in events if e.event_type_value == "STEP_START"]
+    assert len(starts) == 2, f"the step ran {len(starts)} times\n{output}"
     rows = Warehouse(celery_env["INGEST_WAREHOUSE_URL"]).fetch_all(
         "SELECT count(*), count(DISTINCT sku) FROM raw_csv.acme__big"
     )
     assert rows == [(BIG_ROWS, BIG_ROWS)]
+    return events
 
 
 def _step_started_on(run: subprocess.Popen[bytes]) -> str:
