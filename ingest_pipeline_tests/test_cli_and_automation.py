@@ -1,6 +1,7 @@
 """The CLI, the tenants sensor, schedules, replay and the asset checks, through Dagster."""
 
 import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +27,7 @@ def test_init_is_idempotent_on_both_warehouses(env, capsys):
     assert [t for (t,) in tables] == [
         "events",
         "feedback",
+        "ingested_inputs",
         "intake_audit",
         "items",
         "log_records",
@@ -88,6 +90,72 @@ def test_cli_ingest_shows_quarantined_loads_and_still_exits_0(
     )
     assert "globex.good" in good and "quarantined" not in good and "normalized=1 " in good
     assert tally == "2 ok, 0 failed, 1 with quarantined loads (a replay retries them)"
+
+
+def test_cli_ingest_runs_nothing_for_files_unchanged_since_their_last_whole_ingest(
+    env, capsys, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    header = "sku,name,link,updated\n"
+    write_csv(tmp_path / "good", "a.csv", header + "1,One,,2026-01-01\n2,Two,,2026-01-02\n")
+    # A header holding a NUL fails its file, and with it its instance: it records nothing.
+    write_csv(tmp_path / "bad", "a.csv", "sku,na\x00me\n1,One\n")
+    good = csv_instance(tmp_path / "good", name="good")
+    env.write_tenants({"acme": [good, csv_instance(tmp_path / "bad", name="bad")]})
+
+    def ingest() -> dict[str, str]:
+        """The summary line of each instance (by name), and the tally (by "")."""
+        main(["ingest"])
+        lines = capsys.readouterr().out.splitlines()
+        summaries = [line for line in lines if line.startswith("csv ")]  # not an error line
+        by_name = {name: line for line in summaries for name in ("good", "bad") if name in line}
+        return {**by_name, "": lines[-1]}
+
+    def jobs() -> list[str]:
+        with dg.DagsterInstance.get() as instance:
+            return sorted(r.dagster_run.job_name for r in instance.get_run_records())
+
+    first = ingest()
+    assert "loaded=2 " in first["good"] and "normalized=2 " in first["good"]
+    assert " failed " in first["bad"]
+    assert jobs() == ["ingest_csv", "ingest_csv", "normalize_items"]
+
+    again = ingest()
+    assert " ok " in again["good"] and "nothing to load" in again["good"]
+    assert "unchanged (1 file, 0.0 MB) since run=" in again["good"]
+    assert " failed " in again["bad"]  # ran again, failed again
+    assert again[""] == "1 ok, 1 failed"
+    assert jobs() == ["ingest_csv"] * 3 + ["normalize_items"]
+    [(files, digest)] = env.rows(
+        "SELECT files, fingerprint FROM normalized.ingested_inputs WHERE source_instance = 'good'"
+    )
+    assert files == 1 and len(digest) == 64
+
+    # Every instance asked for unchanged: Dagster is not even imported.
+    code = (
+        "import sys; from ingest_pipeline.cli import main; code = main(['ingest', '--source', "
+        "'good']); print(code, 'dagster' in sys.modules, 'dlt' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert "nothing to load" in done.stdout and done.stdout.splitlines()[-1] == "0 False False"
+
+    # A new file: a run, which loads that file alone.
+    write_csv(tmp_path / "good", "b.csv", header + "3,Three,,2026-01-03\n")
+    added = ingest()["good"]
+    assert "loaded=1 " in added and "normalized=1 " in added
+    [(files,)] = env.rows(
+        "SELECT files FROM normalized.ingested_inputs WHERE source_instance = 'good'"
+    )
+    assert files == 2
+
+    # Changed options: a run (dlt finds no new file; nothing to normalize), then unchanged again.
+    env.write_tenants({"acme": [{**good, "delimiter": ","}]})
+    reconfigured = ingest()["good"]
+    assert "loaded=0 " in reconfigured and "unchanged" not in reconfigured
+    assert "unchanged (2 files" in ingest()["good"]
+    assert env.rows("SELECT count(*) FROM normalized.items") == [(3,)]
 
 
 def test_sensor_keeps_partitions_in_step_with_the_tenants_file(duck_env, feed_server):

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from ingest_pipeline.settings import get_settings
+
+if TYPE_CHECKING:
+    from ingest_pipeline.domain.tenants import SourceInstance
+    from ingest_pipeline.lib.warehouse import Warehouse
 
 
 def cmd_init() -> int:
@@ -113,23 +118,18 @@ def cmd_resume(tenant: str, instance_name: str) -> int:
 
 
 def cmd_ingest(tenant: str | None = None, source: str | None = None) -> int:
-    import dagster as dg
-
-    from ingest_pipeline.cli.dagster_home import ensure_dagster_home
-    from ingest_pipeline.cli.ingest_runs import ingest_instance
-    from ingest_pipeline.definitions import ingest_defs
-    from ingest_pipeline.defs.tenants.sensors import sync_partitions
+    from ingest_pipeline.domain import input_fingerprints
     from ingest_pipeline.domain.entities import init_warehouse
     from ingest_pipeline.domain.tenants import (
         InvalidInstance,
-        SourceInstance,
         TenantsFileError,
         read_source_instances,
     )
     from ingest_pipeline.lib.warehouse import Warehouse
 
     settings = get_settings()
-    init_warehouse(Warehouse(settings.resolved_warehouse_url))
+    warehouse = Warehouse(settings.resolved_warehouse_url)
+    init_warehouse(warehouse)
     try:
         sources = read_source_instances(settings.tenants_file)
     except TenantsFileError as exc:
@@ -145,19 +145,48 @@ def cmd_ingest(tenant: str | None = None, source: str | None = None) -> int:
     if not selected and not invalid:
         print("error: no source instance matches", file=sys.stderr)
         return 2
-    ensure_dagster_home(settings)
-    defs = ingest_defs()  # no dbt, no S3 sensors: an ingest run uses neither
-    failed, quarantined = len(invalid), 0
     for left_out in invalid:
         print(f"{left_out.type:<9} {left_out.partition_key:<28} failed  not run: {left_out.reason}")
-    with dg.DagsterInstance.get() as instance:
-        sync_partitions(instance)
-        for source_instance in selected:
-            outcome = ingest_instance(defs, instance, source_instance)
-            print(outcome.summary_line(), flush=True)
-            failed += outcome.status != "ok"
-            quarantined += bool(outcome.quarantined)
+    # Files unchanged since their last whole ingest: nothing to run (and, if that is every
+    # instance asked for, Dagster is not even loaded).
+    to_run = []
+    for source_instance in selected:
+        if same := input_fingerprints.unchanged(warehouse, source_instance):
+            print(same.summary_line(), flush=True)
+        else:
+            to_run.append(source_instance)
+    failed, quarantined = _ingest_through_dagster(warehouse, to_run) if to_run else (0, 0)
+    failed += len(invalid)
     # Quarantined loads are shown, not failed: the runs succeeded and a replay retries them.
     held = f", {quarantined} with quarantined loads (a replay retries them)" if quarantined else ""
     print(f"{len(selected) + len(invalid) - failed} ok, {failed} failed{held}")
     return 1 if failed else 0
+
+
+def _ingest_through_dagster(
+    warehouse: Warehouse, instances: list[SourceInstance]
+) -> tuple[int, int]:
+    """Each instance's runs (`ingest_runs.ingest_instance`), its summary line printed; a whole
+    ingest's input fingerprint recorded. Returns (instances failed, with quarantined loads)."""
+    import dagster as dg
+
+    from ingest_pipeline.cli.dagster_home import ensure_dagster_home
+    from ingest_pipeline.cli.ingest_runs import ingest_instance
+    from ingest_pipeline.definitions import ingest_defs
+    from ingest_pipeline.defs.tenants.sensors import sync_partitions
+    from ingest_pipeline.domain import input_fingerprints
+
+    ensure_dagster_home(get_settings())
+    defs = ingest_defs()  # no dbt, no S3 sensors: an ingest run uses neither
+    failed = quarantined = 0
+    with dg.DagsterInstance.get() as instance:
+        sync_partitions(instance)
+        for source_instance in instances:
+            before = input_fingerprints.take(source_instance)  # before its runs read the files
+            outcome = ingest_instance(defs, instance, source_instance)
+            print(outcome.summary_line(), flush=True)
+            failed += outcome.status != "ok"
+            quarantined += bool(outcome.quarantined)
+            if before and outcome.status == "ok" and not outcome.quarantined:
+                input_fingerprints.record(warehouse, source_instance, before, outcome.run_id)
+    return failed, quarantined

@@ -341,6 +341,20 @@ class NormalizedLoad(TypedDict):
     normalized_at: datetime | None  # None: quarantined
 
 
+class IngestedInput(TypedDict):
+    """The input of a file source instance as its last whole `ingest` found it
+    (`domain/input_fingerprints.py`): a re-run on the same files runs nothing."""
+
+    tenant_id: str
+    source_type: str
+    source_instance: str
+    fingerprint: str  # sha256 of the instance's options and its files' paths, sizes and times
+    files: int
+    bytes: BigInt
+    run_id: str  # the raw run of that ingest
+    recorded_at: datetime
+
+
 class IntakeAudit(TypedDict, total=False):
     audit_id: str  # uuid4 hex
     received_at: datetime
@@ -386,6 +400,9 @@ INTAKE_AUDIT = entity(IntakeAudit, table="intake_audit", key=("audit_id",))
 METRICS_BUILDS = entity(
     MetricsBuild, table="metrics_builds", key=("run_id", "model", "metric_date")
 )
+INGESTED_INPUTS = entity(
+    IngestedInput, table="ingested_inputs", key=("tenant_id", "source_type", "source_instance")
+)
 
 ALL_TABLES = (
     ITEMS,
@@ -398,6 +415,7 @@ ALL_TABLES = (
     NORMALIZED_LOADS,
     INTAKE_AUDIT,
     METRICS_BUILDS,
+    INGESTED_INPUTS,
 )
 
 

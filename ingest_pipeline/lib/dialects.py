@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import dlt
 import duckdb
 import psycopg2
 import pyarrow as pa
@@ -169,6 +168,8 @@ class DuckDBDialect(Dialect):
         con.unregister("incoming_rows")
 
     def dlt_destination(self) -> Any:
+        import dlt  # only a raw load needs it: the CLI's quick paths do not pay its import
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         return dlt.destinations.duckdb(credentials=str(self.path))
 
@@ -313,6 +314,8 @@ class PostgresDialect(Dialect):
         )
 
     def dlt_destination(self) -> Any:
+        import dlt
+
         parts = urlsplit(self.dsn)
         if parts.password is None:
             userinfo = f"{parts.username or 'postgres'}:{_PLACEHOLDER_PASSWORD}"
