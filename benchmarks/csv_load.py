@@ -55,31 +55,28 @@ def run_worker(warehouse_url: str, folder: Path, work: Path) -> dict:
 
 
 def worker() -> None:
-    import dagster as dg
-
-    from ingest_pipeline.cli.ingest_runs import AFTER_RUN_TAG, ingest_instance
-    from ingest_pipeline.definitions import defs as load_defs
-    from ingest_pipeline.defs.tenants.sensors import sync_partitions
+    from ingest_pipeline.domain import input_fingerprints
     from ingest_pipeline.domain.entities import init_warehouse
     from ingest_pipeline.domain.tenants import load_source_instances
     from ingest_pipeline.lib.warehouse import Warehouse
     from ingest_pipeline.settings import get_settings
 
     settings = get_settings()
-    init_warehouse(Warehouse(settings.resolved_warehouse_url))
+    warehouse = Warehouse(settings.resolved_warehouse_url)
+    init_warehouse(warehouse)
     [instance] = load_source_instances(settings.tenants_file)
-    with dg.instance_for_test() as store:
-        sync_partitions(store)
-        started = time.perf_counter()
-        outcome = ingest_instance(load_defs(), store, instance)
+    # As `ingest-pipeline ingest` does: files unchanged since the last whole ingest run nothing,
+    # and Dagster is not loaded for them.
+    started = time.perf_counter()
+    if input_fingerprints.unchanged(warehouse, instance):
         total = time.perf_counter() - started
-        steps = _step_seconds(store, outcome.run_id)
-        # Normalizing is its own run now (normalize_items), tagged with the raw run it followed.
-        # None on a re-run of unchanged input: nothing was loaded, nothing is pending.
-        for normalize_run in store.get_run_records(
-            dg.RunsFilter(tags={AFTER_RUN_TAG: outcome.run_id}), limit=1
-        ):
-            steps.update(_step_seconds(store, normalize_run.dagster_run.run_id))
+        report = {"status": "ok", "error": "", "rows_loaded": 0, "rows_normalized": 0}
+        print(json.dumps({**report, "total_s": total, "peak_rss_mb": peak_rss_mb()}))
+        return
+    before = input_fingerprints.take(instance)
+    outcome, total, steps = _dagster_runs(instance)
+    if before and outcome.status == "ok" and not outcome.quarantined:
+        input_fingerprints.record(warehouse, instance, before, outcome.run_id)
     peak_mb = peak_rss_mb()
     print(
         json.dumps(
@@ -95,6 +92,30 @@ def worker() -> None:
             }
         )
     )
+
+
+def _dagster_runs(instance) -> tuple:
+    """The instance's raw and normalize runs in a throwaway Dagster instance: (outcome, seconds
+    from loading the definitions to the end, seconds of each step)."""
+    import dagster as dg
+
+    from ingest_pipeline.cli.ingest_runs import AFTER_RUN_TAG, ingest_instance
+    from ingest_pipeline.definitions import defs as load_defs
+    from ingest_pipeline.defs.tenants.sensors import sync_partitions
+
+    with dg.instance_for_test() as store:
+        sync_partitions(store)
+        started = time.perf_counter()
+        outcome = ingest_instance(load_defs(), store, instance)
+        total = time.perf_counter() - started
+        steps = _step_seconds(store, outcome.run_id)
+        # Normalizing is its own run now (normalize_items), tagged with the raw run it followed.
+        # None on a re-run of unchanged input: nothing was loaded, nothing is pending.
+        for normalize_run in store.get_run_records(
+            dg.RunsFilter(tags={AFTER_RUN_TAG: outcome.run_id}), limit=1
+        ):
+            steps.update(_step_seconds(store, normalize_run.dagster_run.run_id))
+    return outcome, total, steps
 
 
 def _step_seconds(store, run_id: str) -> dict[str, float]:
