@@ -229,3 +229,39 @@ def test_threads_of_one_process_upsert_arrow_rows_while_others_connect(tmp_path)
     assert errors == []
     stored = warehouse.fetch_all(f"SELECT count(*) FROM {NORMALIZED_LOADS.qualified}")
     assert stored == [(written,)] and written > 100
+
+
+def stored_titles(warehouse: Warehouse) -> list[tuple[str, str]]:
+    return warehouse.fetch_all(f"SELECT external_id, title FROM {ITEMS.qualified} ORDER BY 1")
+
+
+def test_a_transaction_commits_its_statements_together_or_not_at_all(warehouse):
+    """A batch's writes (rows, rejects, marks) are one transaction on one connection: nothing is
+    seen before its end, and an error undoes all of them."""
+    reject = {"tenant_id": "t", "source_type": "rss", "source_instance": "b", "record_ref": "r"}
+    reject |= {"reason": "bad", "payload": "{}", "raw_load_id": "1", "rejected_at": T0}
+    with warehouse.transaction() as batch:
+        batch.upsert(ITEMS, [item("A", "1")])
+        batch.upsert(REJECTED_RECORDS, [reject])
+        assert batch.fetch_all(f"SELECT count(*) FROM {ITEMS.qualified}") == [(1,)]
+        assert stored_titles(warehouse) == []  # another connection: not committed yet
+    assert stored_titles(warehouse) == [("e", "A")]
+    with pytest.raises(RuntimeError), warehouse.transaction() as batch:
+        batch.upsert(ITEMS, [item("B", "2")])
+        batch.execute(f"DELETE FROM {REJECTED_RECORDS.qualified}")
+        raise RuntimeError("the batch fails")
+    assert stored_titles(warehouse) == [("e", "A")]
+    assert warehouse.fetch_all(f"SELECT count(*) FROM {REJECTED_RECORDS.qualified}") == [(1,)]
+
+
+def test_a_refused_statement_in_a_savepoint_undoes_itself_alone(warehouse):
+    """What bisecting needs of a batch's transaction: a refused upsert in a savepoint leaves the
+    writes before it and lets the ones after it go on (on DuckDB, which has no savepoints and
+    aborts a transaction on any error, by a commit before the savepoint)."""
+    no_key = item("X", "1") | {"external_id": None}  # a key column cannot be null
+    with warehouse.transaction() as batch:
+        batch.upsert(ITEMS, [item("A", "1") | {"external_id": "e1"}])
+        with pytest.raises(Exception, match=r"(?i)null"), batch.savepoint():
+            batch.upsert(ITEMS, [item("B", "1") | {"external_id": "e2"}, no_key])
+        batch.upsert(ITEMS, [item("C", "1") | {"external_id": "e3"}])
+    assert stored_titles(warehouse) == [("e1", "A"), ("e3", "C")]

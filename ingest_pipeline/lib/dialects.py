@@ -98,6 +98,11 @@ class Dialect(ABC):
         """`INSERT INTO table AS t ... SELECT` the rows with the `ON CONFLICT` clause."""
 
     @abstractmethod
+    def savepoint(self, con: Any) -> contextlib.AbstractContextManager[None]:
+        """Within a transaction: a statement's failure undoes that statement alone, and the
+        transaction goes on."""
+
+    @abstractmethod
     def dlt_destination(self) -> Any:
         """dlt's destination for the same database (the raw layer)."""
 
@@ -167,6 +172,21 @@ class DuckDBDialect(Dialect):
             f"SELECT {column_list} FROM incoming_rows {conflict}"
         )
         con.unregister("incoming_rows")
+
+    @contextlib.contextmanager
+    def savepoint(self, con: Any) -> Iterator[None]:
+        # DuckDB has no SAVEPOINT, and a failed statement aborts its transaction: what came
+        # before is committed first, a failure rolls back to there and a new transaction begins.
+        # Where the guarded statement comes first in its transaction (a batch's upsert), that
+        # first commit has nothing to write.
+        con.execute("COMMIT")
+        con.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            con.execute("ROLLBACK")
+            con.execute("BEGIN")
+            raise
 
     def dlt_destination(self) -> Any:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -311,6 +331,19 @@ class PostgresDialect(Dialect):
             f"INSERT INTO {table} AS t ({column_list}) "
             f"SELECT {column_list} FROM incoming_rows {conflict}"
         )
+        cur.execute("DROP TABLE incoming_rows")  # a transaction may upsert again
+
+    @contextlib.contextmanager
+    def savepoint(self, con: Any) -> Iterator[None]:
+        cur = con.cursor()
+        cur.execute("SAVEPOINT guarded")
+        try:
+            yield
+        except BaseException:
+            cur.execute("ROLLBACK TO SAVEPOINT guarded")
+            cur.execute("RELEASE SAVEPOINT guarded")
+            raise
+        cur.execute("RELEASE SAVEPOINT guarded")
 
     def dlt_destination(self) -> Any:
         parts = urlsplit(self.dsn)
