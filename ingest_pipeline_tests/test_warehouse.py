@@ -7,6 +7,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from ingest_pipeline.domain.entities import (
     UPLOADS,
     init_warehouse,
 )
+from ingest_pipeline.lib.dialects import DIRECT_COPY_ROWS
 from ingest_pipeline.lib.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
@@ -265,3 +267,45 @@ def test_a_refused_statement_in_a_savepoint_undoes_itself_alone(warehouse):
             batch.upsert(ITEMS, [item("B", "1") | {"external_id": "e2"}, no_key])
         batch.upsert(ITEMS, [item("C", "1") | {"external_id": "e3"}])
     assert stored_titles(warehouse) == [("e1", "A"), ("e3", "C")]
+
+
+def test_a_large_batch_in_a_transaction_ends_as_the_upsert_of_small_batches(warehouse):
+    """On PostgreSQL a batch of DIRECT_COPY_ROWS or more is first COPYed straight in, in a
+    savepoint of the batch's transaction that a stored key rolls back. Instance "big" gets each
+    batch whole in a transaction, instance "small" the same rows in batches below
+    DIRECT_COPY_ROWS (the ON CONFLICT path for every row): every column must end the same,
+    `not_older_than` kept."""
+
+    def rows(instance: str, first: int, count: int, title: str, load: str, days: int = 0):
+        changed = {"source_instance": instance, "updated_at": T0 + timedelta(days=days)}
+        return [r | changed for r in many_items(first, count, title, load)]
+
+    def second_delivery(instance: str) -> list[dict]:
+        mixed = (
+            rows(instance, 0, 500, "A", "2")  # stored, unchanged: lineage alone, no change
+            + rows(instance, 500, 500, "B", "2", days=-1)  # changed but older: no change
+            + rows(instance, 1000, 500, "C", "2", days=1)  # changed and newer
+            + rows(instance, 2000, 1500, "D", "2")  # new
+        )
+        return [mixed[n] for n in range(0, len(mixed), 2)] + mixed[1::2]  # interleaved
+
+    for batch in (rows("big", 0, 2000, "A", "1"), second_delivery("big")):
+        with warehouse.transaction() as writes:
+            writes.upsert(ITEMS, batch, not_older_than="updated_at")
+    for batch in (rows("small", 0, 2000, "A", "1"), second_delivery("small")):
+        for start in range(0, len(batch), DIRECT_COPY_ROWS - 1):
+            chunk = batch[start : start + DIRECT_COPY_ROWS - 1]
+            warehouse.upsert(ITEMS, chunk, not_older_than="updated_at")
+    columns = [c for c in ITEMS.column_names if c != "source_instance"]
+    stored = {
+        instance: warehouse.fetch_all(
+            f"SELECT {', '.join(columns)} FROM {ITEMS.qualified} "
+            f"WHERE source_instance = %s ORDER BY external_id",
+            (instance,),
+        )
+        for instance in ("big", "small")
+    }
+    assert len(stored["big"]) == 3500
+    assert stored["big"] == stored["small"]
+    titles = Counter(r[columns.index("title")] for r in stored["big"])
+    assert titles == {"A": 1500, "C": 500, "D": 1500}  # B was older than the stored row
