@@ -452,6 +452,13 @@ def retry_while_locked(
     """`attempt()`, again with backoff while it fails on the DuckDB file's lock (also when the
     lock error is wrapped, as dlt wraps it). The first wait is logged with the holder; a wait
     past INGEST_DUCKDB_LOCK_WAIT_SECONDS raises WarehouseBusyError naming it."""
+    # Tried once before the settings are read: reading them costs ~5 ms, and a file nobody
+    # else holds (nearly every connect) never needs them.
+    try:
+        return attempt()
+    except Exception as exc:
+        if _lock_conflict_in(exc) is None:
+            raise
     from ingest_pipeline.settings import get_settings
 
     limit = lock_wait_seconds or get_settings().duckdb_lock_wait_seconds
