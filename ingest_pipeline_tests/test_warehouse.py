@@ -20,7 +20,7 @@ from ingest_pipeline.domain.entities import (
     UPLOADS,
     init_warehouse,
 )
-from ingest_pipeline.lib.dialects import DIRECT_COPY_ROWS
+from ingest_pipeline.lib.dialects import CSV_SLICE_ROWS, DIRECT_COPY_ROWS
 from ingest_pipeline.lib.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
@@ -309,3 +309,21 @@ def test_a_large_batch_in_a_transaction_ends_as_the_upsert_of_small_batches(ware
     assert stored["big"] == stored["small"]
     titles = Counter(r[columns.index("title")] for r in stored["big"])
     assert titles == {"A": 1500, "C": 500, "D": 1500}  # B was older than the stored row
+
+
+def test_a_batch_of_several_csv_slices_is_stored_exactly(warehouse):
+    """PostgreSQL's COPY reads the CSV slice by slice (CSV_SLICE_ROWS) as it is written: a batch
+    of several slices, text with the characters CSV quotes (and an empty string beside a null),
+    straight in and through the temp table alike, is stored value for value."""
+    texts = ["plain", "a, comma", 'a "quote"', "two\nlines", "", None, "ünïcödé ✓"]
+
+    def rows(load: str) -> list[dict]:
+        return [
+            item(texts[n % len(texts)], load) | {"external_id": f"e{n}", "author": f"{n}"}
+            for n in range(2 * CSV_SLICE_ROWS + 5)
+        ]
+
+    for load in ("1", "2"):  # new keys (straight COPY), then the same keys (temp table)
+        warehouse.upsert(ITEMS, rows(load))
+    stored = warehouse.fetch_all(f"SELECT external_id, title, author FROM {ITEMS.qualified}")
+    assert sorted(stored) == sorted((r["external_id"], r["title"], r["author"]) for r in rows("1"))
