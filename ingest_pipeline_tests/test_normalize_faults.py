@@ -7,10 +7,14 @@ Real DuckDB and PostgreSQL, real Dagster runs; each bad instance has a good one 
 import random
 import string
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
 
+from ingest_pipeline.defs.normalized.normalize import reject_row, upsert_rejects, write_records
+from ingest_pipeline.domain.entities import ITEMS, REJECTED_RECORDS, init_warehouse
+from ingest_pipeline.lib.warehouse import Warehouse
 from ingest_pipeline.sandbox.catalog_api import CatalogApi, sample_products
 from ingest_pipeline.sandbox.instances import ITEM_CSV_MAPPING
 from ingest_pipeline_tests.conftest import API_TOKEN, csv_instance, rest_api_instance
@@ -107,6 +111,36 @@ def test_a_batch_the_database_refuses_is_bisected_to_the_refused_record(env):
     assert "1 records the warehouse cannot store, rejected: raw_csv.acme__bad:items.csv:7" in (
         normalize_logs(env)
     )
+
+
+def test_a_refused_record_of_a_one_transaction_batch_is_rejected_alone(warehouse_url):
+    """A batch's rows and rejects are one transaction: bisecting inside it (a savepoint a try)
+    still leaves the refused record alone out, and the batch's later writes (its rejects) are
+    not lost to the refused statement. A null key: refused by both warehouses."""
+    warehouse = Warehouse(warehouse_url)
+    init_warehouse(warehouse)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    key = {"tenant_id": "acme", "source_type": "csv", "source_instance": "bad"}
+    raw = {"_tenant_id": "acme", "_source_instance": "bad", "_dlt_load_id": "1"}
+    validated = [
+        (
+            key
+            | {"external_id": None if n == 4 else str(n), "title": f"Item {n}"}
+            | {"raw_load_id": "1", "ingested_at": at},
+            raw | {"_file": "items.csv", "_line": n},
+        )
+        for n in range(1, 8)
+    ]
+    with warehouse.transaction() as batch:
+        written, refused = write_records(batch, ITEMS, validated)
+        upsert_rejects(batch, [reject_row(r, "raw_csv.t", "csv", e, at) for r, e in refused])
+    assert [r["external_id"] for r in written] == ["1", "2", "3", "5", "6", "7"]
+    stored = warehouse.fetch_all(f"SELECT external_id FROM {ITEMS.qualified} ORDER BY 1")
+    assert stored == [("1",), ("2",), ("3",), ("5",), ("6",), ("7",)]
+    [(ref, reason)] = warehouse.fetch_all(
+        f"SELECT record_ref, reason FROM {REJECTED_RECORDS.qualified}"
+    )
+    assert ref == "raw_csv.t:items.csv:4" and reason.startswith("refused by the warehouse: ")
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from ingest_pipeline.domain.entities import (
     UPLOADS,
     init_warehouse,
 )
+from ingest_pipeline.lib.dialects import CSV_SLICE_ROWS, DIRECT_COPY_ROWS
 from ingest_pipeline.lib.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
@@ -229,3 +231,99 @@ def test_threads_of_one_process_upsert_arrow_rows_while_others_connect(tmp_path)
     assert errors == []
     stored = warehouse.fetch_all(f"SELECT count(*) FROM {NORMALIZED_LOADS.qualified}")
     assert stored == [(written,)] and written > 100
+
+
+def stored_titles(warehouse: Warehouse) -> list[tuple[str, str]]:
+    return warehouse.fetch_all(f"SELECT external_id, title FROM {ITEMS.qualified} ORDER BY 1")
+
+
+def test_a_transaction_commits_its_statements_together_or_not_at_all(warehouse):
+    """A batch's writes (rows, rejects, marks) are one transaction on one connection: nothing is
+    seen before its end, and an error undoes all of them."""
+    reject = {"tenant_id": "t", "source_type": "rss", "source_instance": "b", "record_ref": "r"}
+    reject |= {"reason": "bad", "payload": "{}", "raw_load_id": "1", "rejected_at": T0}
+    with warehouse.transaction() as batch:
+        batch.upsert(ITEMS, [item("A", "1")])
+        batch.upsert(REJECTED_RECORDS, [reject])
+        assert batch.fetch_all(f"SELECT count(*) FROM {ITEMS.qualified}") == [(1,)]
+        assert stored_titles(warehouse) == []  # another connection: not committed yet
+    assert stored_titles(warehouse) == [("e", "A")]
+    with pytest.raises(RuntimeError), warehouse.transaction() as batch:
+        batch.upsert(ITEMS, [item("B", "2")])
+        batch.execute(f"DELETE FROM {REJECTED_RECORDS.qualified}")
+        raise RuntimeError("the batch fails")
+    assert stored_titles(warehouse) == [("e", "A")]
+    assert warehouse.fetch_all(f"SELECT count(*) FROM {REJECTED_RECORDS.qualified}") == [(1,)]
+
+
+def test_a_refused_statement_in_a_savepoint_undoes_itself_alone(warehouse):
+    """What bisecting needs of a batch's transaction: a refused upsert in a savepoint leaves the
+    writes before it and lets the ones after it go on (on DuckDB, which has no savepoints and
+    aborts a transaction on any error, by a commit before the savepoint)."""
+    no_key = item("X", "1") | {"external_id": None}  # a key column cannot be null
+    with warehouse.transaction() as batch:
+        batch.upsert(ITEMS, [item("A", "1") | {"external_id": "e1"}])
+        with pytest.raises(Exception, match=r"(?i)null"), batch.savepoint():
+            batch.upsert(ITEMS, [item("B", "1") | {"external_id": "e2"}, no_key])
+        batch.upsert(ITEMS, [item("C", "1") | {"external_id": "e3"}])
+    assert stored_titles(warehouse) == [("e1", "A"), ("e3", "C")]
+
+
+def test_a_large_batch_in_a_transaction_ends_as_the_upsert_of_small_batches(warehouse):
+    """On PostgreSQL a batch of DIRECT_COPY_ROWS or more is first COPYed straight in, in a
+    savepoint of the batch's transaction that a stored key rolls back. Instance "big" gets each
+    batch whole in a transaction, instance "small" the same rows in batches below
+    DIRECT_COPY_ROWS (the ON CONFLICT path for every row): every column must end the same,
+    `not_older_than` kept."""
+
+    def rows(instance: str, first: int, count: int, title: str, load: str, days: int = 0):
+        changed = {"source_instance": instance, "updated_at": T0 + timedelta(days=days)}
+        return [r | changed for r in many_items(first, count, title, load)]
+
+    def second_delivery(instance: str) -> list[dict]:
+        mixed = (
+            rows(instance, 0, 500, "A", "2")  # stored, unchanged: lineage alone, no change
+            + rows(instance, 500, 500, "B", "2", days=-1)  # changed but older: no change
+            + rows(instance, 1000, 500, "C", "2", days=1)  # changed and newer
+            + rows(instance, 2000, 1500, "D", "2")  # new
+        )
+        return [mixed[n] for n in range(0, len(mixed), 2)] + mixed[1::2]  # interleaved
+
+    for batch in (rows("big", 0, 2000, "A", "1"), second_delivery("big")):
+        with warehouse.transaction() as writes:
+            writes.upsert(ITEMS, batch, not_older_than="updated_at")
+    for batch in (rows("small", 0, 2000, "A", "1"), second_delivery("small")):
+        for start in range(0, len(batch), DIRECT_COPY_ROWS - 1):
+            chunk = batch[start : start + DIRECT_COPY_ROWS - 1]
+            warehouse.upsert(ITEMS, chunk, not_older_than="updated_at")
+    columns = [c for c in ITEMS.column_names if c != "source_instance"]
+    stored = {
+        instance: warehouse.fetch_all(
+            f"SELECT {', '.join(columns)} FROM {ITEMS.qualified} "
+            f"WHERE source_instance = %s ORDER BY external_id",
+            (instance,),
+        )
+        for instance in ("big", "small")
+    }
+    assert len(stored["big"]) == 3500
+    assert stored["big"] == stored["small"]
+    titles = Counter(r[columns.index("title")] for r in stored["big"])
+    assert titles == {"A": 1500, "C": 500, "D": 1500}  # B was older than the stored row
+
+
+def test_a_batch_of_several_csv_slices_is_stored_exactly(warehouse):
+    """PostgreSQL's COPY reads the CSV slice by slice (CSV_SLICE_ROWS) as it is written: a batch
+    of several slices, text with the characters CSV quotes (and an empty string beside a null),
+    straight in and through the temp table alike, is stored value for value."""
+    texts = ["plain", "a, comma", 'a "quote"', "two\nlines", "", None, "ünïcödé ✓"]
+
+    def rows(load: str) -> list[dict]:
+        return [
+            item(texts[n % len(texts)], load) | {"external_id": f"e{n}", "author": f"{n}"}
+            for n in range(2 * CSV_SLICE_ROWS + 5)
+        ]
+
+    for load in ("1", "2"):  # new keys (straight COPY), then the same keys (temp table)
+        warehouse.upsert(ITEMS, rows(load))
+    stored = warehouse.fetch_all(f"SELECT external_id, title, author FROM {ITEMS.qualified}")
+    assert sorted(stored) == sorted((r["external_id"], r["title"], r["author"]) for r in rows("1"))

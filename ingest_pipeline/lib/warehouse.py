@@ -30,7 +30,15 @@ from ingest_pipeline.lib.dialects import (
     retry_while_locked,
 )
 
-__all__ = ["KeyedTable", "Warehouse", "WarehouseBusyError", "lock_holder", "retry_while_locked"]
+__all__ = [
+    "KeyedTable",
+    "Transaction",
+    "Warehouse",
+    "WarehouseBusyError",
+    "Writer",
+    "lock_holder",
+    "retry_while_locked",
+]
 
 
 class KeyedTable(Protocol):
@@ -125,6 +133,17 @@ class Warehouse:
             tables.setdefault(table, []).append(column)
         return tables
 
+    def transaction(self) -> contextlib.AbstractContextManager[Transaction]:
+        """Many statements on one connection, committed together at the end (rolled back on
+        error): a batch's writes pay one connection and one commit (`Transaction`)."""
+        return _transaction(self)
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Nothing to do: each of the warehouse's own statements is its own transaction
+        (`Transaction.savepoint` is the one that matters)."""
+        yield
+
     def upsert(
         self,
         table: KeyedTable,
@@ -148,19 +167,88 @@ class Warehouse:
         the caller's own (`t` the stored row, `excluded` the incoming one), for a merge rule
         that is more than "the newer row wins" (payments).
         """
-        if not isinstance(rows, pa.Table):
-            rows = rows if isinstance(rows, list) else list(rows)
-            if not rows:
-                return
-            rows = table.to_arrow(rows)
-        if rows.num_rows == 0:
-            return
-        if on_conflict is None:
-            if compare is None:
-                compare = [c for c in table.content_columns if c in rows.column_names]
-            on_conflict = _on_conflict(table.key, rows.column_names, compare, not_older_than)
-        with self.connect() as con:
-            self.sql_dialect.insert_select(con, table.qualified, rows, on_conflict)
+        statement = _upsert_statement(table, rows, compare, not_older_than, on_conflict)
+        if statement is not None:
+            with self.connect() as con:
+                self.sql_dialect.insert_select(con, table.qualified, *statement)
+
+
+class Writer(Protocol):
+    """What writes a batch: the `Warehouse` (a transaction a statement) or a `Transaction`."""
+
+    def upsert(
+        self,
+        table: KeyedTable,
+        rows: Iterable[Mapping[str, Any]] | pa.Table,
+        *,
+        compare: Sequence[str] | None = None,
+        not_older_than: str | None = None,
+        on_conflict: str | None = None,
+    ) -> None: ...
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+    def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def savepoint(self) -> contextlib.AbstractContextManager[None]: ...
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """`Warehouse.transaction()`: the warehouse's writes on one connection, one commit at the
+    end. A statement that may be refused runs in a `savepoint()`: its failure undoes it alone
+    and the transaction goes on (`Dialect.savepoint`)."""
+
+    warehouse: Warehouse
+    con: Any
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.warehouse.sql_dialect.execute(self.con, sql, params)
+
+    def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return list(self.warehouse.sql_dialect.execute(self.con, sql, params).fetchall())
+
+    def savepoint(self) -> contextlib.AbstractContextManager[None]:
+        return self.warehouse.sql_dialect.savepoint(self.con)
+
+    def upsert(
+        self,
+        table: KeyedTable,
+        rows: Iterable[Mapping[str, Any]] | pa.Table,
+        *,
+        compare: Sequence[str] | None = None,
+        not_older_than: str | None = None,
+        on_conflict: str | None = None,
+    ) -> None:
+        """`Warehouse.upsert`, in this transaction."""
+        statement = _upsert_statement(table, rows, compare, not_older_than, on_conflict)
+        if statement is not None:
+            self.warehouse.sql_dialect.insert_select(self.con, table.qualified, *statement)
+
+
+@contextlib.contextmanager
+def _transaction(warehouse: Warehouse) -> Iterator[Transaction]:
+    with warehouse.connect() as con:
+        yield Transaction(warehouse, con)
+
+
+def _upsert_statement(
+    table: KeyedTable,
+    rows: Iterable[Mapping[str, Any]] | pa.Table,
+    compare: Sequence[str] | None,
+    not_older_than: str | None,
+    on_conflict: str | None,
+) -> tuple[pa.Table, str] | None:
+    """An upsert's rows as Arrow and its `ON CONFLICT` clause; None if there is no row."""
+    if not isinstance(rows, pa.Table):
+        rows = rows if isinstance(rows, list) else list(rows)
+        if not rows:
+            return None
+        rows = table.to_arrow(rows)
+    if rows.num_rows == 0:
+        return None
+    if on_conflict is None:
+        if compare is None:
+            compare = [c for c in table.content_columns if c in rows.column_names]
+        on_conflict = _on_conflict(table.key, rows.column_names, compare, not_older_than)
+    return rows, on_conflict
 
 
 def _on_conflict(

@@ -10,6 +10,9 @@ rows the source flagged and those of an unknown instance take the record path (o
 pydantic), which writes their rejects as before. Both paths meet again before the write, in raw
 order, the last row of a key winning.
 
+A raw batch's writes (its normalized rows, its rejects) are one transaction on one connection:
+a commit a batch, not a statement; a load's marks (`normalized_loads`) are one more at its end.
+
 Each dlt load of a raw table is consumed once (tracked in `normalized.normalized_loads`); a replay
 forgets that tracking and rebuilds the normalized rows from raw alone, without calling a source.
 
@@ -26,7 +29,9 @@ What the database would refuse never fails the step for everyone:
 - A batch the database still refuses for a reason in its rows (a key too long for a PostgreSQL
   index, ...) is bisected until the refused records are alone: each is a reject with the
   database's error, the rest is written. More than MAX_REFUSED refused records in one batch is not
-  about records any more: the batch fails, and with it its load (next rule).
+  about records any more: the batch fails, and with it its load (next rule). Each try is a
+  savepoint of the batch's transaction (on DuckDB, which has none, a commit before it), so a
+  refused statement does not undo the batch's other writes.
 - A raw load that still cannot be normalized is quarantined: recorded in `normalized_loads` with
   `normalized_at` NULL, so it blocks no later load; one reject `<raw table>:load:<load id>` per
   instance in it, with the error; a warning in the step log. The other raw tables' loads in the
@@ -74,7 +79,7 @@ from ingest_pipeline.domain.entities import (
 )
 from ingest_pipeline.domain.privacy import Pseudonymizer
 from ingest_pipeline.domain.tenants import MissingSecretError, SourceInstance
-from ingest_pipeline.lib.warehouse import Warehouse, WarehouseBusyError
+from ingest_pipeline.lib.warehouse import Warehouse, WarehouseBusyError, Writer
 from ingest_pipeline.sources.csv.source import RAW_LINE_COLUMN, REJECT_REASON_COLUMN
 from ingest_pipeline.sources.dlt_pipelines import INSTANCE_COLUMN, TENANT_COLUMN, raw_dataset
 from ingest_pipeline.sources.raw_rows import (
@@ -219,7 +224,9 @@ def normalize_source_type(
         rejected.extend(rejects)
         return validated
 
-    def finish(qualified: str, written: Mapping[str, int], refused: list[Refused]) -> None:
+    def finish(
+        writer: Writer, qualified: str, written: Mapping[str, int], refused: list[Refused]
+    ) -> None:
         rejects = rejected + [
             reject_row(r, qualified, source_type, e, ingested_at, privacy) for r, e in refused
         ]
@@ -227,16 +234,17 @@ def normalize_source_type(
         if refused:
             refs = ", ".join(f"{qualified}:{_row_ref(r)}" for r, _ in refused[:5])
             log.warning(f"{len(refused)} records the warehouse cannot store, rejected: {refs}")
-        upsert_rejects(warehouse, rejects)
+        upsert_rejects(writer, rejects)
         normalized, rejected_counts = stats.counters(qualified)
         normalized.update(written)
         rejected_counts.update(f"{r['tenant_id']}.{r['source_instance']}" for r in rejects)
 
     def normalize_batch(rows: list[dict[str, Any]], qualified: str) -> None:
-        records, refused = write_records(warehouse, entity.table, by_record(rows, qualified))
-        finish(
-            qualified, Counter(f"{r['tenant_id']}.{r['source_instance']}" for r in records), refused
-        )
+        validated = by_record(rows, qualified)
+        with warehouse.transaction() as batch:
+            records, refused = write_records(batch, entity.table, validated)
+            written = Counter(f"{r['tenant_id']}.{r['source_instance']}" for r in records)
+            finish(batch, qualified, written, refused)
 
     def normalize_arrow(raw: pa.Table, qualified: str) -> None:
         assert batch_mapper is not None
@@ -249,8 +257,9 @@ def normalize_source_type(
             lineage,
             partial(by_record, qualified=qualified),
         )
-        written, refused = write_arrow_records(warehouse, entity.table, raw, records)
-        finish(qualified, written, refused)
+        with warehouse.transaction() as batch:
+            written, refused = write_arrow_records(batch, entity.table, raw, records)
+            finish(batch, qualified, written, refused)
 
     stats.loads = consume_pending_loads(
         warehouse,
@@ -323,7 +332,7 @@ Refused = tuple[dict[str, Any], Exception]  # a raw row and why the warehouse ca
 
 
 def write_records(
-    warehouse: Warehouse, table: Table, validated: list[Validated]
+    writer: Writer, table: Table, validated: list[Validated]
 ) -> tuple[list[dict[str, Any]], list[Refused]]:
     """Upsert validated records; returns the records written and (raw row, why) of those
     refused: text a database cannot store, found before the write, then whatever the database
@@ -341,7 +350,7 @@ def write_records(
         rows = table.to_arrow([record for record, _ in validated])
     records = [record for record, _ in validated]
     failed = upsert_bisecting(
-        warehouse,
+        writer,
         table,
         lambda start, stop: table.to_arrow(records[start:stop]),
         lambda n: validated[n][1],
@@ -354,7 +363,7 @@ def write_records(
 
 
 def write_arrow_records(
-    warehouse: Warehouse, table: Table, raw: pa.Table, records: pa.Table
+    writer: Writer, table: Table, raw: pa.Table, records: pa.Table
 ) -> tuple[dict[str, int], list[Refused]]:
     """Upsert a bulk batch's records (`normalize_in_bulk`); returns the rows written per
     instance and (raw row, why) of those refused, as `write_records` does."""
@@ -371,7 +380,7 @@ def write_arrow_records(
         records = records.filter(pc.invert(nul))
     rows = records.drop_columns([ROW])
     failed = upsert_bisecting(
-        warehouse,
+        writer,
         table,
         lambda start, stop: rows.slice(start, stop - start),
         source_of,
@@ -412,7 +421,7 @@ def unstorable_text(record: Mapping[str, Any]) -> str | None:
 
 
 def upsert_bisecting(
-    warehouse: Warehouse,
+    writer: Writer,
     table: Table,
     rows_of: Callable[[int, int], pa.Table],
     source_of: Callable[[int], dict[str, Any]],
@@ -423,12 +432,14 @@ def upsert_bisecting(
     """Upsert the records `span` (start, stop) as `rows_of(start, stop)` gives them (`rows`:
     already built); if the database refuses them for a reason in its rows, each half again,
     down to single records, which are added to `refused` (with `source_of(n)`, their raw row)
-    and whose numbers are returned."""
+    and whose numbers are returned. Each try is a savepoint of the writer's transaction: a
+    refused one leaves the transaction as it was before it."""
     start, stop = span
     if start == stop:
         return []
     try:
-        warehouse.upsert(table, rows_of(start, stop) if rows is None else rows)
+        with writer.savepoint():
+            writer.upsert(table, rows_of(start, stop) if rows is None else rows)
         return []
     except ROW_ERRORS as exc:
         if stop - start == 1:
@@ -441,7 +452,7 @@ def upsert_bisecting(
     return [
         n
         for half in halves
-        for n in upsert_bisecting(warehouse, table, rows_of, source_of, refused, half)
+        for n in upsert_bisecting(writer, table, rows_of, source_of, refused, half)
     ]
 
 
@@ -525,9 +536,10 @@ def _consumer(
                 if variants:
                     fold_variants(rows, variants)
                 normalize_batch(rows, qualified)
-        if replay:
-            clear_quarantine(warehouse, qualified, load_ids)
-        mark_normalized(warehouse, qualified, load_ids)
+        with warehouse.transaction() as done:
+            if replay:
+                clear_quarantine(done, qualified, load_ids)
+            mark_normalized(done, qualified, load_ids)
 
     return consume
 
@@ -574,8 +586,9 @@ def _quarantine(
         }
         for tenant, name, rows in owners
     ]
-    upsert_rejects(warehouse, rejects)
-    mark_normalized(warehouse, qualified, [load_id], quarantined=True)
+    with warehouse.transaction() as aside:
+        upsert_rejects(aside, rejects)
+        mark_normalized(aside, qualified, [load_id], quarantined=True)
     quarantine = Quarantine(qualified, load_id, [f"{t}.{n}" for t, n, _ in owners], reason)
     log.warning(
         f"quarantined raw load {load_id} of {qualified} "
@@ -589,12 +602,12 @@ def quarantine_ref(qualified: str, load_id: str) -> str:
     return f"{qualified}:load:{load_id}"
 
 
-def clear_quarantine(warehouse: Warehouse, qualified: str, load_ids: list[str]) -> None:
+def clear_quarantine(writer: Writer, qualified: str, load_ids: list[str]) -> None:
     """A load normalized on replay is no longer a reject, nor marked quarantined."""
     refs = ", ".join(f"'{quarantine_ref(qualified, i)}'" for i in load_ids)
     in_list = ", ".join(f"'{i}'" for i in load_ids)
-    warehouse.execute(f"DELETE FROM {REJECTED_RECORDS.qualified} WHERE record_ref IN ({refs})")
-    warehouse.execute(
+    writer.execute(f"DELETE FROM {REJECTED_RECORDS.qualified} WHERE record_ref IN ({refs})")
+    writer.execute(
         f"DELETE FROM {NORMALIZED_LOADS.qualified} WHERE raw_table = '{qualified}' "
         f"AND load_id IN ({in_list}) AND normalized_at IS NULL"
     )
@@ -644,9 +657,9 @@ def raw_arrow_batches(
             yield from list(warehouse.iter_arrow_batches(query, BATCH_ROWS, params))
 
 
-def upsert_rejects(warehouse: Warehouse, rejects: list[dict[str, Any]]) -> None:
+def upsert_rejects(writer: Writer, rejects: list[dict[str, Any]]) -> None:
     """Write reject rows (a re-processed raw row rewrites its own reject)."""
-    warehouse.upsert(REJECTED_RECORDS, dedupe_rejects(rejects), compare=REJECT_CONTENT_COLUMNS)
+    writer.upsert(REJECTED_RECORDS, dedupe_rejects(rejects), compare=REJECT_CONTENT_COLUMNS)
 
 
 def has_pending_loads(warehouse: Warehouse, source_type: str) -> bool:
@@ -669,12 +682,12 @@ def pending_loads(warehouse: Warehouse, qualified: str, replay: bool) -> list[st
 
 
 def mark_normalized(
-    warehouse: Warehouse, qualified: str, load_ids: list[str], quarantined: bool = False
+    writer: Writer, qualified: str, load_ids: list[str], quarantined: bool = False
 ) -> None:
     """Record loads as consumed; a quarantined one has no `normalized_at`."""
     now = None if quarantined else datetime.now(UTC)
     marks = [{"raw_table": qualified, "load_id": i, "normalized_at": now} for i in load_ids]
-    warehouse.upsert(NORMALIZED_LOADS, marks)  # a mark is written once
+    writer.upsert(NORMALIZED_LOADS, marks)  # a mark is written once
 
 
 def _validate(
