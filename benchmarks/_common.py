@@ -27,7 +27,17 @@ def psql_copy_seconds(db_url: str, ddl: str, table: str, csv_path: Path, header:
 
 
 def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    """The peak resident memory of this process (or of its finished children), in MB."""
+    """The peak resident memory of this process (or of its finished children), in MB.
+
+    This process's own is its VmHWM where Linux has one: its ru_maxrss also counts the peak of
+    the parent that started it (Python starts children by vfork and exec, and Linux carries
+    the parent's high-water mark over the exec), so a worker started by a benchmark that once
+    held 700 MB reported at least 700 MB whatever it used itself."""
+    if who == resource.RUSAGE_SELF:
+        with contextlib.suppress(OSError):
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
     return resource.getrusage(who).ru_maxrss / 1024
 
 

@@ -27,7 +27,8 @@ instance, the reference of the RSS target.
 
 Every part runs in child processes; "peak MB" is the sum of RSS over this script's descendants
 (the part's process tree: worker, psql, DuckDB; the S3 emulator left out), sampled every 20 ms,
-and never below the worker's own ru_maxrss. PostgreSQL's server processes are not in the tree.
+and never below the worker's own peak (its VmHWM: `_common.peak_rss_mb`; not its ru_maxrss,
+which carries this script's own peak over). PostgreSQL's server processes are not in the tree.
 Needs `psql` and the PostgreSQL server of INGEST_TEST_POSTGRES_URL (default: local); its
 databases (bench_throughput_*) are created and dropped here.
 """

@@ -188,10 +188,13 @@ class DuckDBDialect(Dialect):
             raise
 
     def dlt_destination(self) -> Any:
-        import dlt  # only a raw load needs it: the CLI's quick paths do not pay its import
+        # Only a raw load needs dlt: the warehouse's own queries do not pay its import.
+        import dlt
+        from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        return dlt.destinations.duckdb(credentials=str(self.path))
+        credentials = DuckDbCredentials(str(self.path), global_config=duckdb_settings())
+        return dlt.destinations.duckdb(credentials=credentials)
 
     def dbt_environment(self) -> dict[str, str]:
         return {"DBT_TARGET": "duckdb", "DBT_DUCKDB_PATH": str(self.path)}
@@ -230,7 +233,18 @@ class DuckDBDialect(Dialect):
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        return retry_while_locked(self.path, lambda: open_duckdb(self.path), self.lock_wait_seconds)
+        con = retry_while_locked(self.path, lambda: open_duckdb(self.path), self.lock_wait_seconds)
+        for name, value in duckdb_settings().items():
+            con.execute(f"SET GLOBAL {name} = {value}")
+        return con
+
+
+def duckdb_settings() -> dict[str, Any]:
+    """DuckDB's settings for the pipeline's connections and dlt's: INGEST_DUCKDB_THREADS."""
+    from ingest_pipeline.settings import get_settings
+
+    threads = get_settings().duckdb_threads
+    return {"threads": threads} if threads else {}
 
 
 # Threads of one process share one DuckDB database object per file: the first connect makes
