@@ -20,9 +20,10 @@ from collections.abc import Sequence
 
 # Commands whose process ends when their work is done (see the module's docstring).
 SHORT_COMMANDS = frozenset({"ingest", "init", "resume", "upload-url", "demo"})
-# gc's first threshold for them: a young generation of 50,000 objects (Python's default: 700), so
-# a collection of the young is rarer and one of everything (every 100 of those) rarer still.
-QUICK_GC_THRESHOLD = 50_000
+# gc's first threshold for them: a young generation of 10,000 objects (Python's default: 700), so
+# a collection of the young is rarer and one of everything (every 100 of those) rarer still; the
+# peak memory stays as it was (50,000 added 3 MB to a 3-row ingest for no time measurable).
+QUICK_GC_THRESHOLD = 10_000
 
 
 class _LazyHelp(argparse.HelpFormatter):
