@@ -2,18 +2,23 @@
 platform's libraries, and `ingest-pipeline ingest` builds its definitions without dbt,
 dagster-dbt or dagster-aws, yet with the code location's own raw and normalized assets, checks
 and jobs. What a fresh interpreter imports is read in a child process (`python -c`): this
-process has imported everything already. A child process is not the fast tier's (conftest.py),
-so those two tests are `integration`; the comparison of the definitions is fast."""
+process has imported everything already. A short command in its own process collects less
+often and freezes at its end (cli/__init__.py); a caller's `main([...])` leaves gc alone. A child
+process is not the fast tier's (conftest.py), so those tests are `integration`; the comparison of
+the definitions is fast."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from ingest_pipeline.cli import QUICK_GC_THRESHOLD
 from ingest_pipeline.definitions import defs as load_defs
 from ingest_pipeline.definitions import ingest_defs
 
@@ -77,3 +82,29 @@ def test_the_ingest_definitions_are_the_code_locations_own_but_metrics_and_landi
         "instance_freshness_sensor",
     }
     assert set(ingest.resources or {}) == set(whole.resources or {}) - {"dbt"}
+
+
+@pytest.mark.integration
+def test_a_short_command_collects_less_and_freezes_at_its_end_only_in_its_own_process(
+    tmp_path: Path,
+) -> None:
+    """`init` run as its process's own command line (argv None) raises gc's first threshold and
+    freezes what is left when it ends; a caller's `main([...])` (the tests') leaves gc alone."""
+    code = (
+        "import gc, json, sys\n"
+        "from ingest_pipeline.cli import main\n"
+        "before = (gc.get_threshold(), gc.get_freeze_count())\n"
+        "assert main(['init']) == 0\n"
+        "called = (gc.get_threshold(), gc.get_freeze_count())\n"
+        "sys.argv = ['ingest-pipeline', 'init']\n"
+        "assert main() == 0\n"
+        "own = (gc.get_threshold(), gc.get_freeze_count())\n"
+        "print(json.dumps([before, called, own]))\n"
+    )
+    env = {**os.environ, "INGEST_WAREHOUSE_URL": f"duckdb:///{tmp_path / 'wh.duckdb'}"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+    )
+    before, called, own = json.loads(out.stdout.strip().splitlines()[-1])
+    assert called == before
+    assert own[0][0] == QUICK_GC_THRESHOLD and own[1] > 0
