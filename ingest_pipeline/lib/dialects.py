@@ -29,6 +29,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -134,6 +135,15 @@ class DuckDBDialect(Dialect):
     name: ClassVar[str] = "duckdb"
     single_process: ClassVar[bool] = True
 
+    @cached_property
+    def engine_settings(self) -> dict[str, Any]:
+        """DuckDB's settings for the pipeline's connections and dlt's (INGEST_DUCKDB_THREADS),
+        read once per dialect: a connect is frequent, reading the settings costs ~5 ms."""
+        from ingest_pipeline.settings import get_settings
+
+        threads = get_settings().duckdb_threads
+        return {"threads": threads} if threads else {}
+
     @contextlib.contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         con = self._connection()
@@ -193,7 +203,7 @@ class DuckDBDialect(Dialect):
         from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        credentials = DuckDbCredentials(str(self.path), global_config=duckdb_settings())
+        credentials = DuckDbCredentials(str(self.path), global_config=self.engine_settings)
         return dlt.destinations.duckdb(credentials=credentials)
 
     def dbt_environment(self) -> dict[str, str]:
@@ -234,17 +244,9 @@ class DuckDBDialect(Dialect):
     def _connection(self) -> duckdb.DuckDBPyConnection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         con = retry_while_locked(self.path, lambda: open_duckdb(self.path), self.lock_wait_seconds)
-        for name, value in duckdb_settings().items():
+        for name, value in self.engine_settings.items():
             con.execute(f"SET GLOBAL {name} = {value}")
         return con
-
-
-def duckdb_settings() -> dict[str, Any]:
-    """DuckDB's settings for the pipeline's connections and dlt's: INGEST_DUCKDB_THREADS."""
-    from ingest_pipeline.settings import get_settings
-
-    threads = get_settings().duckdb_threads
-    return {"threads": threads} if threads else {}
 
 
 # Threads of one process share one DuckDB database object per file: the first connect makes
