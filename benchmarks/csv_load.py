@@ -68,12 +68,12 @@ def worker() -> None:
     # As `ingest-pipeline ingest` does: files unchanged since the last whole ingest run nothing,
     # and Dagster is not loaded for them.
     started = time.perf_counter()
-    if input_fingerprints.unchanged(warehouse, instance):
+    before = input_fingerprints.take(instance)
+    if input_fingerprints.unchanged(warehouse, instance, before):
         total = time.perf_counter() - started
         report = {"status": "ok", "error": "", "rows_loaded": 0, "rows_normalized": 0}
         print(json.dumps({**report, "total_s": total, "peak_rss_mb": peak_rss_mb()}))
         return
-    before = input_fingerprints.take(instance)
     outcome, total, steps = _dagster_runs(instance)
     if before and outcome.status == "ok" and not outcome.quarantined:
         input_fingerprints.record(warehouse, instance, before, outcome.run_id)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ingest_pipeline.settings import get_settings
 
 if TYPE_CHECKING:
+    from ingest_pipeline.domain.input_fingerprints import Fingerprint
     from ingest_pipeline.domain.tenants import SourceInstance
     from ingest_pipeline.lib.warehouse import Warehouse
 
@@ -149,12 +150,14 @@ def cmd_ingest(tenant: str | None = None, source: str | None = None) -> int:
         print(f"{left_out.type:<9} {left_out.partition_key:<28} failed  not run: {left_out.reason}")
     # Files unchanged since their last whole ingest: nothing to run (and, if that is every
     # instance asked for, Dagster is not even loaded).
+    # The fingerprint is taken here, before any run reads the files, and recorded after them.
     to_run = []
     for source_instance in selected:
-        if same := input_fingerprints.unchanged(warehouse, source_instance):
+        fingerprint = input_fingerprints.take(source_instance)
+        if same := input_fingerprints.unchanged(warehouse, source_instance, fingerprint):
             print(same.summary_line(), flush=True)
         else:
-            to_run.append(source_instance)
+            to_run.append((source_instance, fingerprint))
     failed, quarantined = _ingest_through_dagster(warehouse, to_run) if to_run else (0, 0)
     failed += len(invalid)
     # Quarantined loads are shown, not failed: the runs succeeded and a replay retries them.
@@ -164,10 +167,11 @@ def cmd_ingest(tenant: str | None = None, source: str | None = None) -> int:
 
 
 def _ingest_through_dagster(
-    warehouse: Warehouse, instances: list[SourceInstance]
+    warehouse: Warehouse, instances: list[tuple[SourceInstance, Fingerprint | None]]
 ) -> tuple[int, int]:
-    """Each instance's runs (`ingest_runs.ingest_instance`), its summary line printed; a whole
-    ingest's input fingerprint recorded. Returns (instances failed, with quarantined loads)."""
+    """Each instance's runs (`ingest_runs.ingest_instance`), its summary line printed; the input
+    fingerprint taken before them recorded if they succeeded whole. Returns (instances failed,
+    with quarantined loads)."""
     import dagster as dg
 
     from ingest_pipeline.cli.dagster_home import ensure_dagster_home
@@ -181,8 +185,7 @@ def _ingest_through_dagster(
     failed = quarantined = 0
     with dg.DagsterInstance.get() as instance:
         sync_partitions(instance)
-        for source_instance in instances:
-            before = input_fingerprints.take(source_instance)  # before its runs read the files
+        for source_instance, before in instances:
             outcome = ingest_instance(defs, instance, source_instance)
             print(outcome.summary_line(), flush=True)
             failed += outcome.status != "ok"

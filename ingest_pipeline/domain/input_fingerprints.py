@@ -88,9 +88,11 @@ def take(instance: SourceInstance) -> Fingerprint | None:
     return Fingerprint(digest, len(files), sum(size for _, size, _ in files))
 
 
-def unchanged(warehouse: Warehouse, instance: SourceInstance) -> Unchanged | None:
-    """The instance, if its fingerprint now is the one its last whole `ingest` recorded."""
-    fingerprint = take(instance)
+def unchanged(
+    warehouse: Warehouse, instance: SourceInstance, fingerprint: Fingerprint | None
+) -> Unchanged | None:
+    """The instance, if `fingerprint` (its `take()` now) is the one its last whole `ingest`
+    recorded."""
     if fingerprint is None:
         return None
     try:
