@@ -193,13 +193,13 @@ def main() -> None:
             for label, seconds in (("before", before), ("after", after)):
                 rate = args.items / seconds
                 print(
-                    f"{name} anchor ({label}){'':<18} {seconds:8.1f} {rate:>10,.0f} "
+                    f"{f'{name} anchor ({label})':<36} {seconds:8.1f} {rate:>10,.0f} "
                     f"{mean / seconds:>8.2f}x"
                 )
             for path, r in landings:
                 rate = args.items / r["run_s"]
                 print(
-                    f"{name} land_crawl, {path + ' path':<19} {r['run_s']:8.1f} {rate:>10,.0f} "
+                    f"{f'{name} land_crawl, {path} path':<36} {r['run_s']:8.1f} {rate:>10,.0f} "
                     f"{mean / r['run_s']:>8.2f}x {r['peak_mb']:>8.0f}"
                 )
 
