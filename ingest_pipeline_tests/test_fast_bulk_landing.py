@@ -1,13 +1,15 @@
 """Fast tier: the landing's bulk path against its record path, over hostile and clean bodies.
 
 `Sniffed.blocks` must give the lines `Sniffed.lines` gives (same numbers, text, problems and
-errors, only grouped), and the events' bulk reader (`event_batches`) the rows and rejects of the
-record path (`event_rows`): the same rows, value for value, the same rejects (line, reason, raw
-text), the last line of a key winning, and the same file-level error after the same rows.
+errors, only grouped), and the bulk readers of events and crawl items (`event_batches`,
+`crawl_batches`) the rows and rejects of their record paths (`event_rows`, `crawl_rows`): the
+same rows, value for value, the same rejects (line, reason, raw text), the last line of a key
+winning, and the same file-level error after the same rows.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import json
@@ -20,16 +22,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest_pipeline.defs.landing.loaders import (
+    _CRAWL_NAMES,
     LandedFileError,
     LandingWriter,
     Rejected,
-    _event,
     _write,
+    crawl_batches,
+    crawl_rows,
     event_batches,
     event_rows,
 )
-from ingest_pipeline.domain.entities import EVENTS
+from ingest_pipeline.domain.entities import EVENTS, ITEMS
 from ingest_pipeline.domain.uploads import LandedObject
+from ingest_pipeline.lib.json_depth import TOO_DEEP
 from ingest_pipeline.lib.text_bodies import (
     MAX_LINE_BYTES,
     MAX_TEXT_CHARS,
@@ -228,11 +233,17 @@ def event_lines(draw: st.DrawFn) -> bytes:
 GOOD = {"event_id": "g1", "event_type": "VIEW", "occurred_at": "2026-01-05T10:00:00Z"}
 
 
-def as_stored(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return EVENTS.to_arrow(rows).to_pylist() if rows else []
+def as_stored(rows: list[dict[str, Any]], table: Any = EVENTS) -> list[dict[str, Any]]:
+    return table.to_arrow(rows).to_pylist() if rows else []
 
 
-def read_both(data: bytes, max_line_bytes: int = MAX_LINE_BYTES) -> tuple[Any, Any]:
+def read_both(
+    data: bytes,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    readers: tuple[Any, Any] = (event_rows, event_batches),
+    obj: LandedObject = EVENTS_OBJECT,
+    table: Any = EVENTS,
+) -> tuple[Any, Any]:
     """(rows as stored, rejects by line, the file's error) of the record path and the bulk one."""
 
     def run(reader: Any) -> Any:
@@ -240,18 +251,18 @@ def read_both(data: bytes, max_line_bytes: int = MAX_LINE_BYTES) -> tuple[Any, A
         rejects: list[Rejected] = []
         error = None
         try:
-            for item in reader(EVENTS_OBJECT, io.BytesIO(data), NOW, max_line_bytes):
+            for item in reader(obj, io.BytesIO(data), NOW, max_line_bytes):
                 if isinstance(item, Rejected):
                     rejects.append(item)
                 elif isinstance(item, pa.Table):
                     rows.extend(item.to_pylist())
                 else:
-                    rows.extend(as_stored([item]))
+                    rows.extend(as_stored([item], table))
         except LandedFileError as exc:
             error = str(exc)
         return rows, sorted(rejects, key=lambda r: r.line_no), error
 
-    return run(event_rows), run(event_batches)
+    return run(readers[0]), run(readers[1])
 
 
 @CORPUS
@@ -276,8 +287,6 @@ def test_the_bulk_events_reader_is_the_record_path_on_hostile_bodies(
 
 
 def test_clean_events_are_settled_in_bulk(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ingest_pipeline.defs.landing import loaders
-
     lines = [
         json.dumps(
             {
@@ -290,10 +299,9 @@ def test_clean_events_are_settled_in_bulk(monkeypatch: pytest.MonkeyPatch) -> No
         )
         for n in range(3000)
     ]
-    record_path = []
-    monkeypatch.setattr(loaders, "_event", lambda *a: record_path.append(a) or _event(*a))
+    record_path = spy_on_the_record_path(monkeypatch, "_EVENTS_IN_BULK")
     record, bulk = read_both("\n".join(lines).encode())
-    assert bulk == record and len(bulk[0]) == 3000 and not record_path[3000:]
+    assert bulk == record and len(bulk[0]) == 3000 and not record_path
     assert bulk[0][0]["properties"] == '{"flags": {"new": true}, "pos": 0, "ref": "home"}'
 
 
@@ -334,6 +342,21 @@ def test_the_last_line_of_a_key_wins_across_bulk_and_record_rows() -> None:
     assert writer.counts.loaded == 5
 
 
+def spy_on_the_record_path(monkeypatch: pytest.MonkeyPatch, kind: str) -> list[Any]:
+    """The lines the bulk reader of `kind` sends to the record path, recorded as they go."""
+    from ingest_pipeline.defs.landing import loaders
+
+    bulk_kind = getattr(loaders, kind)
+    calls: list[Any] = []
+
+    def record(*args: Any) -> Any:
+        calls.append(args)
+        return bulk_kind.record(*args)
+
+    monkeypatch.setattr(loaders, kind, dataclasses.replace(bulk_kind, record=record))
+    return calls
+
+
 def read_events_into(writer: LandingWriter, body: bytes) -> None:
     _write(writer, event_batches(EVENTS_OBJECT, io.BytesIO(body), NOW), "landing")
 
@@ -350,3 +373,225 @@ def test_a_read_fault_after_over_long_lines_names_the_line_lines_names() -> None
     got, error = drain(sniff(io.BytesIO(data)).blocks(16, 7))
     assert (as_lines(got), error) == expected
     assert error is not None and error.endswith("(reading line 8)")
+
+
+# --------------------------------------------------------------------------- crawl
+
+CRAWL_OBJECT = LandedObject("u2", "acme", "crawl", "crawl/acme/partner/b.ndjson", "e", 1, "partner")
+CRAWL_READERS = (crawl_rows, crawl_batches)
+
+
+# Text values, good and hostile ones; values of other JSON kinds (which make Arrow
+# refuse the line, and the group it is in down to 16 lines) come rarely, so most groups reach
+# the bulk path.
+def good_or_hostile(good: list[Any], hostile: list[Any]) -> st.SearchStrategy[Any]:
+    """A hostile value about one time in eight (most lines must be good for a group to be; see
+    `crawl_lines` on why the rare case is keyed to a value in the middle)."""
+    good_values, hostile_values = st.sampled_from(good), st.sampled_from(hostile)
+    return st.integers(0, 7).flatmap(lambda n: hostile_values if n == 5 else good_values)
+
+
+CRAWL_IDS = good_or_hostile(
+    ["a1", "a2", "a3", " a1 "],
+    ["", "   ", None, "\u00a0", "\u2003b", "é", "a\u0000", "\x1f", "\ud800"],
+)
+CRAWL_TEXTS = good_or_hostile(
+    ["T", "Title", " pad ", "é", None],
+    ["", " ", "x\u0000y", "\u0085", "\u3000a", "t" * 300, "a\x0bb\x1c"],
+)
+TYPED = [7, True, 1.5, 1767600000, [1], {}, {"a": "b"}]
+URLS = good_or_hostile(
+    ["https://example.org/a", "http://x", " https://example.org/pad ", None],
+    [
+        "ftp://example.org",
+        "https://",
+        "https:// x",
+        "https://é.example/",
+        "HTTPS://EXAMPLE.ORG",
+        "https://a\u0000b",
+        "https://a\tb",
+        "",
+    ],
+)
+DATES = good_or_hostile(
+    ["2026-01-05T10:00:00Z", "2026-01-05 10:00", "2026-01-05", None],
+    [
+        "2026-02-30",
+        " 2026-01-05T10:00:00+02:00 ",
+        "2026-01-05T10:00:00.1234567Z",
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-14:00",
+        "yesterday",
+        "",
+        "\u2003",
+    ],
+)
+CRAWL_JSON_NAMES = sorted(name for names in _CRAWL_NAMES.values() for name in names)
+crawl_records = st.fixed_dictionaries(
+    {},
+    optional={
+        "externalId": CRAWL_IDS,
+        "external_id": CRAWL_IDS,
+        "id": CRAWL_IDS,
+        "title": CRAWL_TEXTS,
+        "name": CRAWL_TEXTS,
+        "summary": CRAWL_TEXTS,
+        "description": CRAWL_TEXTS,
+        "url": URLS,
+        "link": URLS,
+        "author": CRAWL_TEXTS,
+        "authorName": CRAWL_TEXTS,
+        "publishedAt": DATES,
+        "published_at": DATES,
+        "updatedAt": DATES,
+        "updated_at": DATES,
+        "tags": st.sampled_from([["a", "b"], {"k": [1, {"v": None}]}, "t", 3, float("nan")]),
+    },
+)
+GOOD_ITEM = {"id": "g1", "title": "Good", "url": "https://example.org/g"}
+
+
+@st.composite
+def crawl_lines(draw: st.DrawFn) -> bytes:
+    record = draw(crawl_records)
+    if draw(st.integers(0, 9)) != 7:  # most items have an id under one of its names
+        record.setdefault(draw(st.sampled_from(_CRAWL_NAMES["external_id"])), draw(CRAWL_IDS))
+    line = json.dumps(record, ensure_ascii=draw(st.booleans()))
+    # Hypothesis draws an integer's bounds and small values often: the rare cases (each line of
+    # them spoils the bulk path for its group) are keyed to values in the middle.
+    odd = draw(st.integers(0, 29))
+    if odd == 13:  # a value of another kind under one of the names
+        record = draw(crawl_records)
+        record[draw(st.sampled_from(CRAWL_JSON_NAMES))] = draw(st.sampled_from(TYPED))
+        line = json.dumps(record)
+    if odd == 10:
+        line = draw(
+            st.sampled_from(
+                [
+                    "not json",
+                    "{}",
+                    "[1]",
+                    "null",
+                    '"text"',
+                    "{",
+                    '{"a": 1}{"b": 2}',
+                    '{"id": "d1", "id": "d2", "title": "dup"}',  # the last of a name wins
+                    '{"id": "d3", "title": "a", "title": ""}',
+                    '{"i\\u0064": "esc", "t\\u0069tle": "escaped names"}',
+                    '{"id": "n", "big": ' + "9" * 5000 + "}",
+                    '{"id": "deep", "tags": ' + '{"a":' * 70 + "1" + "}" * 70 + "}",
+                    '{"id": "deep2", "tags": ' + "[" * 64 + "]" * 64 + "}",
+                    '{"id": "brackets", "title": "' + "{[" * 40 + '"}',
+                    '{"id": "x", "extra": Infinity}',
+                    '{"id": "ctl", "title": "a\x01b"}',
+                    "\u00a0" + json.dumps(GOOD_ITEM),
+                    json.dumps(GOOD_ITEM) + "\x0c",
+                    json.dumps({**GOOD_ITEM, "title": "x" * 5000}),
+                    "   ",
+                    "",
+                    "a\x00b",
+                ]
+            )
+        )
+    elif odd == 11:
+        line = " \t" + line + "  "
+    elif odd == 12:  # a key seen again: the last line wins
+        line = json.dumps({**GOOD_ITEM, "title": draw(CRAWL_TEXTS)})
+    data = line.encode("utf-8", "surrogatepass")
+    if draw(st.integers(0, 49)) == 23:  # bytes that are not UTF-8 (the record path's reason)
+        data = data[:1] + b"\xe9" + data[1:]
+    return data
+
+
+def read_crawl_both(data: bytes, max_line_bytes: int = MAX_LINE_BYTES) -> tuple[Any, Any]:
+    return read_both(data, max_line_bytes, CRAWL_READERS, CRAWL_OBJECT, ITEMS)
+
+
+@CORPUS
+@given(
+    st.lists(crawl_lines(), max_size=40),
+    st.sampled_from([b"\n", b"\r\n"]),
+    st.booleans(),
+    st.sampled_from([200, MAX_LINE_BYTES]),
+)
+def test_the_bulk_crawl_reader_is_the_record_path(
+    lines: list[bytes], newline: bytes, gzipped: bool, max_line_bytes: int
+) -> None:
+    data = newline.join(lines)
+    if gzipped:
+        data = gzip.compress(data)
+    record, bulk = read_crawl_both(data, max_line_bytes)
+    assert bulk == record
+
+
+@CORPUS
+@given(uploads(), st.sampled_from([16, 200, MAX_LINE_BYTES]))
+def test_the_bulk_crawl_reader_is_the_record_path_on_hostile_bodies(
+    data: bytes, max_line_bytes: int
+) -> None:
+    record, bulk = read_crawl_both(data, max_line_bytes)
+    assert bulk == record
+
+
+def test_clean_crawl_items_are_settled_in_bulk(monkeypatch: pytest.MonkeyPatch) -> None:
+    names = [
+        ("externalId", "title", "url"),
+        ("id", "name", "link"),
+        ("external_id", "title", "url"),
+    ]
+    lines = []
+    for n in range(3000):
+        key, title, url = names[n % 3]
+        item = {key: f"i{n}", title: f" Item {n} ", url: f"https://example.org/{n}"}
+        item |= {"publishedAt": f"2026-01-{n % 28 + 1:02d}T10:00:00Z", "tags": ["a", {"b": n}]}
+        lines.append(json.dumps(item))
+    record_path = spy_on_the_record_path(monkeypatch, "_CRAWL_IN_BULK")
+    record, bulk = read_crawl_both("\n".join(lines).encode())
+    assert bulk == record and len(bulk[0]) == 3000 and not record_path
+    assert bulk[0][1]["external_id"] == "i1" and bulk[0][1]["title"] == "Item 1"
+    assert bulk[0][2]["url"] == "https://example.org/2"
+
+
+def test_the_last_line_of_an_item_wins_across_bulk_and_record_rows() -> None:
+    """An item sent twice in one batch: the later line's row is the one stored, whichever path
+    each line took (a number as title takes the record path)."""
+    lines = [
+        {**GOOD_ITEM, "id": "a", "title": "first"},
+        {**GOOD_ITEM, "id": "b", "title": "bulk"},
+        {**GOOD_ITEM, "id": "a", "title": 2},  # record path
+        {**GOOD_ITEM, "externalId": "b", "id": "zz", "title": "last"},
+    ]
+    writer = LandingWriter(_Recorder(), table=ITEMS, source="crawl")  # type: ignore[arg-type]
+    writer.begin(CRAWL_OBJECT)
+    body = "\n".join(json.dumps(line) for line in lines).encode()
+    _write(writer, crawl_batches(CRAWL_OBJECT, io.BytesIO(body), NOW), "partner")
+    writer.flush()
+    [(_, items), (_, rejects)] = writer.warehouse.upserts  # type: ignore[attr-defined]
+    assert rejects == [] or rejects.num_rows == 0
+    stored = {row["external_id"]: row["title"] for row in items.to_pylist()}
+    assert stored == {"a": "2", "b": "last"}
+    assert writer.counts.loaded == 4
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.upserts: list[tuple[str, Any]] = []
+
+    def upsert(self, table: Any, rows: Any, **_: Any) -> None:
+        rows = rows if isinstance(rows, pa.Table) else as_stored(list(rows), table)
+        self.upserts.append((table.name, rows))
+
+
+def test_crawl_lines_nested_too_deep_in_members_the_bulk_path_skips_are_rejected() -> None:
+    """Arrow skips the members it does not read, nesting and all: the bulk path must not take a
+    line the record path refuses as too deep (it counts brackets, as json_too_deep does)."""
+    good = [json.dumps({**GOOD_ITEM, "id": f"g{n}"}) for n in range(40)]
+    deep = [
+        '{"id": "d1", "tags": ' + '{"a":' * 70 + "1" + "}" * 70 + "}",
+        '{"id": "d2", "tags": ' + "[" * 65 + "]" * 65 + "}",
+        '{"id": "d3", "title": "' + "{[" * 40 + '"}',  # brackets in text: not deep, but counted
+    ]
+    record, bulk = read_crawl_both("\n".join(good[:20] + deep + good[20:]).encode())
+    assert bulk == record
+    assert [(r.line_no, r.reason) for r in bulk[1]] == [(21, TOO_DEEP), (22, TOO_DEEP)]
+    assert len(bulk[0]) == 41

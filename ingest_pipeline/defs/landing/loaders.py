@@ -28,14 +28,18 @@ A fault stays where it starts:
   reject's on its object key and line).
 - Nothing else escapes a reader: a RecursionError is caught at the line and at the object.
 
-NDJSON events are read in bulk (`event_batches`): whole blocks of text lines (`Sniffed.blocks`),
-parsed by Arrow's JSON reader and validated at once (`domain/bulk_validation.py`), the rows
-written as Arrow tables. The bulk path only ever settles a line it is sure of: every other line
-(one Arrow would parse differently or not at all, an odd value, a JSON `properties` it cannot
-write as the record path writes it, a row the bulk validator leaves open) goes through the
+NDJSON events and NDJSON crawl items are read in bulk (`event_batches`, `crawl_batches`): whole
+blocks of text lines (`Sniffed.blocks`), parsed by Arrow's JSON reader (the fields a kind maps,
+as text), mapped in Arrow compute and validated at once (`domain/bulk_validation.py`, the
+validator the csv normalize path uses), the rows written as Arrow tables. The bulk path only
+ever settles a line it is sure of: every other line (one Arrow would parse differently or not
+at all, a mapped value that is not text, a NUL, a JSON `properties` it cannot write as the
+record path writes it, a crawl line with more than MAX_JSON_DEPTH brackets, since Arrow skips
+the members crawl does not map unseen, a row the bulk validator leaves open) goes through the
 record path above, line by line, which writes the precise reject. The rows, the rejects (line,
 reason, raw text), which line of a key wins and the file-level errors are the record path's
-(`event_rows`; a differential test runs both).
+(`event_rows`, `crawl_rows`; a differential test runs both). JSON arrays and CSV bodies are
+read by the record path only.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ import json
 import re
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,6 +68,7 @@ from ingest_pipeline.domain.bulk_validation import ASCII_WHITESPACE, validate_in
 from ingest_pipeline.domain.entities import (
     EVENTS,
     FEEDBACK,
+    ITEMS,
     REJECTED_RECORDS,
     Table,
 )
@@ -513,6 +518,20 @@ _PLAIN_JSON_TEXT = r"^[ !#-\[\]-~]*$"
 _MAYBE_BLANK = r"^[\x00-\x1f\x85\pZ]"
 
 
+@dataclass(frozen=True)
+class _BulkKind:
+    """What the NDJSON bulk reader needs of a kind: the fields Arrow reads (as text), whether
+    Arrow infers the others (events: `properties`) or skips them, how a parsed group is settled
+    (`settle(parsed, base)`: the rows, EVENTS' or ITEMS' schema and `__row`, and the parsed rows
+    left open) and the record path of one line."""
+
+    table: Table
+    json_schema: pa.Schema
+    unread_fields: str  # Arrow's unexpected_field_behavior: "infer" or "ignore"
+    settle: Callable[[pa.Table, Row], tuple[pa.Table, pa.Array]]
+    record: Callable[[int, dict[str, Any] | str, str, Row], Row | Rejected]
+
+
 def event_batches(
     obj: LandedObject, body: BinaryIO, now: datetime, max_line_bytes: int = MAX_LINE_BYTES
 ) -> Iterator[Row | Rejected | pa.Table]:
@@ -520,20 +539,27 @@ def event_batches(
     (in line order), its rejects as the record path gives them. JSON arrays and CSV go through
     the record path."""
     base = _origin(obj, EVENTS_SOURCE, LANDING_INSTANCE, now)
+    yield from _in_bulk(_EVENTS_IN_BULK, body, max_line_bytes, base, allow_csv=True)
+
+
+def _in_bulk(
+    kind: _BulkKind, body: BinaryIO, max_line_bytes: int, base: Row, allow_csv: bool
+) -> Iterator[Row | Rejected | pa.Table]:
+    """A body of `kind`: NDJSON in bulk, a JSON array (or CSV) by the record path."""
     try:
         source = sniff(body)
         first = source.peek()
     except TextBodyError as exc:
         raise LandedFileError(str(exc)) from exc
     if first is not None and first[1] != b"{":
-        for line_no, record, raw in _records_of(source, first, True, max_line_bytes):
-            yield _event(line_no, record, raw, base)
+        for line_no, record, raw in _records_of(source, first, allow_csv, max_line_bytes):
+            yield kind.record(line_no, record, raw, base)
         return
-    yield from _ndjson_events(source, max_line_bytes, base)
+    yield from _ndjson_in_bulk(kind, source, max_line_bytes, base)
 
 
-def _ndjson_events(
-    source: Sniffed, max_line_bytes: int, base: Row
+def _ndjson_in_bulk(
+    kind: _BulkKind, source: Sniffed, max_line_bytes: int, base: Row
 ) -> Iterator[Row | Rejected | pa.Table]:
     """The lines in groups of BULK_LINES, BULK_THREADS groups judged at once (Arrow's kernels
     work without the GIL), their results in line order."""
@@ -544,8 +570,8 @@ def _ndjson_events(
     with ThreadPoolExecutor(BULK_THREADS, thread_name_prefix="landing-bulk") as pool:
 
         def judge() -> None:
-            group = (pa.concat_arrays(texts), pa.concat_arrays(numbers), base)
-            judging.append(pool.submit(lambda: list(_events_in_bulk(*group))))
+            group = (kind, pa.concat_arrays(texts), pa.concat_arrays(numbers), base)
+            judging.append(pool.submit(lambda: list(_lines_in_bulk(*group))))
 
         try:
             for item in source.blocks(max_line_bytes):
@@ -582,7 +608,9 @@ def _block_lines(block: TextBlock) -> pa.Array:
     return pc.split_pattern(pa.array([text], pa.string()), "\n").flatten()
 
 
-def _events_in_bulk(lines: pa.Array, numbers: pa.Array, base: Row) -> Iterator[pa.Table | Rejected]:
+def _lines_in_bulk(
+    kind: _BulkKind, lines: pa.Array, numbers: pa.Array, base: Row
+) -> Iterator[pa.Table | Rejected]:
     """The rows (one table, in line order) and rejects of these lines: each line the bulk path
     is sure of settled at once, every other one by the record path."""
     trimmed = pc.utf8_trim(lines, characters=ASCII_WHITESPACE)
@@ -592,17 +620,20 @@ def _events_in_bulk(lines: pa.Array, numbers: pa.Array, base: Row) -> Iterator[p
         pc.and_(pc.starts_with(trimmed, "{"), pc.ends_with(trimmed, "}")),
         pc.less_equal(pc.binary_length(trimmed), BULK_LINE_CHARS),
     )
+    if kind.unread_fields == "ignore":  # Arrow skips them: depth by json_too_deep's first rule
+        brackets = pc.count_substring_regex(trimmed, r"[\[{]")
+        candidate = pc.and_(candidate, pc.less_equal(brackets, MAX_JSON_DEPTH))
     if unstorable_text(base) is not None:  # never on the bulk path: the record path says why
         candidate = pa.array([False] * len(lines), pa.bool_())
     positions = pa.array(range(len(lines)), pa.int64()).filter(candidate)
     settled: list[pa.Table] = []
     record: list[pa.Array] = [pc.indices_nonzero(pc.invert(candidate)).cast(pa.int64())]
-    for group in _parsed_groups(trimmed.filter(candidate), positions):
+    for group in _parsed_groups(kind, trimmed.filter(candidate), positions):
         if isinstance(group, pa.Array):
             record.append(group)
             continue
         parsed, at = group
-        rows, open_rows = _settled_events(parsed, base)
+        rows, open_rows = kind.settle(parsed, base)
         settled.append(rows.append_column(_ORDER, at.take(rows["__row"])).drop_columns(["__row"]))
         record.append(at.take(open_rows))
     rows = []
@@ -610,13 +641,13 @@ def _events_in_bulk(lines: pa.Array, numbers: pa.Array, base: Row) -> Iterator[p
         raw = lines[position].as_py().strip()
         if not raw:
             continue  # a blank line: counted, nothing else
-        result = _event(numbers[position].as_py(), _json_record(raw), raw, base)
+        result = kind.record(numbers[position].as_py(), _json_record(raw), raw, base)
         if isinstance(result, Rejected):
             yield result
         else:
             rows.append((position, result))
     if rows:
-        table = EVENTS.to_arrow([row for _, row in rows])
+        table = kind.table.to_arrow([row for _, row in rows])
         order = pa.array([position for position, _ in rows], pa.int64())
         settled.append(table.append_column(_ORDER, order))
     if settled:
@@ -625,7 +656,7 @@ def _events_in_bulk(lines: pa.Array, numbers: pa.Array, base: Row) -> Iterator[p
 
 
 def _parsed_groups(
-    texts: pa.Array, positions: pa.Array
+    kind: _BulkKind, texts: pa.Array, positions: pa.Array
 ) -> Iterator[tuple[pa.Table, pa.Array] | pa.Array]:
     """The lines parsed by Arrow (table, the lines' positions), or positions Arrow refused (the
     record path's): a group Arrow refuses is halved until the lines it refuses are few."""
@@ -640,7 +671,9 @@ def _parsed_groups(
             pa.BufferReader(data),
             read_options=pa_json.ReadOptions(block_size=_JSON_BLOCK_BYTES, use_threads=False),
             parse_options=pa_json.ParseOptions(
-                explicit_schema=_EVENT_JSON_SCHEMA, newlines_in_values=False
+                explicit_schema=kind.json_schema,
+                unexpected_field_behavior=kind.unread_fields,
+                newlines_in_values=False,
             ),
         )
     except (pa.ArrowException, ValueError, OverflowError):
@@ -655,8 +688,8 @@ def _parsed_groups(
         yield positions
     else:
         half = len(texts) // 2
-        yield from _parsed_groups(texts[:half], positions[:half])
-        yield from _parsed_groups(texts[half:], positions[half:])
+        yield from _parsed_groups(kind, texts[:half], positions[:half])
+        yield from _parsed_groups(kind, texts[half:], positions[half:])
 
 
 def _nesting(kind: pa.DataType) -> int:
@@ -763,6 +796,9 @@ def _json_texts(values: pa.Array) -> tuple[pa.Array, pa.Array]:
     return pc.if_else(valid, text, pa.scalar(None, pa.string())), pc.or_(pc.invert(valid), sure)
 
 
+_EVENTS_IN_BULK = _BulkKind(EVENTS, _EVENT_JSON_SCHEMA, "infer", _settled_events, _event)
+
+
 # --------------------------------------------------------------------------- crawl
 
 
@@ -771,7 +807,7 @@ def read_crawl(writer: LandingWriter, obj: LandedObject, body: BinaryIO) -> None
     (tenant, 'crawl', partner, externalId): a changed item updates its row."""
     if not obj.channel:
         raise LandedFileError(f"crawl batches belong under {key_layout('crawl').pattern}")
-    _write(writer, crawl_rows(obj, body, writer.now, _max_line_bytes()), obj.channel)
+    _write(writer, crawl_batches(obj, body, writer.now, _max_line_bytes()), obj.channel)
 
 
 def crawl_rows(
@@ -780,30 +816,92 @@ def crawl_rows(
     """The items rows and rejects of one partner batch; LandedFileError if it cannot be read."""
     base = _origin(obj, "crawl", obj.channel, now)
     for line_no, record, raw in _records(body, False, max_line_bytes):
-        if isinstance(record, str):
-            yield Rejected(line_no, record, raw)
-            continue
-        try:
-            row = ITEM.validate_python({**blank_to_none(_crawl_fields(record)), **base})
-        except (ValidationError, ValueError, TypeError, RecursionError) as exc:
-            yield Rejected(line_no, _reason(exc), raw)
-            continue
-        yield _storable(row, line_no, raw)
+        yield _crawl_item(line_no, record, raw, base)
+
+
+def _crawl_item(line_no: int, record: dict[str, Any] | str, raw: str, base: Row) -> Row | Rejected:
+    """The record path of one partner item: its row, or the reject with its reason."""
+    if isinstance(record, str):
+        return Rejected(line_no, record, raw)
+    try:
+        row = ITEM.validate_python({**blank_to_none(_crawl_fields(record)), **base})
+    except (ValidationError, ValueError, TypeError, RecursionError) as exc:
+        return Rejected(line_no, _reason(exc), raw)
+    return _storable(row, line_no, raw)
+
+
+# Each items field and the names a partner may give it, in the order they are tried: the first
+# that is present and not "" is taken.
+_CRAWL_NAMES = {
+    "external_id": ("externalId", "external_id", "id"),
+    "title": ("title", "name"),
+    "summary": ("summary", "description"),
+    "url": ("url", "link"),
+    "author": ("author", "authorName"),
+    "published_at": ("publishedAt", "published_at"),
+    "updated_at": ("updatedAt", "updated_at"),
+}
 
 
 def _crawl_fields(record: dict[str, Any]) -> dict[str, Any]:
-    def first(*names: str) -> Any:
+    def first(names: tuple[str, ...]) -> Any:
         return next((record[n] for n in names if record.get(n) not in (None, "")), None)
 
-    return {
-        "external_id": first("externalId", "external_id", "id"),
-        "title": first("title", "name"),
-        "summary": first("summary", "description"),
-        "url": first("url", "link"),
-        "author": first("author", "authorName"),
-        "published_at": first("publishedAt", "published_at"),
-        "updated_at": first("updatedAt", "updated_at"),
+    return {field: first(names) for field, names in _CRAWL_NAMES.items()}
+
+
+# --------------------------------------------------------------------------- crawl in bulk
+
+# The names the bulk path reads, as text: a number (or any other JSON kind) under one of them
+# makes Arrow refuse the line, which goes to the record path. The item's other members are
+# skipped (not typed, so they never make Arrow refuse a group).
+_CRAWL_JSON_SCHEMA = pa.schema(
+    [(name, pa.string()) for names in _CRAWL_NAMES.values() for name in names]
+)
+
+
+def crawl_batches(
+    obj: LandedObject, body: BinaryIO, now: datetime, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[Row | Rejected | pa.Table]:
+    """`crawl_rows`, with NDJSON read in bulk: its rows come as Arrow tables of ITEMS' schema (in
+    line order), its rejects as the record path gives them. A JSON array goes through the record
+    path (lib/json_arrays.py reads it element by element)."""
+    base = _origin(obj, "crawl", obj.channel, now)
+    yield from _in_bulk(_CRAWL_IN_BULK, body, max_line_bytes, base, allow_csv=False)
+
+
+def _settled_crawl(parsed: pa.Table, base: Row) -> tuple[pa.Table, pa.Array]:
+    """The items the bulk path settles (ITEMS' schema and `__row`, the parsed row each comes
+    from), and the parsed rows left to the record path: `_crawl_fields` in Arrow compute, then
+    ITEMS' bulk validator (the one the csv normalize path uses)."""
+    n = parsed.num_rows
+    sure = pa.array([True] * n, pa.bool_())
+    fields: dict[str, pa.Array] = {}
+    for field, names in _CRAWL_NAMES.items():
+        given = [parsed.column(name).combine_chunks() for name in names]
+        # the first name present and not "" (blank text is taken, then made absent by the
+        # validator, as blank_to_none does on the record path)
+        value = pc.coalesce(
+            *(pc.if_else(pc.equal(v, ""), pa.scalar(None, pa.string()), v) for v in given)
+        )
+        # a NUL (from a \u0000 escape) is for the record path, which names the field
+        sure = pc.and_(sure, pc.invert(pc.fill_null(pc.match_substring(value, "\x00"), False)))
+        fields[field] = value
+    given_rows = pa.array(range(n), pa.int64()).filter(sure)
+    lineage = {
+        name: pa.repeat(pa.scalar(value, ITEMS.arrow_schema.field(name).type), len(given_rows))
+        for name, value in base.items()
     }
+    candidates = pa.table({**{k: v.filter(sure) for k, v in fields.items()}, **lineage})
+    verdict = validate_in_bulk(ITEMS, candidates)
+    rows = verdict.valid.append_column("__row", given_rows.take(verdict.valid_rows))
+    left = pa.concat_arrays(
+        [pc.indices_nonzero(pc.invert(sure)).cast(pa.int64()), given_rows.take(verdict.record_rows)]
+    )
+    return rows, left
+
+
+_CRAWL_IN_BULK = _BulkKind(ITEMS, _CRAWL_JSON_SCHEMA, "ignore", _settled_crawl, _crawl_item)
 
 
 # --------------------------------------------------------------------------- webhooks
