@@ -38,6 +38,7 @@ from ingest_pipeline.lib.json_depth import TOO_DEEP
 from ingest_pipeline.lib.text_bodies import (
     MAX_LINE_BYTES,
     MAX_TEXT_CHARS,
+    Sniffed,
     TextBlock,
     TextBodyError,
     TextLine,
@@ -550,6 +551,38 @@ def test_clean_crawl_items_are_settled_in_bulk(monkeypatch: pytest.MonkeyPatch) 
     assert bulk == record and len(bulk[0]) == 3000 and not record_path
     assert bulk[0][1]["external_id"] == "i1" and bulk[0][1]["title"] == "Item 1"
     assert bulk[0][2]["url"] == "https://example.org/2"
+
+
+def test_an_object_whose_lines_arrow_refuses_goes_by_the_record_path_after_one_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A partner whose ids are numbers (the bulk path reads them as text, so Arrow refuses every
+    line): after a group of them, the rest of the object is not offered to Arrow at all; the
+    rows are the record path's either way."""
+    from ingest_pipeline.defs.landing import loaders
+
+    monkeypatch.setattr(loaders, "BULK_LINES", 1000)
+    monkeypatch.setattr(loaders, "BULK_THREADS", 1)
+    blocks = Sniffed.blocks  # blocks of 8 KiB: groups of about 1000 lines
+
+    def small_blocks(self: Sniffed, max_line_bytes: int = MAX_LINE_BYTES, _: int = 0) -> Any:
+        return blocks(self, max_line_bytes, 8 * 1024)
+
+    monkeypatch.setattr(Sniffed, "blocks", small_blocks)
+    offered: list[bool] = []  # per group: offered to Arrow?
+    lines_in_bulk = loaders._lines_in_bulk
+
+    def judged(*args: Any) -> Any:
+        offered.append(args[4])
+        return lines_in_bulk(*args)
+
+    monkeypatch.setattr(loaders, "_lines_in_bulk", judged)
+    lines = [{**GOOD_ITEM, "id": n, "title": f"Item {n}"} for n in range(6000)]
+    record, bulk = read_crawl_both("\n".join(json.dumps(line) for line in lines).encode())
+    assert bulk == record and len(bulk[0]) == 6000
+    assert bulk[0][5999]["external_id"] == "5999"
+    # the first group and the one read ahead were offered to Arrow, not the rest
+    assert len(offered) >= 4 and offered[0] and not any(offered[3:])
 
 
 def test_the_last_line_of_an_item_wins_across_bulk_and_record_rows() -> None:
