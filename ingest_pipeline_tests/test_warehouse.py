@@ -198,35 +198,6 @@ def test_a_large_batch_of_new_keys_and_one_with_existing_keys_end_as_one_upsert(
     assert rows == {"A:1": 1500, "B:2": 1500}
 
 
-def test_a_mixed_batch_copies_its_new_keys_straight_and_upserts_only_its_stored_ones(monkeypatch):
-    """PostgreSQL: in a batch holding new and stored keys, the database says which keys it holds
-    (an anti-join); the new rows are COPYed straight in and only the stored ones go through
-    ON CONFLICT, whose rules they keep (unchanged: the stored row stays; changed: updated)."""
-    copies: list[tuple[int, bool]] = []
-    copied_straight = dialects._copied_straight
-
-    def spy(cur, table, copy, rows):
-        copied = copied_straight(cur, table, copy, rows)
-        copies.append((rows.num_rows, copied))
-        return copied
-
-    monkeypatch.setattr(dialects, "_copied_straight", spy)
-    with throwaway_database("ingest_test") as url:
-        warehouse = Warehouse(url)
-        init_warehouse(warehouse)
-        warehouse.upsert(ITEMS, many_items(0, 1000, "A", "1"))
-        # 500 stored and unchanged, 500 stored and changed, 2000 new; interleaved.
-        mixed = many_items(0, 500, "A", "2") + many_items(500, 500, "B", "2")
-        mixed += many_items(1000, 2000, "C", "2")
-        with warehouse.transaction() as batch:
-            batch.upsert(ITEMS, mixed[::2] + mixed[1::2])
-        stored = warehouse.fetch_all(
-            f"SELECT title || ':' || raw_load_id, count(*) FROM {ITEMS.qualified} GROUP BY 1"
-        )
-    assert copies == [(1000, True), (3000, False), (2000, True)]
-    assert dict(stored) == {"A:1": 500, "B:2": 500, "C:2": 2000}
-
-
 def test_threads_of_one_process_upsert_arrow_rows_while_others_connect(tmp_path):
     """The intake's audit writer upserts (an Arrow scan) while other threads open and close the
     same DuckDB file: a connect racing the database's first connect or last close used to leave

@@ -9,11 +9,7 @@ Rules they keep:
   DuckDB reads the Arrow table in place; PostgreSQL gets it by COPY into a temp table first
   (~100k rows/s against ~6k for row-by-row statements). On PostgreSQL a batch of new keys (a
   first load) is COPYed straight into its table instead, in a savepoint that a key already
-  there rolls back (the server logs that refused COPY as an error). Then the database says which
-  of the batch's keys it holds (its keys COPYed into a temp table, anti-joined): the rows of new
-  keys are COPYed straight in, only the stored ones take the temp table and `ON CONFLICT`. A key
-  stored in between by another writer rolls that COPY back too: then every row takes the temp
-  table path, whose outcome is the upsert's either way.
+  there rolls back: then the temp table path (the server logs that refused COPY as an error).
 - One process at a time may open a DuckDB file for writing: a sensor tick, a run, the CLI and
   the intake wait for each other with backoff (`retry_while_locked`, bounded by
   INGEST_DUCKDB_LOCK_WAIT_SECONDS) and then fail with `WarehouseBusyError` naming the holder.
@@ -41,7 +37,6 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import duckdb
 import psycopg2
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import tenacity
 
@@ -99,11 +94,8 @@ class Dialect(ABC):
         """The query's rows as Arrow tables of at most `batch_size` rows (bounded memory)."""
 
     @abstractmethod
-    def insert_select(
-        self, con: Any, table: str, rows: pa.Table, conflict: str, key: Sequence[str] = ()
-    ) -> None:
-        """`INSERT INTO table AS t ... SELECT` the rows with the `ON CONFLICT` clause (`key`:
-        the table's key, which that clause is about)."""
+    def insert_select(self, con: Any, table: str, rows: pa.Table, conflict: str) -> None:
+        """`INSERT INTO table AS t ... SELECT` the rows with the `ON CONFLICT` clause."""
 
     @abstractmethod
     def savepoint(self, con: Any) -> contextlib.AbstractContextManager[None]:
@@ -181,9 +173,7 @@ class DuckDBDialect(Dialect):
         for batch in reader:
             yield pa.Table.from_batches([batch])
 
-    def insert_select(
-        self, con: Any, table: str, rows: pa.Table, conflict: str, key: Sequence[str] = ()
-    ) -> None:
+    def insert_select(self, con: Any, table: str, rows: pa.Table, conflict: str) -> None:
         column_list = ", ".join(rows.column_names)
         con.register("incoming_rows", rows)
         con.execute(
@@ -350,23 +340,13 @@ class PostgresDialect(Dialect):
             if rows:
                 yield pa.Table.from_batches(held, reader.schema)
 
-    def insert_select(
-        self, con: Any, table: str, rows: pa.Table, conflict: str, key: Sequence[str] = ()
-    ) -> None:
+    def insert_select(self, con: Any, table: str, rows: pa.Table, conflict: str) -> None:
         column_list = ", ".join(rows.column_names)
         rows = _jsonify_nested(rows)
         copy = f"({column_list}) FROM STDIN WITH (FORMAT csv, HEADER)"
         cur = con.cursor()
-        if rows.num_rows >= DIRECT_COPY_ROWS:
-            if _copied_straight(cur, table, copy, rows):
-                return
-            # Some keys are stored: the database says which (an anti-join of the batch's keys),
-            # the new ones are COPYed straight in, only the stored ones take ON CONFLICT.
-            stored = _stored_rows(cur, table, rows, key) if key else None
-            if stored is not None:
-                new = rows.filter(pc.invert(stored))
-                if new.num_rows == 0 or _copied_straight(cur, table, copy, new):
-                    rows = rows.filter(stored)
+        if rows.num_rows >= DIRECT_COPY_ROWS and _copied_straight(cur, table, copy, rows):
+            return
         cur.execute(
             f"CREATE TEMP TABLE incoming_rows ON COMMIT DROP AS "
             f"SELECT {column_list} FROM {table} WITH NO DATA"
@@ -438,31 +418,6 @@ def _copied_straight(cur: Any, table: str, copy: str, rows: pa.Table) -> bool:
         return False
     cur.execute("RELEASE SAVEPOINT straight_copy")
     return True
-
-
-def _stored_rows(cur: Any, table: str, rows: pa.Table, key: Sequence[str]) -> pa.Array:
-    """For each row, whether its key is stored in the table: the batch's keys (with their row
-    numbers) COPYed into a temp table and anti-joined by the database, which returns the
-    numbers of the rows it holds already."""
-    keys = ", ".join(key)
-    cur.execute(
-        f"CREATE TEMP TABLE incoming_keys ON COMMIT DROP AS "
-        f"SELECT {keys}, 0::bigint AS row_no FROM {table} WITH NO DATA"
-    )
-    numbered = rows.select(list(key)).append_column("row_no", pa.array(range(rows.num_rows)))
-    _copy_csv(cur, "COPY incoming_keys FROM STDIN WITH (FORMAT csv, HEADER)", numbered)
-    cur.execute(
-        f"SELECT i.row_no FROM incoming_keys AS i "
-        f"WHERE EXISTS (SELECT FROM {table} AS t WHERE {_same_key(key)})"
-    )
-    found = pa.array([n for (n,) in cur.fetchall()], pa.int64())
-    cur.execute("DROP TABLE incoming_keys")
-    stored = pc.is_in(pa.array(range(rows.num_rows), pa.int64()), value_set=found)
-    return stored
-
-
-def _same_key(key: Sequence[str]) -> str:
-    return " AND ".join(f"t.{c} = i.{c}" for c in key)
 
 
 def _copy_csv(cur: Any, copy: str, rows: pa.Table) -> None:

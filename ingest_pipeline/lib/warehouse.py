@@ -170,7 +170,7 @@ class Warehouse:
         statement = _upsert_statement(table, rows, compare, not_older_than, on_conflict)
         if statement is not None:
             with self.connect() as con:
-                self.sql_dialect.insert_select(con, table.qualified, *statement, table.key)
+                self.sql_dialect.insert_select(con, table.qualified, *statement)
 
 
 class Writer(Protocol):
@@ -220,9 +220,7 @@ class Transaction:
         """`Warehouse.upsert`, in this transaction."""
         statement = _upsert_statement(table, rows, compare, not_older_than, on_conflict)
         if statement is not None:
-            self.warehouse.sql_dialect.insert_select(
-                self.con, table.qualified, *statement, table.key
-            )
+            self.warehouse.sql_dialect.insert_select(self.con, table.qualified, *statement)
 
 
 @contextlib.contextmanager
