@@ -458,7 +458,7 @@ class _CsvSlices(io.RawIOBase):
 # The block `PostgresDialect.stream_arrow` reads its COPY output in. With 8 MiB blocks Arrow's CSV
 # reader peaked at about the size of the whole result above its start (a 210 MB file: +250 MB,
 # 120 MB: +190 MB, 60 MB: +130 MB; any allocator), so the normalize step's memory grew with the
-# raw load; with 1 MiB blocks it stays flat (+80 to +95 MB for all three).
+# raw load; with 1 MiB blocks it stays flat (+70 to +85 MB for all three).
 CSV_READ_BLOCK = 1 << 20
 
 # How long `DuckDBDialect.held_open` keeps the file between turns.
