@@ -11,6 +11,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from ingest_pipeline.domain.entities import (
@@ -20,8 +21,10 @@ from ingest_pipeline.domain.entities import (
     UPLOADS,
     init_warehouse,
 )
+from ingest_pipeline.lib import dialects
 from ingest_pipeline.lib.dialects import CSV_SLICE_ROWS, DIRECT_COPY_ROWS
 from ingest_pipeline.lib.warehouse import Warehouse
+from ingest_pipeline.sandbox.postgres import throwaway_database
 
 pytestmark = pytest.mark.integration
 
@@ -327,3 +330,20 @@ def test_a_batch_of_several_csv_slices_is_stored_exactly(warehouse):
         warehouse.upsert(ITEMS, rows(load))
     stored = warehouse.fetch_all(f"SELECT external_id, title, author FROM {ITEMS.qualified}")
     assert sorted(stored) == sorted((r["external_id"], r["title"], r["author"]) for r in rows("1"))
+
+
+def test_arrow_batches_of_a_postgres_query_are_whole_batches_in_order(monkeypatch):
+    """PostgreSQL reads a query's COPY output in small blocks (CSV_READ_BLOCK: memory flat
+    whatever the result's size) and gathers them into tables of `batch_size` rows: every row
+    once, in order, typed; the last table the rest."""
+    monkeypatch.setattr(dialects, "CSV_READ_BLOCK", 4096)  # many blocks a batch
+    with throwaway_database("ingest_test") as url:
+        warehouse = Warehouse(url)
+        warehouse.execute(
+            "CREATE TABLE t AS SELECT n::bigint AS n, 'row ' || n AS label "
+            "FROM generate_series(1, 25000) AS n"
+        )
+        tables = list(warehouse.iter_arrow_batches("SELECT * FROM t ORDER BY n", 10_000))
+    assert [t.num_rows for t in tables] == [10_000, 10_000, 5_000]
+    assert pa.concat_tables(tables).column("n").to_pylist() == list(range(1, 25_001))
+    assert tables[2].column("label")[-1].as_py() == "row 25000"
