@@ -127,14 +127,23 @@ def csv_instance(folder: Path | str, name: str = "catalog", **options: Any) -> d
     return catalog_csv_instance(folder, name, **options)
 
 
+@pytest.fixture(scope="session")
+def s3_emulator() -> Iterator[S3Emulator]:
+    """One S3 emulator process for the session (for each xdist worker): starting moto's server
+    takes seconds, resetting it a tenth of one."""
+    with S3Emulator() as emulator:
+        yield emulator
+
+
 @pytest.fixture
-def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A real S3 emulator (moto's server mode) over HTTP on a free loopback port."""
+def s3_endpoint(s3_emulator: S3Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A real S3 emulator (moto's server mode) over HTTP on a free loopback port, empty: the
+    session's emulator reset (moto's own `/moto-api/reset`: no bucket, no object) for the test."""
     for name, value in EMULATOR_CREDENTIALS.items():
         monkeypatch.setenv(name, value)
-    with S3Emulator() as emulator:
-        monkeypatch.setenv("INGEST_S3_ENDPOINT_URL", emulator.endpoint_url)
-        yield emulator.endpoint_url
+    s3_emulator.reset()
+    monkeypatch.setenv("INGEST_S3_ENDPOINT_URL", s3_emulator.endpoint_url)
+    yield s3_emulator.endpoint_url
 
 
 @pytest.fixture

@@ -56,19 +56,28 @@ def test_same_second_bookkeeping_on_synthetic_listings():
     assert cursor.seen_in_last_second == {run_key(o) for o in objects}
 
 
-def test_ten_thousand_waiting_objects_are_taken_in_bounded_ticks_and_batches(bucket):
+# A backlog of several listing pages (S3 lists 1,000 keys a page) with many objects in each
+# second: 2,000 objects taken at most 800 a tick, in batches of at most 100. The test's earlier
+# 10,000 at 4,000 and 500 scaled down by five: the same pages, ticks cut inside a second and
+# batches (10,000 puts and four listings of them took 1-3 minutes on two loaded cores).
+BACKLOG, PER_TICK, PER_BATCH = 2_000, 800, 100
+
+
+def test_a_backlog_of_waiting_objects_is_taken_in_bounded_ticks_and_batches(bucket):
     def put(n: int) -> None:
         bucket.put_object(Bucket="landing", Key=f"logs/acme/{n:05d}.log", Body=b"x")
 
     with ThreadPoolExecutor(max_workers=16) as pool:
-        list(pool.map(put, range(10_000)))
+        list(pool.map(put, range(BACKLOG)))
     cursor, taken_all, ticks = LandingCursor(), [], 0
     while True:
-        taken, cursor = tick(bucket, cursor, limit=4_000)
+        taken, cursor = tick(bucket, cursor, limit=PER_TICK)
         if not taken:
             break
         ticks += 1
         taken_all += taken
-        assert all(len(b) <= 500 for b in batched([{"Key": k} for k in taken], 500))
-    assert ticks == 3  # 4,000 + 4,000 + 2,000
-    assert len(taken_all) == len(set(taken_all)) == 10_000
+        assert len(taken) <= PER_TICK
+        batches = list(batched([{"Key": k} for k in taken], PER_BATCH))
+        assert all(len(b) <= PER_BATCH for b in batches) and sum(map(len, batches)) == len(taken)
+    assert ticks == 3  # 800 + 800 + 400
+    assert len(taken_all) == len(set(taken_all)) == BACKLOG

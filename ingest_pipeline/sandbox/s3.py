@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import boto3
+import requests
 
 from ingest_pipeline.lib.ports import free_port
 
@@ -56,6 +57,11 @@ class S3Emulator:
                     message = f"the S3 emulator did not start on {self.endpoint_url}"
                     raise RuntimeError(message) from exc
                 time.sleep(0.2)
+
+    def reset(self) -> None:
+        """Every bucket and object gone, as on a new emulator (moto's reset endpoint)."""
+        answer = requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=30)
+        answer.raise_for_status()
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
