@@ -573,17 +573,18 @@ def _ndjson_in_bulk(
     numbers: list[pa.Array] = []
     lines = chars = 0
     judging: deque[Future[tuple[list[pa.Table | Rejected], int, int]]] = deque()
-    in_bulk = [True]
+    in_bulk = True
     with ThreadPoolExecutor(BULK_THREADS, thread_name_prefix="landing-bulk") as pool:
 
         def judge() -> None:
-            group = (kind, pa.concat_arrays(texts), pa.concat_arrays(numbers), base, in_bulk[0])
+            group = (kind, pa.concat_arrays(texts), pa.concat_arrays(numbers), base, in_bulk)
             judging.append(pool.submit(_lines_in_bulk, *group))
 
         def judged() -> list[pa.Table | Rejected]:
+            nonlocal in_bulk
             results, by_record, count = judging.popleft().result()
             if count >= GIVE_UP_LINES and by_record >= GIVE_UP_SHARE * count:
-                in_bulk[0] = False  # this object's lines are not Arrow's: stop paying for both
+                in_bulk = False  # this object's lines are not Arrow's: stop paying for both
             return results
 
         try:
@@ -625,21 +626,14 @@ def _lines_in_bulk(
     kind: _BulkKind, lines: pa.Array, numbers: pa.Array, base: Row, in_bulk: bool = True
 ) -> tuple[list[pa.Table | Rejected], int, int]:
     """The rows (one table, in line order) and rejects of these lines, how many lines went by
-    the record path and how many there were: each line the bulk path is sure of settled at once, every other one by
-    the record path (all of them when not `in_bulk`)."""
+    the record path and how many there were: each line the bulk path is sure of settled at
+    once, every other one by the record path (all of them when not `in_bulk`)."""
     results: list[pa.Table | Rejected] = []
     trimmed = pc.utf8_trim(lines, characters=ASCII_WHITESPACE)
-    # An object on its line (nothing after it, nothing before), not long: a candidate. Depth is
-    # judged on what Arrow parses (`_nesting`).
-    candidate = pc.and_(
-        pc.and_(pc.starts_with(trimmed, "{"), pc.ends_with(trimmed, "}")),
-        pc.less_equal(pc.binary_length(trimmed), BULK_LINE_CHARS),
-    )
-    if kind.unread_fields == "ignore":  # Arrow skips them: depth by json_too_deep's first rule
-        brackets = pc.count_substring_regex(trimmed, r"[\[{]")
-        candidate = pc.and_(candidate, pc.less_equal(brackets, MAX_JSON_DEPTH))
     if not in_bulk or unstorable_text(base) is not None:  # the record path says why
         candidate = pa.array([False] * len(lines), pa.bool_())
+    else:
+        candidate = _bulk_candidates(kind, trimmed)
     positions = pa.array(range(len(lines)), pa.int64()).filter(candidate)
     settled: list[pa.Table] = []
     record: list[pa.Array] = [pc.indices_nonzero(pc.invert(candidate)).cast(pa.int64())]
@@ -671,6 +665,20 @@ def _lines_in_bulk(
         table = pa.concat_tables(settled)
         results.append(table.take(pc.sort_indices(table[_ORDER])).drop_columns([_ORDER]))
     return results, by_record, len(lines)
+
+
+def _bulk_candidates(kind: _BulkKind, trimmed: pa.Array) -> pa.Array:
+    """An object on its line (nothing after it, nothing before), not long: a candidate. Depth is
+    judged on what Arrow parses (`_nesting`), or where Arrow skips the members it does not read
+    by json_too_deep's first rule (its brackets counted)."""
+    candidate = pc.and_(
+        pc.and_(pc.starts_with(trimmed, "{"), pc.ends_with(trimmed, "}")),
+        pc.less_equal(pc.binary_length(trimmed), BULK_LINE_CHARS),
+    )
+    if kind.unread_fields == "ignore":
+        brackets = pc.count_substring_regex(trimmed, r"[\[{]")
+        candidate = pc.and_(candidate, pc.less_equal(brackets, MAX_JSON_DEPTH))
+    return candidate
 
 
 def _parsed_groups(
